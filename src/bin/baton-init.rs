@@ -1,0 +1,13 @@
+//! The static `/init`: the kernel runs it as PID 1 from the initramfs.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // Run by hand on a live system, the boot would mount over /proc and /dev and try to
+    // switch roots: refuse before doing anything.
+    if std::process::id() != 1 {
+        eprintln!("baton-init: this is the initramfs /init and must run as PID 1; see `baton build`");
+        return ExitCode::from(2);
+    }
+    baton::boot::run()
+}

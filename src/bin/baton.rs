@@ -1,0 +1,16 @@
+//! `baton`, the host tool: `baton build` bakes the init into an initramfs image, `baton
+//! inspect` lists any image. Arguments are parsed into options with no I/O (see
+//! `baton::cli`); this file only runs them and turns errors into exit code 1.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match baton::cli::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("baton: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

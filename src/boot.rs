@@ -1,0 +1,157 @@
+//! The init's whole job, in order. Each step takes what the previous one produced; any error
+//! goes to the one emergency path, and after a rescue shell the boot is simply tried again
+//! (every step is safe to repeat).
+
+use crate::cmdline::{self, BootParams};
+use crate::emergency::{self, Action};
+use crate::kmsg::{self, DevkmsgSetting};
+use crate::manifest::{self, Manifest};
+use crate::modules::load;
+use crate::mounts::{self, is_mount_point, EARLY_MOUNTS};
+use crate::root;
+use crate::switch;
+use anyhow::{Context, Result};
+use std::convert::Infallible;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where the real root is mounted before it becomes `/`.
+pub const NEW_ROOT: &str = "/sysroot";
+
+/// What the emergency path needs to know, filled in as the boot learns it.
+#[derive(Default)]
+struct Known {
+    action: Option<Action>,
+    shell: Option<String>,
+}
+
+/// Runs the boot; never returns.
+pub fn run() -> ! {
+    kmsg::install();
+    let mut known = Known::default();
+    loop {
+        let error = match boot(&mut known) {
+            Ok(never) => match never {},
+            Err(error) => error,
+        };
+        let action = known.action.unwrap_or(Action::default_for(known.shell.is_some()));
+        emergency::handle(&error, action, known.shell.as_deref());
+        log::info!("rescue shell exited; trying the boot again");
+    }
+}
+
+fn boot(known: &mut Known) -> Result<Infallible> {
+    mounts::mount_early(&EARLY_MOUNTS)?;
+    if let Ok(printk) = std::fs::read_to_string("/proc/sys/kernel/printk") {
+        kmsg::set_console_level(&printk);
+    }
+    let devkmsg = DevkmsgSetting::enable();
+    log::info!("baton {} started at {} s after boot", env!("CARGO_PKG_VERSION"), uptime());
+
+    let manifest = read_manifest()?;
+    known.shell = manifest.shell.clone().filter(|s| Path::new(s).exists());
+
+    let params = read_params()?;
+    known.action = params.emergency;
+    for warning in &params.warnings {
+        log::warn!("{warning}");
+    }
+
+    load_modules(&manifest, &params);
+
+    mount_new_root(&params)?;
+    let init = switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?;
+    log::info!("switching to {NEW_ROOT}, then running {init}");
+    let switched = switch::switch_root(Path::new(NEW_ROOT))?;
+    match &switched.removal {
+        Some(removal) => {
+            log::info!("freed the initramfs: {} entries removed", removal.removed);
+            if let Some(first) = &removal.first_error {
+                log::warn!("could not remove everything from the initramfs, first failure: {first}");
+            }
+        }
+        None => log::warn!("the old root was not emptied"),
+    }
+    switch::reopen_console()?;
+    devkmsg.restore();
+    log::info!("running {init} at {} s after boot", uptime());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    switch::exec_init(&init, &args, &env)
+}
+
+fn read_manifest() -> Result<Manifest> {
+    let path = format!("/{}", manifest::PATH);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Manifest::parse(&text).map_err(anyhow::Error::msg).with_context(|| format!("failed to read {path}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::warn!("{path} is missing: no modules to load");
+            Ok(Manifest::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("failed to read {path}")),
+    }
+}
+
+fn read_params() -> Result<BootParams> {
+    let line = std::fs::read_to_string("/proc/cmdline").context("failed to read /proc/cmdline")?;
+    let defaults = std::fs::read_to_string(format!("/{}", manifest::DEFAULTS_PATH)).unwrap_or_default();
+    Ok(cmdline::parse_with_defaults(&cmdline::strip_comments(&defaults), line.trim_end()))
+}
+
+fn load_modules(manifest: &Manifest, params: &BootParams) {
+    if manifest.modules.is_empty() {
+        return;
+    }
+    let with_params: Vec<(String, String)> = manifest
+        .modules
+        .iter()
+        .map(|path| {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let name = name.split('.').next().unwrap_or(name);
+            (path.clone(), params.module_params(name))
+        })
+        .collect();
+    let failures = load::load_all(&with_params);
+    log::info!(
+        "loaded {} of {} modules",
+        manifest.modules.len() - failures.len(),
+        manifest.modules.len()
+    );
+}
+
+fn mount_new_root(params: &BootParams) -> Result<()> {
+    let target = Path::new(NEW_ROOT);
+    if is_mount_point(target) {
+        log::info!("{NEW_ROOT} is already mounted, using it");
+        return Ok(());
+    }
+    let value = params
+        .root
+        .as_deref()
+        .context("no root= on the kernel command line: nothing to boot (add root=/dev/NAME)")?;
+    let spec = root::parse_root(value).map_err(anyhow::Error::msg)?;
+    let limit = params.wait.limit_secs().map(|s| Duration::from_secs(u64::from(s)));
+    let device = root::wait_for_device(&spec, limit)?;
+    let fstypes = if params.rootfstype.is_empty() {
+        let known = std::fs::read_to_string("/proc/filesystems").context("failed to read /proc/filesystems")?;
+        root::block_filesystems(&known)
+    } else {
+        params.rootfstype.clone()
+    };
+    let (fstype, read_only) =
+        root::mount_root(&device, target, &fstypes, params.read_only, params.rootflags.as_deref())?;
+    log::info!(
+        "mounted root {} ({fstype}, {}) on {NEW_ROOT}",
+        device.display(),
+        if read_only { "ro" } else { "rw" }
+    );
+    Ok(())
+}
+
+/// Seconds since boot, from /proc/uptime, for the log.
+fn uptime() -> String {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}

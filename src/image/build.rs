@@ -1,0 +1,249 @@
+//! `baton build`: turns options into an image file. Resolves everything it can now (module
+//! order, decompression, the rescue shell) and writes the manifest the init reads at boot.
+
+use super::compress::{compress, Compression};
+use super::entry::{Body, Entry, Image};
+use super::{newc, skeleton};
+use crate::elf::Elf;
+use crate::manifest::{self, Manifest};
+use crate::modules::{order, tree::ModuleTree};
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Everything `baton build` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOptions {
+    pub output: PathBuf,
+    pub modules_dir: Option<PathBuf>,
+    pub modules: Vec<String>,
+    /// (source on the host, destination in the image)
+    pub includes: Vec<(PathBuf, String)>,
+    pub shell: Option<PathBuf>,
+    pub compression: Compression,
+    pub init: Option<PathBuf>,
+    /// Timestamp for every entry (`SOURCE_DATE_EPOCH`, else 0).
+    pub mtime: u32,
+}
+
+/// What was built, for the summary line.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub bytes: u64,
+    pub entries: usize,
+    pub modules: Vec<String>,
+    pub init: PathBuf,
+}
+
+/// Where the rescue shell goes in the image.
+const SHELL_PATH: &str = "bin/sh";
+
+pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+    let init = find_init(opts.init.as_deref())?;
+    let mut image = skeleton::default_image().map_err(anyhow::Error::msg)?;
+    let mut manifest = Manifest::default();
+
+    let init_bytes = read_static_program(&init, "init")?;
+    image.insert("init", Entry::file(0o755, init_bytes))?;
+
+    let modules = add_modules(&mut image, &mut manifest, opts)?;
+
+    if let Some(shell) = &opts.shell {
+        add_shell(&mut image, shell)?;
+        manifest.shell = Some(format!("/{SHELL_PATH}"));
+    }
+
+    for (src, dest) in &opts.includes {
+        add_include(&mut image, src, dest)
+            .with_context(|| format!("failed to include {} as {dest}", src.display()))?;
+    }
+
+    // Written last so --include cannot replace it by accident.
+    image.insert(manifest::PATH, Entry::file(0o644, manifest.render().into_bytes()))?;
+
+    let archive = newc::write(&image, opts.mtime).context("failed to write the cpio archive")?;
+    let packed = compress(&archive, opts.compression)
+        .with_context(|| format!("failed to compress the image with {}", opts.compression.name()))?;
+    write_atomically(&opts.output, &packed)?;
+    Ok(BuildReport {
+        bytes: packed.len() as u64,
+        entries: image.len(),
+        modules,
+        init,
+    })
+}
+
+/// Finds the static init: `--init`, `$BATON_INIT`, or next to this program in the layouts
+/// `scripts/build` (cargo's target directory) and an installation produce.
+pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(path) = std::env::var_os("BATON_INIT") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("failed to find this program's own path")?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidates = [
+        dir.join("baton-init"),
+        dir.join("../x86_64-unknown-linux-musl/release/baton-init"),
+        dir.join("../../x86_64-unknown-linux-musl/release/baton-init"),
+        dir.join("../lib/baton/baton-init"),
+    ];
+    for candidate in &candidates {
+        if candidate.is_file() {
+            return Ok(candidate.clone());
+        }
+    }
+    bail!(
+        "cannot find the static init (baton-init): looked in {}; run scripts/build, or pass --init PATH",
+        candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Reads a program that must run inside the initramfs, where there is no dynamic loader.
+fn read_static_program(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let bytes = fs::read(path).with_context(|| format!("failed to read {what} {}", path.display()))?;
+    let elf = Elf::parse(&bytes).with_context(|| format!("{what} {} is not a program", path.display()))?;
+    if elf
+        .needs_interpreter()
+        .with_context(|| format!("failed to read {what} {}", path.display()))?
+    {
+        bail!(
+            "{what} {} is dynamically linked; an initramfs has no shared libraries, use a static build",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
+fn add_modules(image: &mut Image, manifest: &mut Manifest, opts: &BuildOptions) -> Result<Vec<String>> {
+    let Some(dir) = &opts.modules_dir else {
+        if let Some(first) = opts.modules.first() {
+            bail!("--module {first} needs --modules-dir");
+        }
+        return Ok(Vec::new());
+    };
+    let mut tree = ModuleTree::open(dir)?;
+    let release = tree
+        .kernel_release()
+        .context("the modules directory has no usable name (expected .../lib/modules/KVER)")?;
+    let resolved = order::resolve(&mut tree, &opts.modules)?;
+    for name in &resolved.modules {
+        let rel = tree
+            .relative_path(name)
+            .with_context(|| format!("module {name} has no file"))?
+            .to_string_lossy()
+            .into_owned();
+        // Stored uncompressed: the kernel can only decompress modules itself when built with
+        // MODULE_DECOMPRESS, and the image is compressed as a whole anyway.
+        let stem = rel
+            .strip_suffix(".xz")
+            .or_else(|| rel.strip_suffix(".zst"))
+            .or_else(|| rel.strip_suffix(".gz"))
+            .unwrap_or(&rel);
+        let dest = format!("lib/modules/{release}/{stem}");
+        let data = tree.read_module(name)?;
+        image.insert(&dest, Entry::file(0o644, data))?;
+        manifest.modules.push(format!("/{dest}"));
+    }
+    Ok(resolved.modules)
+}
+
+fn add_shell(image: &mut Image, shell: &Path) -> Result<()> {
+    let bytes = read_static_program(shell, "shell")?;
+    // busybox decides what to be by argv[0]: as /bin/sh it is the shell, and the other
+    // applets stay reachable as `busybox ls` or after `busybox --install -s`.
+    let is_busybox = bytes.windows(9).any(|w| w == b"BusyBox v");
+    if is_busybox {
+        image.insert("bin/busybox", Entry::file(0o755, bytes))?;
+        image.insert(SHELL_PATH, Entry::symlink("busybox"))?;
+    } else {
+        image.insert(SHELL_PATH, Entry::file(0o755, bytes))?;
+    }
+    Ok(())
+}
+
+/// Adds a file, a symlink or a whole directory tree. Owners become root: the image must not
+/// depend on who built it.
+fn add_include(image: &mut Image, src: &Path, dest: &str) -> Result<()> {
+    let meta = fs::symlink_metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        let target = fs::read_link(src)?;
+        image.insert(dest, Entry::symlink(&target.to_string_lossy()))?;
+    } else if kind.is_file() {
+        let data = fs::read(src).with_context(|| format!("failed to read {}", src.display()))?;
+        image.insert(dest, Entry::file(mode, data))?;
+    } else if kind.is_dir() {
+        image.insert(dest, Entry::dir(mode))?;
+        let mut children: Vec<_> = fs::read_dir(src)?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("failed to list {}", src.display()))?;
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let name = child.file_name();
+            let child_dest = format!("{}/{}", dest.trim_end_matches('/'), name.to_string_lossy());
+            add_include(image, &child.path(), &child_dest)?;
+        }
+    } else {
+        use std::os::unix::fs::FileTypeExt;
+        let rdev = meta.rdev();
+        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+        let body = if kind.is_char_device() {
+            Body::CharDevice { major, minor }
+        } else if kind.is_block_device() {
+            Body::BlockDevice { major, minor }
+        } else if kind.is_fifo() {
+            Body::Fifo
+        } else {
+            bail!("{} is a socket; it cannot go into an image", src.display());
+        };
+        image.insert(dest, Entry { mode, uid: 0, gid: 0, body })?;
+    }
+    Ok(())
+}
+
+/// Writes to a temporary file beside `path` and renames it into place, so a failed build
+/// never leaves a half-written image where a boot script expects a good one.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("output {} is not a file name", path.display()))?;
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .with_context(|| format!("failed to create {}", tmp.display()))?;
+        file.write_all(data).with_context(|| format!("failed to write {}", tmp.display()))?;
+        file.sync_all().with_context(|| format!("failed to write {}", tmp.display()))?;
+        fs::rename(&tmp, path).with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org), else 0.
+pub fn mtime_from_env() -> Result<u32> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u32>()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds that fits newc's 32-bit mtime")),
+        _ => Ok(0),
+    }
+}

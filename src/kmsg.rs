@@ -1,0 +1,157 @@
+//! A `log` backend writing to the kernel ring buffer through /dev/kmsg, so `dmesg` on the
+//! booted system shows what baton did, with each line's level (Documentation/ABI/testing/
+//! dev-kmsg). The device is opened lazily: the image ships a /dev/kmsg node so logging works
+//! from the first instruction, and devtmpfs replaces it later with the same device.
+//!
+//! Errors must reach a human even when the kernel hides them (`loglevel=0`, or `quiet` with
+//! a low console level): those are also written to the console directly, but only when the
+//! kernel would not print them itself, so nothing appears twice.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// Longest message body; the kernel rejects records over about 1 KiB with EINVAL.
+const MAX_MESSAGE: usize = 900;
+const UNKNOWN: u8 = u8::MAX;
+
+pub struct KmsgLogger {
+    kmsg: Mutex<Option<File>>,
+    /// The kernel's console_loglevel: records with a level below it reach the console.
+    console_level: AtomicU8,
+}
+
+static LOGGER: KmsgLogger = KmsgLogger {
+    kmsg: Mutex::new(None),
+    console_level: AtomicU8::new(UNKNOWN),
+};
+
+/// Installs the logger. Safe to call more than once.
+pub fn install() {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Debug);
+}
+
+/// syslog priorities as /dev/kmsg takes them (`<3>` is KERN_ERR).
+fn priority(level: log::Level) -> u8 {
+    match level {
+        log::Level::Error => 3,
+        log::Level::Warn => 4,
+        log::Level::Info => 6,
+        log::Level::Debug | log::Level::Trace => 7,
+    }
+}
+
+/// Tells the logger the console log level, from the first field of /proc/sys/kernel/printk.
+pub fn set_console_level(text: &str) {
+    if let Some(level) = text.split_whitespace().next().and_then(|f| f.parse::<u8>().ok()) {
+        LOGGER.console_level.store(level, Ordering::Relaxed);
+    }
+}
+
+/// Cuts a message to what one kmsg record holds, at a character boundary.
+fn truncate(message: &str) -> &str {
+    if message.len() <= MAX_MESSAGE {
+        return message;
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    message.get(..end).unwrap_or_default()
+}
+
+impl KmsgLogger {
+    fn write_kmsg(&self, prio: u8, message: &str) -> bool {
+        let Ok(mut guard) = self.kmsg.lock() else {
+            return false;
+        };
+        if guard.is_none() {
+            *guard = OpenOptions::new().write(true).open("/dev/kmsg").ok();
+        }
+        let Some(file) = guard.as_mut() else {
+            return false;
+        };
+        // One write is one record: format it whole first. Multi-line messages become one
+        // record per line, or the kernel would keep only the first.
+        let mut ok = true;
+        for line in message.lines() {
+            let record = format!("<{prio}>baton: {}\n", truncate(line));
+            ok &= file.write_all(record.as_bytes()).is_ok();
+        }
+        ok
+    }
+}
+
+impl log::Log for KmsgLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let prio = priority(record.level());
+        let message = record.args().to_string();
+        let logged = self.write_kmsg(prio, &message);
+        let console = self.console_level.load(Ordering::Relaxed);
+        let kernel_shows_it = console != UNKNOWN && prio < console;
+        let important = record.level() <= log::Level::Warn;
+        if !logged || (important && !kernel_shows_it && console != UNKNOWN) {
+            let label = match record.level() {
+                log::Level::Error => "error: ",
+                log::Level::Warn => "warning: ",
+                _ => "",
+            };
+            let _ = writeln!(std::io::stderr(), "baton: {label}{message}");
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// `printk_devkmsg`: by default the kernel drops /dev/kmsg writes past 10 in 5 s. baton
+/// turns that limit off while it runs and puts the old setting back before the real init
+/// starts, which then decides for itself.
+pub struct DevkmsgSetting {
+    previous: Option<String>,
+}
+
+const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
+
+impl DevkmsgSetting {
+    /// Sets `on`. Fails quietly if the setting is locked by `printk.devkmsg=` on the
+    /// command line (the kernel then refuses writes), which is the user's choice.
+    pub fn enable() -> DevkmsgSetting {
+        let previous = std::fs::read_to_string(DEVKMSG).ok().map(|s| s.trim().to_owned());
+        if previous.as_deref() != Some("on") {
+            let _ = std::fs::write(DEVKMSG, "on");
+        }
+        DevkmsgSetting { previous }
+    }
+
+    pub fn restore(&self) {
+        if let Some(previous) = self.previous.as_deref().filter(|p| *p != "on") {
+            let _ = std::fs::write(DEVKMSG, previous);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_char_boundaries() {
+        let long = "é".repeat(1000);
+        let cut = truncate(&long);
+        assert!(cut.len() <= MAX_MESSAGE);
+        assert!(cut.chars().all(|c| c == 'é'));
+        assert_eq!(truncate("short"), "short");
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(priority(log::Level::Error), 3);
+        assert_eq!(priority(log::Level::Info), 6);
+    }
+}

@@ -1,0 +1,28 @@
+//! baton: a static `/init` for Linux initramfs images, and the tool that bakes it into one.
+//!
+//! The init (`src/bin/baton-init.rs`) and the host tool (`src/bin/baton.rs`) share this
+//! library, so the image layout, the manifest and the command-line grammar cannot disagree.
+//! Modules behind the `host` feature never reach the static init.
+
+// The init runs as PID 1: a panic is a kernel panic with no message. Code here handles every
+// failure as a value instead (tests may unwrap).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::exit)
+)]
+
+pub mod boot;
+pub mod cmdline;
+pub mod elf;
+pub mod emergency;
+pub mod image;
+pub mod kmsg;
+pub mod manifest;
+pub mod modules;
+pub mod mounts;
+pub mod rmrf;
+pub mod root;
+pub mod switch;
+
+#[cfg(feature = "host")]
+pub mod cli;

@@ -1,0 +1,9 @@
+//! Kernel modules: what a module says about itself, which order to load a set in (both
+//! decided at build time), and loading them at boot.
+
+pub mod glob;
+pub mod load;
+pub mod modinfo;
+pub mod order;
+#[cfg(feature = "host")]
+pub mod tree;

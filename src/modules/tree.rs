@@ -1,0 +1,180 @@
+//! A kernel's modules directory on the build host (`/lib/modules/KVER`, or the same tree
+//! extracted from a kernel package): finds module files by name, reads their `.modinfo`,
+//! and knows what `modules.builtin` says is compiled in.
+
+use super::modinfo::{self, ModInfo};
+use super::order::{Catalog, Lookup};
+use crate::image::compress;
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// An indexed modules directory.
+pub struct ModuleTree {
+    root: PathBuf,
+    /// Module name -> path relative to `root`.
+    files: BTreeMap<String, PathBuf>,
+    builtin: BTreeSet<String>,
+    infos: BTreeMap<String, ModInfo>,
+    /// Alias pattern -> module, built on first use: reading every module's `.modinfo`
+    /// costs a second or so, and most builds never need it.
+    aliases: Option<Vec<(String, String)>>,
+}
+
+impl ModuleTree {
+    pub fn open(root: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(root)
+            .with_context(|| format!("failed to open modules directory {}", root.display()))?;
+        if !meta.is_dir() {
+            anyhow::bail!("modules directory {} is not a directory", root.display());
+        }
+        let mut files = BTreeMap::new();
+        let mut found = Vec::new();
+        walk(root, Path::new(""), &mut found)?;
+        // depmod's default search order puts updates/ ahead of the kernel's own modules; a
+        // sorted walk makes the choice among the rest reproducible.
+        found.sort_by_key(|rel: &PathBuf| (!rel.starts_with("updates"), rel.clone()));
+        for rel in found {
+            let Some(name) = rel
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(modinfo::name_from_file)
+            else {
+                continue;
+            };
+            files.entry(name).or_insert(rel);
+        }
+        let builtin = read_builtin(&root.join("modules.builtin"))?;
+        Ok(ModuleTree {
+            root: root.to_owned(),
+            files,
+            builtin,
+            infos: BTreeMap::new(),
+            aliases: None,
+        })
+    }
+
+    /// The kernel release this tree belongs to: its directory name.
+    pub fn kernel_release(&self) -> Option<String> {
+        self.root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+    }
+
+    /// Path of the module relative to the tree.
+    pub fn relative_path(&self, module: &str) -> Option<&Path> {
+        self.files.get(module).map(PathBuf::as_path)
+    }
+
+    /// The module's ELF bytes, decompressed if its file is compressed.
+    pub fn read_module(&self, module: &str) -> Result<Vec<u8>> {
+        let rel = self
+            .files
+            .get(module)
+            .with_context(|| format!("module {module} not found"))?;
+        let path = self.root.join(rel);
+        let raw = std::fs::read(&path)
+            .with_context(|| format!("failed to read module {}", path.display()))?;
+        compress::decompress_module(&path, raw)
+            .with_context(|| format!("failed to decompress module {}", path.display()))
+    }
+
+    fn alias_index(&mut self) -> Result<&[(String, String)]> {
+        if self.aliases.is_none() {
+            let mut index = Vec::new();
+            let names: Vec<String> = self.files.keys().cloned().collect();
+            for name in names {
+                for alias in self.info(&name)?.aliases {
+                    index.push((alias, name.clone()));
+                }
+            }
+            self.aliases = Some(index);
+        }
+        Ok(self.aliases.as_deref().unwrap_or_default())
+    }
+}
+
+impl Catalog for ModuleTree {
+    fn lookup(&mut self, name: &str) -> Result<Lookup> {
+        let normalized = modinfo::normalize(name);
+        if self.files.contains_key(&normalized) {
+            return Ok(Lookup::Modules(vec![normalized]));
+        }
+        if self.builtin.contains(&normalized) {
+            return Ok(Lookup::Builtin);
+        }
+        // Aliases are matched as written (modprobe only normalizes module names), and
+        // several modules may answer to one alias; modprobe loads each of them.
+        let mut modules: Vec<String> = self
+            .alias_index()?
+            .iter()
+            .filter(|(pattern, _)| super::glob::matches(pattern, name))
+            .map(|(_, module)| module.clone())
+            .collect();
+        modules.sort();
+        modules.dedup();
+        Ok(if modules.is_empty() {
+            Lookup::Missing
+        } else {
+            Lookup::Modules(modules)
+        })
+    }
+
+    fn info(&mut self, module: &str) -> Result<ModInfo> {
+        if let Some(info) = self.infos.get(module) {
+            return Ok(info.clone());
+        }
+        let bytes = self.read_module(module)?;
+        let info = modinfo::read(&bytes).with_context(|| format!("failed to read .modinfo of {module}"))?;
+        self.infos.insert(module.to_owned(), info.clone());
+        Ok(info)
+    }
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let dir = root.join(rel);
+    let entries =
+        std::fs::read_dir(&dir).with_context(|| format!("failed to list {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to list {}", dir.display()))?;
+        let kind = entry.file_type()?;
+        let child = rel.join(entry.file_name());
+        // Symlinks are not followed: /lib/modules/KVER/build points into kernel headers.
+        if kind.is_dir() {
+            walk(root, &child, out)?;
+        } else if kind.is_file() {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// `modules.builtin` lists paths like `kernel/fs/ext4/ext4.ko`, one per line.
+fn read_builtin(path: &Path) -> Result<BTreeSet<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(parse_builtin(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
+    }
+}
+
+pub fn parse_builtin(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|line| line.trim().rsplit('/').next())
+        .filter_map(modinfo::name_from_file)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_list() {
+        let set = parse_builtin("kernel/fs/ext4/ext4.ko\nkernel/drivers/virtio/virtio-pci.ko\n\n");
+        assert!(set.contains("ext4"));
+        assert!(set.contains("virtio_pci"));
+        assert_eq!(set.len(), 2);
+    }
+}

@@ -1,0 +1,124 @@
+//! Emptying the initramfs to give its memory back: the rootfs is never unmounted, so every
+//! file left in it stays in RAM for the life of the system.
+//!
+//! The rules that keep this from ever eating a disk (systemd's rm-rf.c works the same way):
+//! - only through a directory fd opened before the switch, never by path;
+//! - only when that directory is on ramfs or tmpfs (checked here, whatever the caller did);
+//! - never following symlinks (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`);
+//! - never entering another filesystem (`st_dev` must match the starting directory), so the
+//!   new root, /proc, /sys and /dev are left alone even if they are still mounted inside;
+//! - on an error, remember the first one and keep going.
+
+use anyhow::{bail, Result};
+use nix::dir::{Dir, Type};
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, FsType, TMPFS_MAGIC};
+use nix::unistd::{unlinkat, UnlinkatFlags};
+use std::ffi::{CStr, CString};
+use std::os::fd::AsFd;
+
+/// ramfs has no constant in nix or libc (include/uapi/linux/magic.h).
+pub const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
+
+/// What the removal did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removal {
+    pub removed: u64,
+    /// Directories left because another filesystem is mounted there, or entries that are on
+    /// another filesystem: not ours to delete.
+    pub skipped_mounts: u64,
+    /// The first error met, as "path: errno".
+    pub first_error: Option<String>,
+}
+
+/// Whether the directory is on ramfs or tmpfs, the only filesystems we empty.
+pub fn is_ram_filesystem<Fd: AsFd>(dir: Fd) -> Result<bool> {
+    let fs = fstatfs(dir)?;
+    Ok(fs.filesystem_type() == RAMFS_MAGIC || fs.filesystem_type() == TMPFS_MAGIC)
+}
+
+/// Removes everything below `dir` (not `dir` itself) that is on the same filesystem.
+/// Refuses outright if `dir` is not on ramfs or tmpfs.
+pub fn remove_children<Fd: AsFd>(dir: Fd) -> Result<Removal> {
+    let fs = fstatfs(&dir)?;
+    let kind = fs.filesystem_type();
+    if kind != RAMFS_MAGIC && kind != TMPFS_MAGIC {
+        bail!(
+            "refusing to delete: the directory is on a filesystem of type {:#x}, not ramfs or tmpfs",
+            kind.0
+        );
+    }
+    let device = fstat(&dir)?.st_dev;
+    let mut removal = Removal::default();
+    let start = nix::unistd::dup(&dir)?;
+    let mut top = Dir::from_fd(start)?;
+    remove_in(&mut top, device, "", &mut removal);
+    Ok(removal)
+}
+
+fn note_error(removal: &mut Removal, path: &str, errno: Errno) {
+    if removal.first_error.is_none() {
+        removal.first_error = Some(format!("{path}: {}", errno.desc()));
+    }
+}
+
+fn remove_in(dir: &mut Dir, device: u64, path: &str, removal: &mut Removal) {
+    // Read all names first: removing entries while a readdir is in progress may make it skip
+    // some on filesystems other than tmpfs.
+    let names: Vec<(CString, Option<Type>)> = dir
+        .iter()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let name = entry.file_name().to_bytes();
+            name != b"." && name != b".."
+        })
+        .map(|entry| (entry.file_name().to_owned(), entry.file_type()))
+        .collect();
+    for (name, _) in names {
+        let child = format!("{path}/{}", name.to_string_lossy());
+        remove_entry(dir, &name, device, &child, removal);
+    }
+}
+
+fn remove_entry(dir: &mut Dir, name: &CStr, device: u64, path: &str, removal: &mut Removal) {
+    let stat = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(errno) => return note_error(removal, path, errno),
+    };
+    if stat.st_dev != device {
+        removal.skipped_mounts += 1;
+        return;
+    }
+    let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    if is_dir {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        match Dir::openat(dir.as_fd(), name, flags, Mode::empty()) {
+            Ok(mut child) => {
+                // Check again on the opened directory: it could be a mount point whose
+                // root we only see now.
+                match fstat(child.as_fd()) {
+                    Ok(s) if s.st_dev == device => remove_in(&mut child, device, path, removal),
+                    Ok(_) => {
+                        removal.skipped_mounts += 1;
+                        return;
+                    }
+                    Err(errno) => return note_error(removal, path, errno),
+                }
+            }
+            Err(errno) => return note_error(removal, path, errno),
+        }
+        match unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir) {
+            Ok(()) => removal.removed += 1,
+            // A mount point inside (e.g. /sysroot before the move) cannot be removed.
+            Err(Errno::EBUSY) => removal.skipped_mounts += 1,
+            Err(errno) => note_error(removal, path, errno),
+        }
+    } else {
+        match unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => removal.removed += 1,
+            Err(errno) => note_error(removal, path, errno),
+        }
+    }
+}
