@@ -123,15 +123,16 @@ impl DevkmsgSetting {
     /// command line (the kernel then refuses writes), which is the user's choice.
     pub fn enable() -> DevkmsgSetting {
         let previous = std::fs::read_to_string(DEVKMSG).ok().map(|s| s.trim().to_owned());
+        // The kernel insists on the trailing newline (devkmsg_sysctl_set_loglvl()).
         if previous.as_deref() != Some("on") {
-            let _ = std::fs::write(DEVKMSG, "on");
+            let _ = std::fs::write(DEVKMSG, "on\n");
         }
         DevkmsgSetting { previous }
     }
 
     pub fn restore(&self) {
         if let Some(previous) = self.previous.as_deref().filter(|p| *p != "on") {
-            let _ = std::fs::write(DEVKMSG, previous);
+            let _ = std::fs::write(DEVKMSG, format!("{previous}\n"));
         }
     }
 }

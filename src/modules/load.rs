@@ -15,6 +15,8 @@ pub enum Outcome {
     Loaded(Duration),
     /// Already in the kernel (loaded earlier, or built in under another file name).
     AlreadyLoaded,
+    /// The driver found no device it supports (ENODEV): normal for a generic image.
+    NoDevice,
     Failed(String),
 }
 
@@ -31,11 +33,8 @@ pub fn load(path: &str, params: &str) -> Outcome {
     match finit_module(&file, &params, ModuleInitFlags::empty()) {
         Ok(()) => Outcome::Loaded(started.elapsed()),
         Err(Errno::EEXIST) => Outcome::AlreadyLoaded,
-        Err(errno) => Outcome::Failed(format!(
-            "failed to load module {path}: {} ({})",
-            errno.desc(),
-            errno
-        )),
+        Err(Errno::ENODEV) => Outcome::NoDevice,
+        Err(errno) => Outcome::Failed(format!("failed to load module {path}: {errno}")),
     }
 }
 
@@ -48,6 +47,7 @@ pub fn load_all(modules: &[(String, String)]) -> Vec<String> {
         match load(path, params) {
             Outcome::Loaded(took) => log::info!("loaded {} in {} ms", name_of(path), took.as_millis()),
             Outcome::AlreadyLoaded => log::info!("{} is already loaded", name_of(path)),
+            Outcome::NoDevice => log::info!("{}: no device for this driver (ENODEV)", name_of(path)),
             Outcome::Failed(why) => {
                 log::warn!("{why}");
                 failures.push(why);
