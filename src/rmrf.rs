@@ -94,6 +94,7 @@ fn remove_entry(dir: &mut Dir, name: &CStr, device: u64, path: &str, removal: &m
     let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
     if is_dir {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let skipped_before = removal.skipped_mounts;
         match Dir::openat(dir.as_fd(), name, flags, Mode::empty()) {
             Ok(mut child) => {
                 // Check again on the opened directory: it could be a mount point whose
@@ -108,6 +109,10 @@ fn remove_entry(dir: &mut Dir, name: &CStr, device: u64, path: &str, removal: &m
                 }
             }
             Err(errno) => return note_error(removal, path, errno),
+        }
+        // A directory that still holds a mount point cannot be empty: leave it quietly.
+        if removal.skipped_mounts > skipped_before {
+            return;
         }
         match unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir) {
             Ok(()) => removal.removed += 1,
