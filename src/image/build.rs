@@ -92,8 +92,16 @@ pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
         dir.join("../../x86_64-unknown-linux-musl/release/baton-init"),
         dir.join("../lib/baton/baton-init"),
     ];
+    // `cargo build` also leaves a dynamically linked baton-init beside this program; only a
+    // static one can be an initramfs /init.
+    let is_static = |path: &Path| {
+        fs::read(path)
+            .ok()
+            .and_then(|bytes| Elf::parse(&bytes).ok().and_then(|elf| elf.needs_interpreter().ok()))
+            == Some(false)
+    };
     for candidate in &candidates {
-        if candidate.is_file() {
+        if candidate.is_file() && is_static(candidate) {
             return Ok(candidate.clone());
         }
     }

@@ -1,0 +1,224 @@
+//! `baton build` and `baton inspect` as a user runs them: the binary in temporary
+//! directories. Needs the static init from scripts/build (found the way users' builds find
+//! it, next to the baton binary in cargo's target directory).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn baton() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn inspect(image: &Path) -> String {
+    String::from_utf8(run(baton().arg("inspect").arg(image)).stdout).unwrap()
+}
+
+/// The static init as scripts/build leaves it.
+fn init_binary() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
+    let path = exe
+        .parent()
+        .unwrap()
+        .join("../x86_64-unknown-linux-musl/release/baton-init");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build first",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn init_is_static_and_small() {
+    let init = init_binary();
+    let size = fs::metadata(&init).unwrap().len();
+    assert!(size <= 500 * 1000, "the init is {size} bytes, over 500 KB");
+    let bytes = fs::read(&init).unwrap();
+    let elf = baton::elf::Elf::parse(&bytes).unwrap();
+    assert!(!elf.needs_interpreter().unwrap(), "the init must be statically linked");
+}
+
+#[test]
+fn build_then_inspect_lists_everything() {
+    let dir = tmp("inspect");
+    let extra = dir.join("extra");
+    fs::create_dir_all(extra.join("sub")).unwrap();
+    fs::write(extra.join("sub/hello"), "hello").unwrap();
+    std::os::unix::fs::symlink("sub/hello", extra.join("link")).unwrap();
+    let image = dir.join("out.img");
+    run(baton()
+        .args(["build", "-o"])
+        .arg(&image)
+        .arg("--include")
+        .arg(format!("{}:/opt/extra", extra.display())));
+    let listing = inspect(&image);
+    for expected in [
+        "# archive 0 (gzip)",
+        "c0600          0 dev/console dev 5:1",
+        "d0755          0 sysroot",
+        "-0755 ",
+        " init\n",
+        "etc/baton/manifest",
+        "-0644          5 opt/extra/sub/hello",
+        "l0777          9 opt/extra/link -> sub/hello",
+    ] {
+        assert!(listing.contains(expected), "missing {expected:?} in\n{listing}");
+    }
+    let init_size = fs::metadata(init_binary()).unwrap().len();
+    assert!(listing.contains(&format!("{init_size:>10} init")), "{listing}");
+}
+
+#[test]
+fn builds_are_reproducible() {
+    let dir = tmp("repro");
+    for compression in ["gzip", "zstd", "xz", "lz4", "none"] {
+        let a = dir.join(format!("a.{compression}"));
+        let b = dir.join(format!("b.{compression}"));
+        for out in [&a, &b] {
+            run(baton()
+                .args(["build", "--compress", compression, "-o"])
+                .arg(out)
+                .env("SOURCE_DATE_EPOCH", "1700000000"));
+        }
+        assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap(), "{compression}");
+        assert!(inspect(&a).contains(&format!("# archive 0 ({compression})")));
+    }
+    // The timestamp is the only thing SOURCE_DATE_EPOCH changes.
+    let c = dir.join("c.none");
+    run(baton()
+        .args(["build", "--compress", "none", "-o"])
+        .arg(&c)
+        .env("SOURCE_DATE_EPOCH", "1"));
+    assert_ne!(fs::read(&c).unwrap(), fs::read(dir.join("a.none")).unwrap());
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_leaves_no_output() {
+    let dir = tmp("bad");
+    let out = dir.join("out.img");
+    let cases: Vec<Vec<String>> = vec![
+        vec!["build".into()],
+        vec!["build".into(), "--frobnicate".into()],
+        vec!["build".into(), "-o".into(), out.display().to_string(), "--compress".into(), "bzip2".into()],
+        vec!["build".into(), "-o".into(), out.display().to_string(), "--module".into(), "ext4".into()],
+        vec![
+            "build".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--modules-dir".into(),
+            dir.join("no-such-dir").display().to_string(),
+            "--module".into(),
+            "ext4".into(),
+        ],
+        vec!["build".into(), "-o".into(), out.display().to_string(), "--include".into(), "/no/such/file:/x".into()],
+        vec!["build".into(), "-o".into(), out.display().to_string(), "--init".into(), "/etc/hostname".into()],
+        // A dynamically linked program cannot be the init or the shell.
+        vec!["build".into(), "-o".into(), out.display().to_string(), "--shell".into(), "/bin/ls".into()],
+        vec!["build".into(), "-o".into(), dir.join("no/such/dir/out.img").display().to_string()],
+        vec!["inspect".into(), "/etc/hostname".into()],
+    ];
+    for args in cases {
+        let result = baton().args(&args).env("SOURCE_DATE_EPOCH", "0").output().unwrap();
+        assert_eq!(result.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.starts_with("baton: error: "), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?} left {}", out.display());
+        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert!(leftovers.is_empty(), "{args:?} left {leftovers:?}");
+    }
+}
+
+#[test]
+fn dynamic_shell_is_refused_with_a_reason() {
+    let dir = tmp("dynshell");
+    let result = baton()
+        .args(["build", "-o"])
+        .arg(dir.join("x.img"))
+        .args(["--shell", "/bin/ls"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("dynamically linked"), "{stderr}");
+}
+
+/// Images written by other tools: GNU cpio, compressed by the reference command-line
+/// tools, and an uncompressed early archive followed by a compressed one, as Debian's
+/// initramfs-tools writes them with microcode.
+#[test]
+fn inspects_images_other_tools_wrote() {
+    let dir = tmp("foreign");
+    let tree = dir.join("tree");
+    fs::create_dir_all(tree.join("kernel/x86/microcode")).unwrap();
+    fs::write(tree.join("kernel/x86/microcode/GenuineIntel.bin"), "ucode").unwrap();
+    let main = dir.join("main");
+    fs::create_dir_all(main.join("bin")).unwrap();
+    fs::write(main.join("bin/tool"), "tool data").unwrap();
+    std::os::unix::fs::symlink("tool", main.join("bin/alias")).unwrap();
+
+    let cpio = |src: &Path, out: &Path| {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd {} && find . | LC_ALL=C sort | cpio --quiet -o -H newc > {}",
+                src.display(),
+                out.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(status.success(), "cpio is needed (apt-get install cpio)");
+    };
+    let early = dir.join("early.cpio");
+    let plain = dir.join("main.cpio");
+    cpio(&tree, &early);
+    cpio(&main, &plain);
+
+    for (name, command) in [
+        ("gzip", "gzip -9 -n -c"),
+        ("zstd", "zstd -q -19 -c"),
+        ("xz", "xz --check=crc32 -c"),
+        ("lz4", "lz4 -q -l -c"),
+    ] {
+        let image = dir.join(format!("image.{name}"));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cat {early} > {image} && {command} < {plain} >> {image}",
+                early = early.display(),
+                plain = plain.display(),
+                image = image.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{command}");
+        let listing = inspect(&image);
+        for expected in [
+            "# archive 0 (none)",
+            "kernel/x86/microcode/GenuineIntel.bin",
+            &format!("# archive 1 ({name})"),
+            "-0644          9 bin/tool",
+            "l0777          4 bin/alias -> tool",
+        ] {
+            assert!(listing.contains(expected), "{name}: missing {expected:?} in\n{listing}");
+        }
+    }
+}
