@@ -34,7 +34,9 @@ pub fn run() -> ! {
             Ok(never) => match never {},
             Err(error) => error,
         };
-        let action = known.action.unwrap_or(Action::default_for(known.shell.is_some()));
+        let action = known
+            .action
+            .unwrap_or(Action::default_for(known.shell.is_some()));
         emergency::handle(&error, action, known.shell.as_deref());
         log::info!("rescue shell exited; trying the boot again");
     }
@@ -46,7 +48,11 @@ fn boot(known: &mut Known) -> Result<Infallible> {
         kmsg::set_console_level(&printk);
     }
     let devkmsg = DevkmsgSetting::enable();
-    log::info!("baton {} started at {} s after boot", env!("CARGO_PKG_VERSION"), uptime());
+    log::info!(
+        "baton {} started at {} s after boot",
+        env!("CARGO_PKG_VERSION"),
+        uptime()
+    );
 
     let manifest = read_manifest()?;
     known.shell = manifest.shell.clone().filter(|s| Path::new(s).exists());
@@ -67,7 +73,9 @@ fn boot(known: &mut Known) -> Result<Infallible> {
         Some(removal) => {
             log::info!("freed the initramfs: {} entries removed", removal.removed);
             if let Some(first) = &removal.first_error {
-                log::warn!("could not remove everything from the initramfs, first failure: {first}");
+                log::warn!(
+                    "could not remove everything from the initramfs, first failure: {first}"
+                );
             }
         }
         None => log::warn!("the old root was not emptied"),
@@ -83,7 +91,9 @@ fn boot(known: &mut Known) -> Result<Infallible> {
 fn read_manifest() -> Result<Manifest> {
     let path = format!("/{}", manifest::PATH);
     match std::fs::read_to_string(&path) {
-        Ok(text) => Manifest::parse(&text).map_err(anyhow::Error::msg).with_context(|| format!("failed to read {path}")),
+        Ok(text) => Manifest::parse(&text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("failed to read {path}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             log::warn!("{path} is missing: no modules to load");
             Ok(Manifest::default())
@@ -94,8 +104,12 @@ fn read_manifest() -> Result<Manifest> {
 
 fn read_params() -> Result<BootParams> {
     let line = std::fs::read_to_string("/proc/cmdline").context("failed to read /proc/cmdline")?;
-    let defaults = std::fs::read_to_string(format!("/{}", manifest::DEFAULTS_PATH)).unwrap_or_default();
-    Ok(cmdline::parse_with_defaults(&cmdline::strip_comments(&defaults), line.trim_end()))
+    let defaults =
+        std::fs::read_to_string(format!("/{}", manifest::DEFAULTS_PATH)).unwrap_or_default();
+    Ok(cmdline::parse_with_defaults(
+        &cmdline::strip_comments(&defaults),
+        line.trim_end(),
+    ))
 }
 
 fn load_modules(manifest: &Manifest, params: &BootParams) {
@@ -130,16 +144,25 @@ fn mount_new_root(params: &BootParams) -> Result<()> {
         .as_deref()
         .context("no root= on the kernel command line: nothing to boot (add root=/dev/NAME)")?;
     let spec = root::parse_root(value).map_err(anyhow::Error::msg)?;
-    let limit = params.wait.limit_secs().map(|s| Duration::from_secs(u64::from(s)));
+    let limit = params
+        .wait
+        .limit_secs()
+        .map(|s| Duration::from_secs(u64::from(s)));
     let device = root::wait_for_device(&spec, limit)?;
     let fstypes = if params.rootfstype.is_empty() {
-        let known = std::fs::read_to_string("/proc/filesystems").context("failed to read /proc/filesystems")?;
+        let known = std::fs::read_to_string("/proc/filesystems")
+            .context("failed to read /proc/filesystems")?;
         root::block_filesystems(&known)
     } else {
         params.rootfstype.clone()
     };
-    let (fstype, read_only) =
-        root::mount_root(&device, target, &fstypes, params.read_only, params.rootflags.as_deref())?;
+    let (fstype, read_only) = root::mount_root(
+        &device,
+        target,
+        &fstypes,
+        params.read_only,
+        params.rootflags.as_deref(),
+    )?;
     log::info!(
         "mounted root {} ({fstype}, {}) on {NEW_ROOT}",
         device.display(),

@@ -70,7 +70,10 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         let mut value = || -> Result<String> {
             match &inline {
                 Some(v) => Ok(v.clone()),
-                None => args.next().cloned().with_context(|| format!("{flag} needs a value")),
+                None => args
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value")),
             }
         };
         match flag {
@@ -110,8 +113,10 @@ pub fn run(args: &[String]) -> Result<()> {
         Command::Help => print!("{USAGE}"),
         Command::Version => println!("baton {}", env!("CARGO_PKG_VERSION")),
         Command::Inspect(path) => {
-            let data = std::fs::read(&path).with_context(|| format!("failed to read {}", path.display()))?;
-            let listings = read_image(&data).with_context(|| format!("failed to read image {}", path.display()))?;
+            let data = std::fs::read(&path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
+            let listings = read_image(&data)
+                .with_context(|| format!("failed to read image {}", path.display()))?;
             let mut last_segment = None;
             for l in &listings {
                 if last_segment != Some(l.segment) {
@@ -160,7 +165,13 @@ mod tests {
         };
         assert_eq!(o.output, PathBuf::from("out.img"));
         assert_eq!(o.modules, ["ext4", "virtio-blk", "virtio_pci"]);
-        assert_eq!(o.includes, [(PathBuf::from("a"), "/etc/a".to_owned()), (PathBuf::from("/etc/b"), "/etc/b".to_owned())]);
+        assert_eq!(
+            o.includes,
+            [
+                (PathBuf::from("a"), "/etc/a".to_owned()),
+                (PathBuf::from("/etc/b"), "/etc/b".to_owned())
+            ]
+        );
         assert_eq!(o.compression, Compression::Zstd);
         assert_eq!(o.mtime, 7);
     }
@@ -178,8 +189,17 @@ mod tests {
 
     #[test]
     fn include_specs() {
-        assert_eq!(parse_include("/a/b:/c").unwrap(), (PathBuf::from("/a/b"), "/c".to_owned()));
-        assert_eq!(parse_include("x:y:/z").unwrap(), (PathBuf::from("x:y"), "/z".to_owned()));
-        assert_eq!(parse_include("/odd:name").unwrap(), (PathBuf::from("/odd:name"), "/odd:name".to_owned()));
+        assert_eq!(
+            parse_include("/a/b:/c").unwrap(),
+            (PathBuf::from("/a/b"), "/c".to_owned())
+        );
+        assert_eq!(
+            parse_include("x:y:/z").unwrap(),
+            (PathBuf::from("x:y"), "/z".to_owned())
+        );
+        assert_eq!(
+            parse_include("/odd:name").unwrap(),
+            (PathBuf::from("/odd:name"), "/odd:name".to_owned())
+        );
     }
 }

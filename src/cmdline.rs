@@ -67,7 +67,11 @@ impl RootWait {
     /// `rootwait`; of the numbers, `rootwait=` is the most specific, then `rd.timeout=`,
     /// then `rootdelay=`.
     pub fn limit_secs(&self) -> Option<u32> {
-        if let Some(n) = self.rootwait_secs.or(self.timeout_secs).or(self.rootdelay_secs) {
+        if let Some(n) = self
+            .rootwait_secs
+            .or(self.timeout_secs)
+            .or(self.rootdelay_secs)
+        {
             return Some(n);
         }
         if self.forever {
@@ -376,7 +380,10 @@ mod tests {
     #[test]
     fn quoted_values_keep_their_spaces() {
         let p = parse(r#"rootflags="data=journal,errors=remount-ro" init="/sbin/my init""#);
-        assert_eq!(p.rootflags.as_deref(), Some("data=journal,errors=remount-ro"));
+        assert_eq!(
+            p.rootflags.as_deref(),
+            Some("data=journal,errors=remount-ro")
+        );
         assert_eq!(p.init.as_deref(), Some("/sbin/my init"));
         assert_eq!(
             keys(r#"a="b c" "d=e f" "g h""#),
@@ -422,7 +429,9 @@ mod tests {
 
     #[test]
     fn bad_values_warn_and_are_ignored() {
-        let p = parse("rootwait=soon loglevel=9 rd.emergency=explode rootdelay=-1 rd.timeout=.5 rootwait=1e3");
+        let p = parse(
+            "rootwait=soon loglevel=9 rd.emergency=explode rootdelay=-1 rd.timeout=.5 rootwait=1e3",
+        );
         assert_eq!(p.wait.limit_secs(), Some(DEFAULT_ROOT_WAIT_SECS));
         assert_eq!(p.loglevel, None);
         assert_eq!(p.emergency, None);
@@ -432,7 +441,10 @@ mod tests {
     #[test]
     fn emergency_actions() {
         assert_eq!(parse("rd.emergency=reboot").emergency, Some(Action::Reboot));
-        assert_eq!(parse("rd.emergency=poweroff").emergency, Some(Action::Poweroff));
+        assert_eq!(
+            parse("rd.emergency=poweroff").emergency,
+            Some(Action::Poweroff)
+        );
         assert_eq!(parse("rd.emergency=halt").emergency, Some(Action::Halt));
         assert_eq!(parse("rd.emergency=shell").emergency, Some(Action::Shell));
     }
@@ -504,7 +516,9 @@ mod tests {
 
     #[test]
     fn module_parameters() {
-        let p = parse("virtio-blk.queue_depth=64 ext4.debug rd.timeout=3 virtio_blk.x=\"a b\" -- m.p=1");
+        let p = parse(
+            "virtio-blk.queue_depth=64 ext4.debug rd.timeout=3 virtio_blk.x=\"a b\" -- m.p=1",
+        );
         assert_eq!(p.module_params("virtio_blk"), "queue_depth=64 x=\"a b\"");
         assert_eq!(p.module_params("ext4"), "debug");
         assert_eq!(p.module_params("rd"), "");

@@ -39,6 +39,18 @@ const PT_INTERP: u32 = 3;
 const SHN_UNDEF: u16 = 0;
 const SHN_XINDEX: u16 = 0xffff;
 
+/// Where the program and section header tables are (the e_* fields of the ELF header).
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    phoff: u64,
+    shoff: u64,
+    phentsize: u16,
+    phnum: u16,
+    shentsize: u16,
+    shnum: u16,
+    shstrndx: u16,
+}
+
 /// A parsed ELF header: where the tables are and how to read integers.
 #[derive(Debug, Clone, Copy)]
 pub struct Elf<'a> {
@@ -121,22 +133,21 @@ impl<'a> Elf<'a> {
         }
     }
 
-    /// (e_phoff, e_shoff, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx)
-    fn header(&self) -> Result<(u64, u64, u16, u16, u16, u16, u16), ElfError> {
+    fn header(&self) -> Result<Header, ElfError> {
         let (phoff, shoff, rest) = if self.is64 {
             (0x20, 0x28, 0x36)
         } else {
             (0x1c, 0x20, 0x2a)
         };
-        Ok((
-            self.word(phoff, "e_phoff")?,
-            self.word(shoff, "e_shoff")?,
-            self.u16(rest, "e_phentsize")?,
-            self.u16(rest + 2, "e_phnum")?,
-            self.u16(rest + 4, "e_shentsize")?,
-            self.u16(rest + 6, "e_shnum")?,
-            self.u16(rest + 8, "e_shstrndx")?,
-        ))
+        Ok(Header {
+            phoff: self.word(phoff, "e_phoff")?,
+            shoff: self.word(shoff, "e_shoff")?,
+            phentsize: self.u16(rest, "e_phentsize")?,
+            phnum: self.u16(rest + 2, "e_phnum")?,
+            shentsize: self.u16(rest + 4, "e_shentsize")?,
+            shnum: self.u16(rest + 6, "e_shnum")?,
+            shstrndx: self.u16(rest + 8, "e_shstrndx")?,
+        })
     }
 
     fn section_header(&self, shoff: u64, entsize: u16, index: u64) -> Result<Section, ElfError> {
@@ -144,7 +155,11 @@ impl<'a> Elf<'a> {
             .checked_mul(u64::from(entsize))
             .and_then(|o| o.checked_add(shoff))
             .ok_or(ElfError::Truncated("section header"))?;
-        let (offset_at, size_at) = if self.is64 { (0x18, 0x20) } else { (0x10, 0x14) };
+        let (offset_at, size_at) = if self.is64 {
+            (0x18, 0x20)
+        } else {
+            (0x10, 0x14)
+        };
         Ok(Section {
             name: self.u32(base, "sh_name")?,
             kind: self.u32(base.saturating_add(4), "sh_type")?,
@@ -169,7 +184,13 @@ impl<'a> Elf<'a> {
 
     /// The contents of the first section called `name`, if there is one.
     pub fn section(&self, name: &str) -> Result<Option<&'a [u8]>, ElfError> {
-        let (_, shoff, _, _, shentsize, shnum, shstrndx) = self.header()?;
+        let Header {
+            shoff,
+            shentsize,
+            shnum,
+            shstrndx,
+            ..
+        } = self.header()?;
         if shoff == 0 {
             return Ok(None);
         }
@@ -197,7 +218,12 @@ impl<'a> Elf<'a> {
     /// Whether the program asks for an interpreter (PT_INTERP), i.e. is dynamically linked.
     /// Static PIE binaries have no PT_INTERP and run fine from an initramfs.
     pub fn needs_interpreter(&self) -> Result<bool, ElfError> {
-        let (phoff, _, phentsize, phnum, _, _, _) = self.header()?;
+        let Header {
+            phoff,
+            phentsize,
+            phnum,
+            ..
+        } = self.header()?;
         for index in 0..u64::from(phnum) {
             let at = index
                 .checked_mul(u64::from(phentsize))

@@ -42,10 +42,9 @@ impl Action {
 /// so the caller can try the boot again.
 pub fn handle(error: &anyhow::Error, action: Action, shell: Option<&str>) {
     let message = format!("{error:#}");
+    // The logger writes errors to the console itself whenever the kernel would not
+    // (`loglevel=0`, /dev/kmsg unusable), so this line is seen either way.
     log::error!("boot failed: {message}");
-    // Also straight to the console: the kernel may be filtering error-level lines
-    // (`loglevel=0`), and this is the one line the user must see.
-    console_line(&format!("baton: boot failed: {message}"));
     match (action, shell) {
         (Action::Shell, Some(shell)) => {
             console_line("baton: starting the rescue shell; exit it to try booting again");

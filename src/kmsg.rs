@@ -45,9 +45,20 @@ fn priority(level: log::Level) -> u8 {
 
 /// Tells the logger the console log level, from the first field of /proc/sys/kernel/printk.
 pub fn set_console_level(text: &str) {
-    if let Some(level) = text.split_whitespace().next().and_then(|f| f.parse::<u8>().ok()) {
+    if let Some(level) = text
+        .split_whitespace()
+        .next()
+        .and_then(|f| f.parse::<u8>().ok())
+    {
         LOGGER.console_level.store(level, Ordering::Relaxed);
     }
+}
+
+/// Whether the kernel itself echoes records of this level to the console; `false` while the
+/// console level is unknown (before /proc is mounted).
+pub fn kernel_prints(level: log::Level) -> bool {
+    let console = LOGGER.console_level.load(Ordering::Relaxed);
+    console != UNKNOWN && priority(level) < console
 }
 
 /// Cuts a message to what one kmsg record holds, at a character boundary.
@@ -93,10 +104,8 @@ impl log::Log for KmsgLogger {
         let prio = priority(record.level());
         let message = record.args().to_string();
         let logged = self.write_kmsg(prio, &message);
-        let console = self.console_level.load(Ordering::Relaxed);
-        let kernel_shows_it = console != UNKNOWN && prio < console;
         let important = record.level() <= log::Level::Warn;
-        if !logged || (important && !kernel_shows_it && console != UNKNOWN) {
+        if !logged || (important && !kernel_prints(record.level())) {
             let label = match record.level() {
                 log::Level::Error => "error: ",
                 log::Level::Warn => "warning: ",
@@ -122,7 +131,9 @@ impl DevkmsgSetting {
     /// Sets `on`. Fails quietly if the setting is locked by `printk.devkmsg=` on the
     /// command line (the kernel then refuses writes), which is the user's choice.
     pub fn enable() -> DevkmsgSetting {
-        let previous = std::fs::read_to_string(DEVKMSG).ok().map(|s| s.trim().to_owned());
+        let previous = std::fs::read_to_string(DEVKMSG)
+            .ok()
+            .map(|s| s.trim().to_owned());
         // The kernel insists on the trailing newline (devkmsg_sysctl_set_loglvl()).
         if previous.as_deref() != Some("on") {
             let _ = std::fs::write(DEVKMSG, "on\n");

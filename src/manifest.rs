@@ -66,7 +66,12 @@ impl Manifest {
             match line.split_once(' ') {
                 Some(("module", path)) => manifest.modules.push(path.trim().to_owned()),
                 Some(("shell", path)) => manifest.shell = Some(path.trim().to_owned()),
-                _ => return Err(format!("manifest line {}: unknown entry {line:?}", index + 1)),
+                _ => {
+                    return Err(format!(
+                        "manifest line {}: unknown entry {line:?}",
+                        index + 1
+                    ))
+                }
             }
         }
         Ok(manifest)
@@ -84,7 +89,10 @@ mod tests {
             shell: Some("bin/sh".into()),
         };
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
-        assert_eq!(Manifest::parse(&Manifest::default().render()).unwrap(), Manifest::default());
+        assert_eq!(
+            Manifest::parse(&Manifest::default().render()).unwrap(),
+            Manifest::default()
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub fn parse_root(value: &str) -> Result<RootSpec, String> {
     if let Some((major, minor)) = value.split_once(':') {
         return match (major.parse::<u32>(), minor.parse::<u32>()) {
             (Ok(major), Ok(minor)) => Ok(RootSpec::Number { major, minor }),
-            _ => Err(format!("root={value}: expected MAJ:MIN with decimal numbers")),
+            _ => Err(format!(
+                "root={value}: expected MAJ:MIN with decimal numbers"
+            )),
         };
     }
     // A bare hex number is a dev_t in the kernel's "new" encoding (new_decode_dev()).
@@ -121,7 +123,10 @@ pub fn wait_for_device(spec: &RootSpec, limit: Option<Duration>) -> Result<PathB
         if let Some(path) = find_device(spec)? {
             let waited = started.elapsed();
             if waited > Duration::from_millis(50) {
-                log::info!("root device {spec} appeared after {} ms", waited.as_millis());
+                log::info!(
+                    "root device {spec} appeared after {} ms",
+                    waited.as_millis()
+                );
             }
             return Ok(path);
         }
@@ -228,7 +233,10 @@ pub fn mount_root(
                 Ok(()) => return Ok((fstype.clone(), attempt.contains(MsFlags::MS_RDONLY))),
                 // A write-protected device: the kernel retries read-only, so do we.
                 Err(Errno::EACCES) | Err(Errno::EROFS) if !attempt.contains(MsFlags::MS_RDONLY) => {
-                    log::warn!("{} is write-protected, mounting it read-only", device.display());
+                    log::warn!(
+                        "{} is write-protected, mounting it read-only",
+                        device.display()
+                    );
                     attempt |= MsFlags::MS_RDONLY;
                 }
                 Err(errno) => {
@@ -252,20 +260,44 @@ mod tests {
 
     #[test]
     fn root_forms() {
-        assert_eq!(parse_root("/dev/vda").unwrap(), RootSpec::Path("/dev/vda".into()));
-        assert_eq!(parse_root("8:1").unwrap(), RootSpec::Number { major: 8, minor: 1 });
-        assert_eq!(parse_root("801").unwrap(), RootSpec::Number { major: 8, minor: 1 });
-        assert_eq!(parse_root("fe00").unwrap(), RootSpec::Number { major: 254, minor: 0 });
+        assert_eq!(
+            parse_root("/dev/vda").unwrap(),
+            RootSpec::Path("/dev/vda".into())
+        );
+        assert_eq!(
+            parse_root("8:1").unwrap(),
+            RootSpec::Number { major: 8, minor: 1 }
+        );
+        assert_eq!(
+            parse_root("801").unwrap(),
+            RootSpec::Number { major: 8, minor: 1 }
+        );
+        assert_eq!(
+            parse_root("fe00").unwrap(),
+            RootSpec::Number {
+                major: 254,
+                minor: 0
+            }
+        );
         // new_encode_dev(259:65536+3): minor's high bits live above bit 20.
-        assert_eq!(parse_root("10010303").unwrap(), RootSpec::Number { major: 259, minor: 0x10003 });
+        assert_eq!(
+            parse_root("10010303").unwrap(),
+            RootSpec::Number {
+                major: 259,
+                minor: 0x10003
+            }
+        );
         assert!(parse_root("vda").is_err());
         assert!(parse_root("8:x").is_err());
-        assert!(parse_root("UUID=1234").unwrap_err().contains("not supported"));
+        assert!(parse_root("UUID=1234")
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]
     fn mount_options_split_flags_from_data() {
-        let (set, clear, data) = split_mount_options("noatime,data=journal,ro,,errors=remount-ro,rw");
+        let (set, clear, data) =
+            split_mount_options("noatime,data=journal,ro,,errors=remount-ro,rw");
         assert_eq!(set, MsFlags::MS_NOATIME);
         assert_eq!(clear, MsFlags::MS_RDONLY);
         assert_eq!(data, "data=journal,errors=remount-ro");

@@ -26,14 +26,21 @@ const MOVED_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
 /// symlink such as /sbin/init -> /lib/systemd/systemd is followed there, not in the
 /// initramfs.
 pub fn choose_init(new_root: &Path, requested: Option<&str>) -> Result<String> {
-    let root = open(new_root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .with_context(|| format!("failed to open the new root {}", new_root.display()))?;
+    let root = open(
+        new_root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("failed to open the new root {}", new_root.display()))?;
     let mut tried = Vec::new();
     if let Some(path) = requested {
         match check_executable(&root, path) {
             Ok(()) => return Ok(path.to_owned()),
             Err(why) => {
-                log::error!("init={path} cannot be run from the new root ({why}); falling back to {}", FALLBACK_INITS.join(", "));
+                log::error!(
+                    "init={path} cannot be run from the new root ({why}); falling back to {}",
+                    FALLBACK_INITS.join(", ")
+                );
                 tried.push(format!("{path}: {why}"));
             }
         }
@@ -91,7 +98,12 @@ fn open_in_root(root: &OwnedFd, path: &str) -> Result<OwnedFd, Errno> {
         return Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) });
     }
     match Errno::last() {
-        Errno::ENOSYS => nix::fcntl::openat(root, relative.as_c_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()),
+        Errno::ENOSYS => nix::fcntl::openat(
+            root,
+            relative.as_c_str(),
+            OFlag::O_PATH | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ),
         errno => Err(errno),
     }
 }
@@ -112,8 +124,12 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
     if pid != 1 {
         bail!("refusing to switch root: this process is PID {pid}, not 1");
     }
-    let old_root = open("/", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .context("failed to open the old root /")?;
+    let old_root = open(
+        "/",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("failed to open the old root /")?;
     let deletable = rmrf::is_ram_filesystem(&old_root).context("failed to statfs /")?;
     let old_dev = fstat(&old_root).context("failed to stat /")?.st_dev;
     let new_dev = stat(new_root)
@@ -131,20 +147,28 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
 
     // MS_MOVE fails when the parent mount is shared; the initramfs is private already, but
     // a tmpfs root set up by someone else may not be.
-    if let Err(errno) = mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>) {
+    if let Err(errno) = mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    ) {
         log::warn!("failed to make / private: {}", errno.desc());
     }
     for api in MOVED_MOUNTS {
         move_mount(api, new_root)?;
     }
 
-    nix::unistd::chdir(new_root).with_context(|| format!("failed to chdir to {}", new_root.display()))?;
+    nix::unistd::chdir(new_root)
+        .with_context(|| format!("failed to chdir to {}", new_root.display()))?;
     // pivot_root keeps the old root reachable until unmounted, then frees it; it fails with
     // EINVAL when / is the kernel's rootfs, which can never be unmounted: there we move the
     // new root over / instead.
     let pivoted = match nix::unistd::pivot_root(".", ".") {
         Ok(()) => {
-            umount2(".", MntFlags::MNT_DETACH).context("failed to detach the old root after pivot_root")?;
+            umount2(".", MntFlags::MNT_DETACH)
+                .context("failed to detach the old root after pivot_root")?;
             true
         }
         Err(Errno::EINVAL) => {
@@ -174,21 +198,32 @@ fn move_mount(api: &str, new_root: &Path) -> Result<()> {
     }
     let target = new_root.join(api.trim_start_matches('/'));
     if target.is_dir() {
-        mount(Some(source), &target, None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .with_context(|| format!("failed to move {api} to {}", target.display()))
+        mount(
+            Some(source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .with_context(|| format!("failed to move {api} to {}", target.display()))
     } else {
-        log::warn!("{} does not exist in the new root; unmounting {api}", target.display());
+        log::warn!(
+            "{} does not exist in the new root; unmounting {api}",
+            target.display()
+        );
         umount2(source, MntFlags::MNT_DETACH).with_context(|| format!("failed to unmount {api}"))
     }
 }
 
 /// Points fds 0-2 at the new root's /dev/console, as the kernel does for the init it starts.
 pub fn reopen_console() -> Result<()> {
-    let console = open("/dev/console", OFlag::O_RDWR, Mode::empty()).context("failed to open /dev/console")?;
+    let console = open("/dev/console", OFlag::O_RDWR, Mode::empty())
+        .context("failed to open /dev/console")?;
     for target in 0..=2 {
         // SAFETY: dup2 onto the standard descriptors, which this process owns.
         if unsafe { libc::dup2(console.as_raw_fd(), target) } < 0 {
-            return Err(Errno::last()).with_context(|| format!("failed to point fd {target} at /dev/console"));
+            return Err(Errno::last())
+                .with_context(|| format!("failed to point fd {target} at /dev/console"));
         }
     }
     Ok(())
@@ -198,7 +233,8 @@ pub fn reopen_console() -> Result<()> {
 /// already put its unknown words and everything after `--` in our argv, exactly what it would
 /// have handed to the real init.
 pub fn exec_init(init: &str, args: &[String], env: &[String]) -> Result<Infallible> {
-    let to_c = |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
+    let to_c =
+        |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
     let path = to_c(init)?;
     let mut argv = vec![path.clone()];
     for arg in args {

@@ -55,7 +55,10 @@ fn init_is_static_and_small() {
     assert!(size <= 500 * 1000, "the init is {size} bytes, over 500 KB");
     let bytes = fs::read(&init).unwrap();
     let elf = baton::elf::Elf::parse(&bytes).unwrap();
-    assert!(!elf.needs_interpreter().unwrap(), "the init must be statically linked");
+    assert!(
+        !elf.needs_interpreter().unwrap(),
+        "the init must be statically linked"
+    );
 }
 
 #[test]
@@ -82,10 +85,16 @@ fn build_then_inspect_lists_everything() {
         "-0644          5 opt/extra/sub/hello",
         "l0777          9 opt/extra/link -> sub/hello",
     ] {
-        assert!(listing.contains(expected), "missing {expected:?} in\n{listing}");
+        assert!(
+            listing.contains(expected),
+            "missing {expected:?} in\n{listing}"
+        );
     }
     let init_size = fs::metadata(init_binary()).unwrap().len();
-    assert!(listing.contains(&format!("{init_size:>10} init")), "{listing}");
+    assert!(
+        listing.contains(&format!("{init_size:>10} init")),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -100,7 +109,11 @@ fn builds_are_reproducible() {
                 .arg(out)
                 .env("SOURCE_DATE_EPOCH", "1700000000"));
         }
-        assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap(), "{compression}");
+        assert_eq!(
+            fs::read(&a).unwrap(),
+            fs::read(&b).unwrap(),
+            "{compression}"
+        );
         assert!(inspect(&a).contains(&format!("# archive 0 ({compression})")));
     }
     // The timestamp is the only thing SOURCE_DATE_EPOCH changes.
@@ -119,8 +132,20 @@ fn bad_input_fails_cleanly_and_leaves_no_output() {
     let cases: Vec<Vec<String>> = vec![
         vec!["build".into()],
         vec!["build".into(), "--frobnicate".into()],
-        vec!["build".into(), "-o".into(), out.display().to_string(), "--compress".into(), "bzip2".into()],
-        vec!["build".into(), "-o".into(), out.display().to_string(), "--module".into(), "ext4".into()],
+        vec![
+            "build".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--compress".into(),
+            "bzip2".into(),
+        ],
+        vec![
+            "build".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--module".into(),
+            "ext4".into(),
+        ],
         vec![
             "build".into(),
             "-o".into(),
@@ -130,15 +155,41 @@ fn bad_input_fails_cleanly_and_leaves_no_output() {
             "--module".into(),
             "ext4".into(),
         ],
-        vec!["build".into(), "-o".into(), out.display().to_string(), "--include".into(), "/no/such/file:/x".into()],
-        vec!["build".into(), "-o".into(), out.display().to_string(), "--init".into(), "/etc/hostname".into()],
+        vec![
+            "build".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--include".into(),
+            "/no/such/file:/x".into(),
+        ],
+        vec![
+            "build".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--init".into(),
+            "/etc/hostname".into(),
+        ],
         // A dynamically linked program cannot be the init or the shell.
-        vec!["build".into(), "-o".into(), out.display().to_string(), "--shell".into(), "/bin/ls".into()],
-        vec!["build".into(), "-o".into(), dir.join("no/such/dir/out.img").display().to_string()],
+        vec![
+            "build".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--shell".into(),
+            "/bin/ls".into(),
+        ],
+        vec![
+            "build".into(),
+            "-o".into(),
+            dir.join("no/such/dir/out.img").display().to_string(),
+        ],
         vec!["inspect".into(), "/etc/hostname".into()],
     ];
     for args in cases {
-        let result = baton().args(&args).env("SOURCE_DATE_EPOCH", "0").output().unwrap();
+        let result = baton()
+            .args(&args)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .output()
+            .unwrap();
         assert_eq!(result.status.code(), Some(1), "{args:?}");
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(stderr.starts_with("baton: error: "), "{args:?}: {stderr}");
@@ -218,7 +269,10 @@ fn inspects_images_other_tools_wrote() {
             "-0644          9 bin/tool",
             "l0777          4 bin/alias -> tool",
         ] {
-            assert!(listing.contains(expected), "{name}: missing {expected:?} in\n{listing}");
+            assert!(
+                listing.contains(expected),
+                "{name}: missing {expected:?} in\n{listing}"
+            );
         }
     }
 }

@@ -78,8 +78,14 @@ fn main() -> ExitCode {
 
 fn run_scenario(name: &str, work: &Path) -> ExitCode {
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID).expect("unshare");
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .expect("make / private");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("make / private");
     let result = std::panic::catch_unwind(|| match name {
         "switch_frees_initramfs_and_spares_other_filesystems" => switch_frees_initramfs(work),
         "deletion_stops_at_mount_points_and_symlinks" => deletion_stops_at_mounts(work),
@@ -97,7 +103,14 @@ fn run_scenario(name: &str, work: &Path) -> ExitCode {
 
 fn tmpfs(at: &Path) {
     fs::create_dir_all(at).unwrap();
-    mount(Some("tmpfs"), at, Some("tmpfs"), MsFlags::empty(), Some("mode=0755")).unwrap();
+    mount(
+        Some("tmpfs"),
+        at,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=0755"),
+    )
+    .unwrap();
 }
 
 fn write(path: &Path, text: &str) {
@@ -156,13 +169,25 @@ fn switch_frees_initramfs(work: &Path) {
     write(&fake.join("lib/modules/x/kernel/a/b/c/d.ko"), "module");
     std::os::unix::fs::symlink(&outside, fake.join("link-to-outside")).unwrap();
     std::os::unix::fs::symlink("/", fake.join("link-to-root")).unwrap();
-    std::os::unix::fs::symlink(outside.join("sentinel"), fake.join("etc/link-to-sentinel")).unwrap();
-    nix::unistd::mkfifo(&fake.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::os::unix::fs::symlink(outside.join("sentinel"), fake.join("etc/link-to-sentinel"))
+        .unwrap();
+    nix::unistd::mkfifo(
+        &fake.join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
 
     tmpfs(&fake.join("mnt/other"));
     write(&fake.join("mnt/other/sentinel"), "must survive");
     fs::create_dir_all(fake.join("mnt/bind")).unwrap();
-    mount(Some(&outside), &fake.join("mnt/bind"), None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(
+        Some(&outside),
+        &fake.join("mnt/bind"),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
 
     // API mounts the switch must carry into the new root.
     tmpfs(&fake.join("run"));
@@ -192,7 +217,10 @@ fn switch_frees_initramfs(work: &Path) {
         assert!(removal.removed >= 10, "{removal:?}");
         // We are in the new root now, with /run carried over.
         assert!(Path::new("/sbin/init").exists());
-        assert_eq!(fs::read_to_string("/run/carried").unwrap(), "moved with /run");
+        assert_eq!(
+            fs::read_to_string("/run/carried").unwrap(),
+            "moved with /run"
+        );
         assert!(!Path::new("/init").exists());
         0
     });
@@ -203,9 +231,18 @@ fn switch_frees_initramfs(work: &Path) {
     // deletion that meets mounted filesystems.)
     assert_eq!(names_in(&fd_path(&old_root)), Vec::<String>::new());
     // Nothing on the other filesystems was touched.
-    assert_eq!(fs::read_to_string(fd_path(&other).join("sentinel")).unwrap(), "must survive");
-    assert_eq!(fs::read_to_string(outside.join("sentinel")).unwrap(), "must survive");
-    assert_eq!(fs::read_to_string(outside.join("deeper/sentinel")).unwrap(), "must survive");
+    assert_eq!(
+        fs::read_to_string(fd_path(&other).join("sentinel")).unwrap(),
+        "must survive"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("sentinel")).unwrap(),
+        "must survive"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("deeper/sentinel")).unwrap(),
+        "must survive"
+    );
 }
 
 /// The deletion itself, with filesystems still mounted inside (as on the MS_MOVE path,
@@ -222,7 +259,14 @@ fn deletion_stops_at_mounts(work: &Path) {
     tmpfs(&fake.join("mnt/other"));
     write(&fake.join("mnt/other/sentinel"), "must survive");
     fs::create_dir_all(fake.join("mnt/bind")).unwrap();
-    mount(Some(&outside), &fake.join("mnt/bind"), None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(
+        Some(&outside),
+        &fake.join("mnt/bind"),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
     write(&fake.join("mnt/plain/file"), "x");
 
     let removal = rmrf::remove_children(open_dir(&fake)).unwrap();
@@ -230,8 +274,14 @@ fn deletion_stops_at_mounts(work: &Path) {
     assert_eq!(removal.skipped_mounts, 2, "{removal:?}");
     assert_eq!(names_in(&fake), ["mnt"]);
     assert_eq!(names_in(&fake.join("mnt")), ["bind", "other"]);
-    assert_eq!(fs::read_to_string(fake.join("mnt/other/sentinel")).unwrap(), "must survive");
-    assert_eq!(fs::read_to_string(outside.join("sentinel")).unwrap(), "must survive");
+    assert_eq!(
+        fs::read_to_string(fake.join("mnt/other/sentinel")).unwrap(),
+        "must survive"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.join("sentinel")).unwrap(),
+        "must survive"
+    );
 }
 
 /// An old root on a disk filesystem is never emptied: neither by the switch nor by asking
@@ -241,9 +291,19 @@ fn refuses_on_disk(work: &Path) {
     write(&root.join("precious"), "must survive");
     write(&root.join("dir/precious"), "must survive");
     // A bind mount of itself makes the directory a mount point, as a real / is.
-    mount(Some(&root), &root, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(
+        Some(&root),
+        &root,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
     let disk = open_dir(&root);
-    assert!(!rmrf::is_ram_filesystem(&disk).unwrap(), "test needs a disk filesystem");
+    assert!(
+        !rmrf::is_ram_filesystem(&disk).unwrap(),
+        "test needs a disk filesystem"
+    );
     let err = rmrf::remove_children(&disk).unwrap_err();
     assert!(err.to_string().contains("refusing to delete"), "{err}");
 
@@ -258,8 +318,14 @@ fn refuses_on_disk(work: &Path) {
         0
     });
     assert_eq!(code, 0);
-    assert_eq!(fs::read_to_string(fd_path(&disk).join("precious")).unwrap(), "must survive");
-    assert_eq!(fs::read_to_string(fd_path(&disk).join("dir/precious")).unwrap(), "must survive");
+    assert_eq!(
+        fs::read_to_string(fd_path(&disk).join("precious")).unwrap(),
+        "must survive"
+    );
+    assert_eq!(
+        fs::read_to_string(fd_path(&disk).join("dir/precious")).unwrap(),
+        "must survive"
+    );
 }
 
 fn refuses_when_not_pid_1(work: &Path) {

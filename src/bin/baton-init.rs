@@ -6,7 +6,9 @@ fn main() -> ExitCode {
     // Run by hand on a live system, the boot would mount over /proc and /dev and try to
     // switch roots: refuse before doing anything.
     if std::process::id() != 1 {
-        eprintln!("baton-init: this is the initramfs /init and must run as PID 1; see `baton build`");
+        eprintln!(
+            "baton-init: this is the initramfs /init and must run as PID 1; see `baton build`"
+        );
         return ExitCode::from(2);
     }
     baton::boot::run()

@@ -61,11 +61,18 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     }
 
     // Written last so --include cannot replace it by accident.
-    image.insert(manifest::PATH, Entry::file(0o644, manifest.render().into_bytes()))?;
+    image.insert(
+        manifest::PATH,
+        Entry::file(0o644, manifest.render().into_bytes()),
+    )?;
 
     let archive = newc::write(&image, opts.mtime).context("failed to write the cpio archive")?;
-    let packed = compress(&archive, opts.compression)
-        .with_context(|| format!("failed to compress the image with {}", opts.compression.name()))?;
+    let packed = compress(&archive, opts.compression).with_context(|| {
+        format!(
+            "failed to compress the image with {}",
+            opts.compression.name()
+        )
+    })?;
     write_atomically(&opts.output, &packed)?;
     Ok(BuildReport {
         bytes: packed.len() as u64,
@@ -95,10 +102,11 @@ pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
     // `cargo build` also leaves a dynamically linked baton-init beside this program; only a
     // static one can be an initramfs /init.
     let is_static = |path: &Path| {
-        fs::read(path)
-            .ok()
-            .and_then(|bytes| Elf::parse(&bytes).ok().and_then(|elf| elf.needs_interpreter().ok()))
-            == Some(false)
+        fs::read(path).ok().and_then(|bytes| {
+            Elf::parse(&bytes)
+                .ok()
+                .and_then(|elf| elf.needs_interpreter().ok())
+        }) == Some(false)
     };
     for candidate in &candidates {
         if candidate.is_file() && is_static(candidate) {
@@ -113,8 +121,10 @@ pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
 
 /// Reads a program that must run inside the initramfs, where there is no dynamic loader.
 fn read_static_program(path: &Path, what: &str) -> Result<Vec<u8>> {
-    let bytes = fs::read(path).with_context(|| format!("failed to read {what} {}", path.display()))?;
-    let elf = Elf::parse(&bytes).with_context(|| format!("{what} {} is not a program", path.display()))?;
+    let bytes =
+        fs::read(path).with_context(|| format!("failed to read {what} {}", path.display()))?;
+    let elf = Elf::parse(&bytes)
+        .with_context(|| format!("{what} {} is not a program", path.display()))?;
     if elf
         .needs_interpreter()
         .with_context(|| format!("failed to read {what} {}", path.display()))?
@@ -127,7 +137,11 @@ fn read_static_program(path: &Path, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn add_modules(image: &mut Image, manifest: &mut Manifest, opts: &BuildOptions) -> Result<Vec<String>> {
+fn add_modules(
+    image: &mut Image,
+    manifest: &mut Manifest,
+    opts: &BuildOptions,
+) -> Result<Vec<String>> {
     let Some(dir) = &opts.modules_dir else {
         if let Some(first) = opts.modules.first() {
             bail!("--module {first} needs --modules-dir");
@@ -177,7 +191,8 @@ fn add_shell(image: &mut Image, shell: &Path) -> Result<()> {
 /// Adds a file, a symlink or a whole directory tree. Owners become root: the image must not
 /// depend on who built it.
 fn add_include(image: &mut Image, src: &Path, dest: &str) -> Result<()> {
-    let meta = fs::symlink_metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
+    let meta =
+        fs::symlink_metadata(src).with_context(|| format!("failed to read {}", src.display()))?;
     let mode = meta.permissions().mode() & 0o7777;
     let kind = meta.file_type();
     if kind.is_symlink() {
@@ -210,7 +225,15 @@ fn add_include(image: &mut Image, src: &Path, dest: &str) -> Result<()> {
         } else {
             bail!("{} is a socket; it cannot go into an image", src.display());
         };
-        image.insert(dest, Entry { mode, uid: 0, gid: 0, body })?;
+        image.insert(
+            dest,
+            Entry {
+                mode,
+                uid: 0,
+                gid: 0,
+                body,
+            },
+        )?;
     }
     Ok(())
 }
@@ -225,7 +248,11 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("output {} is not a file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -233,9 +260,12 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
             .mode(0o644)
             .open(&tmp)
             .with_context(|| format!("failed to create {}", tmp.display()))?;
-        file.write_all(data).with_context(|| format!("failed to write {}", tmp.display()))?;
-        file.sync_all().with_context(|| format!("failed to write {}", tmp.display()))?;
-        fs::rename(&tmp, path).with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
+        file.write_all(data)
+            .with_context(|| format!("failed to write {}", tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("failed to write {}", tmp.display()))?;
+        fs::rename(&tmp, path)
+            .with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -248,10 +278,11 @@ use std::os::unix::fs::OpenOptionsExt;
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org), else 0.
 pub fn mtime_from_env() -> Result<u32> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<u32>()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds that fits newc's 32-bit mtime")),
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<u32>().with_context(|| {
+            format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a number of seconds that fits newc's 32-bit mtime"
+            )
+        }),
         _ => Ok(0),
     }
 }

@@ -90,8 +90,9 @@ pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
             enc.finish()?
         }
         Compression::Xz => {
-            let stream = liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc32)
-                .context("failed to set up the xz encoder")?;
+            let stream =
+                liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc32)
+                    .context("failed to set up the xz encoder")?;
             let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
             enc.write_all(data)?;
             enc.finish()?
@@ -169,7 +170,9 @@ fn decompress_lz4_legacy(data: &[u8], out: &mut Vec<u8>) -> Result<usize> {
             // Zero padding after the stream (e.g. to a 512-byte boundary): the end.
             return Ok(at);
         }
-        let block = data.get(at + 4..at + 4 + len).context("truncated lz4 block")?;
+        let block = data
+            .get(at + 4..at + 4 + len)
+            .context("truncated lz4 block")?;
         let mut buf = vec![0u8; LZ4_LEGACY_BLOCK];
         let n = lz4_flex::block::decompress_into(block, &mut buf).context("bad lz4 block")?;
         out.extend_from_slice(buf.get(..n).unwrap_or_default());
@@ -212,10 +215,19 @@ mod tests {
     #[test]
     fn every_compression_round_trips_and_is_detected() {
         let data = sample();
-        for how in [Compression::Gzip, Compression::Zstd, Compression::Xz, Compression::Lz4] {
+        for how in [
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Xz,
+            Compression::Lz4,
+        ] {
             let packed = compress(&data, how).unwrap();
             assert_eq!(Compression::detect(&packed), Some(how));
-            assert!(packed.len() < data.len() / 2, "{} did not compress", how.name());
+            assert!(
+                packed.len() < data.len() / 2,
+                "{} did not compress",
+                how.name()
+            );
             let (back, used) = decompress_stream(&packed, how).unwrap();
             assert_eq!(back, data, "{}", how.name());
             assert_eq!(used, packed.len(), "{}", how.name());
@@ -228,7 +240,7 @@ mod tests {
         for how in [Compression::Gzip, Compression::Zstd, Compression::Xz] {
             let mut packed = compress(&data, how).unwrap();
             let len = packed.len();
-            packed.extend_from_slice(b"\0\0\0\0070701");
+            packed.extend_from_slice(b"\x00\x00\x00\x00070701");
             let (_, used) = decompress_stream(&packed, how).unwrap();
             assert_eq!(used, len, "{}", how.name());
         }
@@ -253,6 +265,9 @@ mod tests {
     #[test]
     fn gzip_is_reproducible() {
         let data = sample();
-        assert_eq!(compress(&data, Compression::Gzip).unwrap(), compress(&data, Compression::Gzip).unwrap());
+        assert_eq!(
+            compress(&data, Compression::Gzip).unwrap(),
+            compress(&data, Compression::Gzip).unwrap()
+        );
     }
 }

@@ -26,13 +26,28 @@ pub struct Entry {
 
 impl Entry {
     pub fn dir(mode: u32) -> Entry {
-        Entry { mode, uid: 0, gid: 0, body: Body::Dir }
+        Entry {
+            mode,
+            uid: 0,
+            gid: 0,
+            body: Body::Dir,
+        }
     }
     pub fn file(mode: u32, data: Vec<u8>) -> Entry {
-        Entry { mode, uid: 0, gid: 0, body: Body::File(data) }
+        Entry {
+            mode,
+            uid: 0,
+            gid: 0,
+            body: Body::File(data),
+        }
     }
     pub fn symlink(target: &str) -> Entry {
-        Entry { mode: 0o777, uid: 0, gid: 0, body: Body::Symlink(target.to_owned()) }
+        Entry {
+            mode: 0o777,
+            uid: 0,
+            gid: 0,
+            body: Body::Symlink(target.to_owned()),
+        }
     }
 
     /// The `st_mode` file-type bits for this entry.
@@ -54,7 +69,11 @@ pub struct BadPath(pub String);
 
 impl fmt::Display for BadPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bad path in image: {:?} (must be absolute-or-relative, without . or .. components)", self.0)
+        write!(
+            f,
+            "bad path in image: {:?} (must be absolute-or-relative, without . or .. components)",
+            self.0
+        )
     }
 }
 
@@ -63,7 +82,11 @@ impl std::error::Error for BadPath {}
 /// Normalizes `/a//b/` to `a/b`. The image root itself is not a path of its own.
 pub fn normalize_path(path: &str) -> Result<String, BadPath> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    if parts.is_empty() || parts.iter().any(|p| *p == "." || *p == ".." || p.contains('\0')) {
+    if parts.is_empty()
+        || parts
+            .iter()
+            .any(|p| *p == "." || *p == ".." || p.contains('\0'))
+    {
         return Err(BadPath(path.to_owned()));
     }
     Ok(parts.join("/"))
@@ -84,15 +107,26 @@ impl Image {
     pub fn insert(&mut self, path: &str, entry: Entry) -> Result<(), BadPath> {
         let path = normalize_path(path)?;
         let mut parent = String::new();
-        for part in path.split('/').collect::<Vec<_>>().iter().rev().skip(1).rev() {
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .iter()
+            .rev()
+            .skip(1)
+            .rev()
+        {
             if !parent.is_empty() {
                 parent.push('/');
             }
             parent.push_str(part);
             match self.entries.get(&parent) {
-                Some(Entry { body: Body::Dir, .. }) => {}
+                Some(Entry {
+                    body: Body::Dir, ..
+                }) => {}
                 Some(_) => {
-                    return Err(BadPath(format!("{path} (its parent {parent} is not a directory)")))
+                    return Err(BadPath(format!(
+                        "{path} (its parent {parent} is not a directory)"
+                    )))
                 }
                 None => {
                     self.entries.insert(parent.clone(), Entry::dir(0o755));
@@ -100,11 +134,16 @@ impl Image {
             }
         }
         // Replacing a directory with a non-directory would orphan its children.
-        if let Some(Entry { body: Body::Dir, .. }) = self.entries.get(&path) {
+        if let Some(Entry {
+            body: Body::Dir, ..
+        }) = self.entries.get(&path)
+        {
             if !matches!(entry.body, Body::Dir) {
                 let prefix = format!("{path}/");
                 if self.entries.keys().any(|k| k.starts_with(&prefix)) {
-                    return Err(BadPath(format!("{path} (a non-empty directory cannot be replaced)")));
+                    return Err(BadPath(format!(
+                        "{path} (a non-empty directory cannot be replaced)"
+                    )));
                 }
             }
         }
@@ -146,18 +185,36 @@ mod tests {
     #[test]
     fn parents_are_created_and_sorted_first() {
         let mut image = Image::new();
-        image.insert("/lib/modules/x/a.ko", Entry::file(0o644, vec![1])).unwrap();
+        image
+            .insert("/lib/modules/x/a.ko", Entry::file(0o644, vec![1]))
+            .unwrap();
         image.insert("/lib-extra", Entry::dir(0o700)).unwrap();
         let paths: Vec<&str> = image.iter().map(|(p, _)| p).collect();
-        assert_eq!(paths, ["lib", "lib-extra", "lib/modules", "lib/modules/x", "lib/modules/x/a.ko"]);
+        assert_eq!(
+            paths,
+            [
+                "lib",
+                "lib-extra",
+                "lib/modules",
+                "lib/modules/x",
+                "lib/modules/x/a.ko"
+            ]
+        );
     }
 
     #[test]
     fn later_inserts_win_but_never_orphan() {
         let mut image = Image::new();
-        image.insert("etc/x", Entry::file(0o644, b"old".to_vec())).unwrap();
-        image.insert("etc/x", Entry::file(0o600, b"new".to_vec())).unwrap();
-        assert_eq!(image.get("/etc/x").unwrap().body, Body::File(b"new".to_vec()));
+        image
+            .insert("etc/x", Entry::file(0o644, b"old".to_vec()))
+            .unwrap();
+        image
+            .insert("etc/x", Entry::file(0o600, b"new".to_vec()))
+            .unwrap();
+        assert_eq!(
+            image.get("/etc/x").unwrap().body,
+            Body::File(b"new".to_vec())
+        );
         assert!(image.insert("etc", Entry::symlink("/elsewhere")).is_err());
         assert!(image.insert("etc/x/y", Entry::dir(0o755)).is_err());
     }

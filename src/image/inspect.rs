@@ -82,8 +82,7 @@ fn read_all_archives(
     out: &mut Vec<Listing>,
 ) -> Result<()> {
     let mut at = 0;
-    loop {
-        let Some(rest) = plain.get(at..) else { break };
+    while let Some(rest) = plain.get(at..) {
         let skipped = rest.iter().take_while(|&&b| b == 0).count();
         at += skipped;
         let Some(rest) = plain.get(at..).filter(|r| !r.is_empty()) else {
@@ -95,7 +94,12 @@ fn read_all_archives(
 }
 
 /// Reads one archive up to and including its trailer; returns the bytes it used.
-fn read_archives(data: &[u8], segment: usize, how: Compression, out: &mut Vec<Listing>) -> Result<usize> {
+fn read_archives(
+    data: &[u8],
+    segment: usize,
+    how: Compression,
+    out: &mut Vec<Listing>,
+) -> Result<usize> {
     let mut cursor = Cursor::new(data);
     loop {
         let offset = cursor.position();

@@ -22,9 +22,16 @@ pub fn write(image: &Image, mtime: u32) -> io::Result<Vec<u8>> {
             Body::Dir | Body::Fifo => (&[], (0, 0)),
         };
         let size = u32::try_from(data.len()).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{path} is larger than 4 GiB"))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path} is larger than 4 GiB"),
+            )
         })?;
-        let nlink = if matches!(entry.body, Body::Dir) { 2 } else { 1 };
+        let nlink = if matches!(entry.body, Body::Dir) {
+            2
+        } else {
+            1
+        };
         let header = Builder::new(path)
             .ino(ino)
             .mode(entry.type_bits() | (entry.mode & 0o7777))
@@ -56,13 +63,20 @@ mod tests {
 
     fn sample() -> Image {
         let mut image = Image::new();
-        image.insert("dev/console", Entry {
-            mode: 0o600,
-            uid: 0,
-            gid: 0,
-            body: Body::CharDevice { major: 5, minor: 1 },
-        }).unwrap();
-        image.insert("init", Entry::file(0o755, b"#!/bin/sh\n".to_vec())).unwrap();
+        image
+            .insert(
+                "dev/console",
+                Entry {
+                    mode: 0o600,
+                    uid: 0,
+                    gid: 0,
+                    body: Body::CharDevice { major: 5, minor: 1 },
+                },
+            )
+            .unwrap();
+        image
+            .insert("init", Entry::file(0o755, b"#!/bin/sh\n".to_vec()))
+            .unwrap();
         image.insert("bin/sh", Entry::symlink("busybox")).unwrap();
         image
     }
@@ -72,17 +86,50 @@ mod tests {
         // Written out by hand from buffer-format.rst: 13 eight-digit hex fields after the
         // magic, the name with its NUL, padding to 4, the data, padding to 4, the trailer.
         let mut image = Image::new();
-        image.insert("init", Entry::file(0o755, b"hi\n".to_vec())).unwrap();
+        image
+            .insert("init", Entry::file(0o755, b"hi\n".to_vec()))
+            .unwrap();
         let expected = [
-            "070701", "00000001", "000081ed", "00000000", "00000000", "00000001", "00000000",
-            "00000003", "00000000", "00000000", "00000000", "00000000", "00000005", "00000000",
-            "init\0", "\0", "hi\n", "\0",
-            "070701", "00000000", "00000000", "00000000", "00000000", "00000001", "00000000",
-            "00000000", "00000000", "00000000", "00000000", "00000000", "0000000b", "00000000",
-            "TRAILER!!!\0", "\0\0\0",
+            "070701",
+            "00000001",
+            "000081ed",
+            "00000000",
+            "00000000",
+            "00000001",
+            "00000000",
+            "00000003",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000005",
+            "00000000",
+            "init\0",
+            "\0",
+            "hi\n",
+            "\0",
+            "070701",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000001",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000000",
+            "00000000",
+            "0000000b",
+            "00000000",
+            "TRAILER!!!\0",
+            "\0\0\0",
         ]
         .concat();
-        assert_eq!(String::from_utf8(write(&image, 0).unwrap()).unwrap(), expected);
+        assert_eq!(
+            String::from_utf8(write(&image, 0).unwrap()).unwrap(),
+            expected
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ pub fn parse(list: &str) -> Result<Image, String> {
         let (path, entry) = match fields.as_slice() {
             ["dir", name, mode, uid, gid] => (
                 *name,
-                Entry { mode: num(mode, 8)?, uid: num(uid, 10)?, gid: num(gid, 10)?, body: Body::Dir },
+                Entry {
+                    mode: num(mode, 8)?,
+                    uid: num(uid, 10)?,
+                    gid: num(gid, 10)?,
+                    body: Body::Dir,
+                },
             ),
             ["nod", name, mode, uid, gid, kind, major, minor] => {
                 let (major, minor) = (num(major, 10)?, num(minor, 10)?);
@@ -33,7 +38,15 @@ pub fn parse(list: &str) -> Result<Image, String> {
                     "b" => Body::BlockDevice { major, minor },
                     _ => return Err(at("device type must be c or b")),
                 };
-                (*name, Entry { mode: num(mode, 8)?, uid: num(uid, 10)?, gid: num(gid, 10)?, body })
+                (
+                    *name,
+                    Entry {
+                        mode: num(mode, 8)?,
+                        uid: num(uid, 10)?,
+                        gid: num(gid, 10)?,
+                        body,
+                    },
+                )
             }
             ["slink", name, target, mode, uid, gid] => (
                 *name,
@@ -46,7 +59,12 @@ pub fn parse(list: &str) -> Result<Image, String> {
             ),
             ["pipe", name, mode, uid, gid] => (
                 *name,
-                Entry { mode: num(mode, 8)?, uid: num(uid, 10)?, gid: num(gid, 10)?, body: Body::Fifo },
+                Entry {
+                    mode: num(mode, 8)?,
+                    uid: num(uid, 10)?,
+                    gid: num(gid, 10)?,
+                    body: Body::Fifo,
+                },
             ),
             _ => return Err(at("expected dir, nod, slink or pipe with their fields")),
         };
@@ -59,7 +77,10 @@ pub fn parse(list: &str) -> Result<Image, String> {
 pub fn default_image() -> Result<Image, String> {
     let mut image = parse(LIST)?;
     image
-        .insert(manifest::DEFAULTS_PATH, Entry::file(0o644, DEFAULT_CMDLINE.as_bytes().to_vec()))
+        .insert(
+            manifest::DEFAULTS_PATH,
+            Entry::file(0o644, DEFAULT_CMDLINE.as_bytes().to_vec()),
+        )
         .map_err(|e| e.to_string())?;
     Ok(image)
 }

@@ -38,7 +38,8 @@ pub fn matches(pattern: &str, text: &str) -> bool {
             None => return false,
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 /// Matches the single pattern element at `pi` against `c`. Returns the index after the

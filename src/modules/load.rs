@@ -45,9 +45,13 @@ pub fn load_all(modules: &[(String, String)]) -> Vec<String> {
     let mut failures = Vec::new();
     for (path, params) in modules {
         match load(path, params) {
-            Outcome::Loaded(took) => log::info!("loaded {} in {} ms", name_of(path), took.as_millis()),
+            Outcome::Loaded(took) => {
+                log::info!("loaded {} in {} ms", name_of(path), took.as_millis())
+            }
             Outcome::AlreadyLoaded => log::info!("{} is already loaded", name_of(path)),
-            Outcome::NoDevice => log::info!("{}: no device for this driver (ENODEV)", name_of(path)),
+            Outcome::NoDevice => {
+                log::info!("{}: no device for this driver (ENODEV)", name_of(path))
+            }
             Outcome::Failed(why) => {
                 log::warn!("{why}");
                 failures.push(why);

@@ -119,8 +119,14 @@ softdep=pre: crc32c\0name=ext4\0vermagic=6.1.0 SMP mod_unload\0";
 
     #[test]
     fn names_are_normalized() {
-        assert_eq!(name_from_file("crc32c-intel.ko.xz").as_deref(), Some("crc32c_intel"));
-        assert_eq!(name_from_file("virtio_blk.ko").as_deref(), Some("virtio_blk"));
+        assert_eq!(
+            name_from_file("crc32c-intel.ko.xz").as_deref(),
+            Some("crc32c_intel")
+        );
+        assert_eq!(
+            name_from_file("virtio_blk.ko").as_deref(),
+            Some("virtio_blk")
+        );
         assert_eq!(name_from_file("ext4.ko.zst").as_deref(), Some("ext4"));
         assert_eq!(name_from_file("README"), None);
         assert_eq!(name_from_file(".ko"), None);

@@ -92,10 +92,7 @@ impl<C: Catalog> Resolver<'_, C> {
                 Need::Hard if chain.is_empty() => {
                     bail!("module {name} not found in the modules directory")
                 }
-                Need::Hard => bail!(
-                    "module {name} not found, needed by {}",
-                    chain.join(" <- ")
-                ),
+                Need::Hard => bail!("module {name} not found, needed by {}", chain.join(" <- ")),
                 Need::Soft => {
                     if !self.out.missing_softdeps.iter().any(|m| m == name) {
                         self.out.missing_softdeps.push(name.to_owned());
@@ -112,10 +109,7 @@ impl<C: Catalog> Resolver<'_, C> {
             // A cycle through a softdep is legal (modprobe breaks it); through hard
             // dependencies the kernel could never load either module.
             Some(State::Visiting) if need == Need::Soft => return Ok(()),
-            Some(State::Visiting) => bail!(
-                "dependency cycle: {} -> {module}",
-                chain.join(" -> ")
-            ),
+            Some(State::Visiting) => bail!("dependency cycle: {} -> {module}", chain.join(" -> ")),
             None => {}
         }
         self.state.insert(module.to_owned(), State::Visiting);
@@ -173,7 +167,11 @@ mod tests {
             let by_alias: Vec<String> = self
                 .modules
                 .iter()
-                .filter(|(_, i)| i.aliases.iter().any(|a| super::super::glob::matches(a, &name)))
+                .filter(|(_, i)| {
+                    i.aliases
+                        .iter()
+                        .any(|a| super::super::glob::matches(a, &name))
+                })
                 .map(|(n, _)| n.to_string())
                 .collect();
             Ok(if by_alias.is_empty() {
@@ -203,7 +201,12 @@ mod tests {
                 (
                     "virtio_pci",
                     m(
-                        &["virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio", "virtio_ring"],
+                        &[
+                            "virtio_pci_legacy_dev",
+                            "virtio_pci_modern_dev",
+                            "virtio",
+                            "virtio_ring",
+                        ],
                         &[],
                         &[],
                         &["pci:v00001AF4d*sv*sd*bc*sc*i*"],
@@ -213,10 +216,18 @@ mod tests {
                 ("crc16", m(&[], &[], &[], &[])),
                 ("mbcache", m(&[], &[], &[], &[])),
                 ("jbd2", m(&[], &[], &[], &[])),
-                ("crc32c_generic", m(&[], &[], &[], &["crypto-crc32c", "crc32c"])),
+                (
+                    "crc32c_generic",
+                    m(&[], &[], &[], &["crypto-crc32c", "crc32c"]),
+                ),
                 (
                     "ext4",
-                    m(&["mbcache", "jbd2", "crc16"], &["crc32c"], &[], &["fs-ext4"]),
+                    m(
+                        &["mbcache", "jbd2", "crc16"],
+                        &["crc32c"],
+                        &[],
+                        &["fs-ext4"],
+                    ),
                 ),
             ],
             builtin: vec!["crc32c_intel_not_here"],
@@ -262,14 +273,20 @@ mod tests {
     #[test]
     fn builtin_and_missing_names() {
         let mut table = debian_like();
-        table.modules.push(("uses_builtin", m(&["crc32c_intel_not_here"], &["nope"], &[], &[])));
+        table.modules.push((
+            "uses_builtin",
+            m(&["crc32c_intel_not_here"], &["nope"], &[], &[]),
+        ));
         let order = resolve(&mut table, &names(&["uses_builtin"])).unwrap();
         assert_eq!(order.modules, ["uses_builtin"]);
         assert_eq!(order.builtin, ["crc32c_intel_not_here"]);
         assert_eq!(order.missing_softdeps, ["nope"]);
 
         let err = resolve(&mut table, &names(&["no_such_module"])).unwrap_err();
-        assert_eq!(err.to_string(), "module no_such_module not found in the modules directory");
+        assert_eq!(
+            err.to_string(),
+            "module no_such_module not found in the modules directory"
+        );
 
         table.modules.push(("broken", m(&["gone"], &[], &[], &[])));
         let err = resolve(&mut table, &names(&["broken"])).unwrap_err();
@@ -290,7 +307,10 @@ mod tests {
         };
         let err = resolve(&mut table, &names(&["a"])).unwrap_err();
         assert!(err.to_string().contains("dependency cycle"), "{err}");
-        assert_eq!(resolve(&mut table, &names(&["c"])).unwrap().modules, ["d", "c"]);
+        assert_eq!(
+            resolve(&mut table, &names(&["c"])).unwrap().modules,
+            ["d", "c"]
+        );
         assert_eq!(resolve(&mut table, &names(&["e"])).unwrap().modules, ["e"]);
     }
 

@@ -126,7 +126,8 @@ impl Catalog for ModuleTree {
             return Ok(info.clone());
         }
         let bytes = self.read_module(module)?;
-        let info = modinfo::read(&bytes).with_context(|| format!("failed to read .modinfo of {module}"))?;
+        let info = modinfo::read(&bytes)
+            .with_context(|| format!("failed to read .modinfo of {module}"))?;
         self.infos.insert(module.to_owned(), info.clone());
         Ok(info)
     }
