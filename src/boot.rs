@@ -116,19 +116,22 @@ fn load_modules(manifest: &Manifest, params: &BootParams) {
     if manifest.modules.is_empty() {
         return;
     }
-    let with_params: Vec<(String, String)> = manifest
-        .modules
-        .iter()
-        .map(|path| {
-            let name = path.rsplit('/').next().unwrap_or(path);
-            let name = name.split('.').next().unwrap_or(name);
-            (path.clone(), params.module_params(name))
-        })
-        .collect();
-    let failures = load::load_all(&with_params);
+    let cpu = std::fs::read_to_string("/sys/devices/system/cpu/modalias").ok();
+    let mut wanted = Vec::new();
+    for module in &manifest.modules {
+        if module.suits_cpu(cpu.as_deref()) {
+            wanted.push((module.path.clone(), params.module_params(module.name())));
+        } else {
+            log::info!(
+                "{}: skipped, this CPU lacks the features it is for",
+                module.name()
+            );
+        }
+    }
+    let failures = load::load_all(&wanted);
     log::info!(
         "loaded {} of {} modules",
-        manifest.modules.len() - failures.len(),
+        wanted.len() - failures.len(),
         manifest.modules.len()
     );
 }

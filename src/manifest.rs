@@ -4,10 +4,13 @@
 //!
 //! ```text
 //! baton-manifest 1
-//! module lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio_ring.ko
-//! shell bin/sh
+//! module /lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio_ring.ko
+//! module /lib/modules/6.1.0-56-amd64/kernel/arch/x86/crypto/crc32c-intel.ko cpu:type:x86,ven*fam*mod*:feature:*0094*
+//! shell /bin/sh
 //! ```
-//! Paths are relative to the image root. The first line names the format version; an init
+//! Paths are absolute inside the image. Patterns after a module's path are the `cpu:` aliases
+//! it declares: such a module only works on a CPU with those features (its init fails with
+//! ENODEV elsewhere), so the init skips it unless the CPU's modalias matches one. The first line names the format version; an init
 //! refuses a version it does not know instead of guessing what newer lines mean.
 
 use std::fmt::Write as _;
@@ -22,17 +25,55 @@ const MAGIC: &str = "baton-manifest";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
-    /// Module files in load order.
-    pub modules: Vec<String>,
+    /// Modules in load order.
+    pub modules: Vec<ModuleEntry>,
     /// The rescue shell, if the image has one.
     pub shell: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleEntry {
+    pub path: String,
+    /// `cpu:` modalias patterns; empty means the module loads on any CPU.
+    pub cpu: Vec<String>,
+}
+
+impl ModuleEntry {
+    pub fn new(path: &str) -> ModuleEntry {
+        ModuleEntry {
+            path: path.to_owned(),
+            cpu: Vec::new(),
+        }
+    }
+
+    /// Whether the module is for this CPU: `cpu_modalias` is the content of
+    /// /sys/devices/system/cpu/modalias, or `None` when unknown (then: load it).
+    pub fn suits_cpu(&self, cpu_modalias: Option<&str>) -> bool {
+        match cpu_modalias {
+            Some(alias) if !self.cpu.is_empty() => self
+                .cpu
+                .iter()
+                .any(|p| crate::modules::glob::matches(p, alias.trim())),
+            _ => true,
+        }
+    }
+
+    /// The module's name, from its file name.
+    pub fn name(&self) -> &str {
+        let file = self.path.rsplit('/').next().unwrap_or(&self.path);
+        file.split('.').next().unwrap_or(file)
+    }
 }
 
 impl Manifest {
     pub fn render(&self) -> String {
         let mut out = format!("{MAGIC} {VERSION}\n");
         for module in &self.modules {
-            let _ = writeln!(out, "module {module}");
+            let _ = write!(out, "module {}", module.path);
+            for pattern in &module.cpu {
+                let _ = write!(out, " {pattern}");
+            }
+            out.push('\n');
         }
         if let Some(shell) = &self.shell {
             let _ = writeln!(out, "shell {shell}");
@@ -64,7 +105,12 @@ impl Manifest {
                 continue;
             }
             match line.split_once(' ') {
-                Some(("module", path)) => manifest.modules.push(path.trim().to_owned()),
+                Some(("module", rest)) => {
+                    let mut words = rest.split_ascii_whitespace();
+                    let path = words.next().unwrap_or_default().to_owned();
+                    let cpu = words.map(str::to_owned).collect();
+                    manifest.modules.push(ModuleEntry { path, cpu });
+                }
                 Some(("shell", path)) => manifest.shell = Some(path.trim().to_owned()),
                 _ => {
                     return Err(format!(
@@ -85,7 +131,13 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = Manifest {
-            modules: vec!["lib/modules/6.1/a.ko".into(), "lib/modules/6.1/b.ko".into()],
+            modules: vec![
+                ModuleEntry::new("/lib/modules/6.1/a.ko"),
+                ModuleEntry {
+                    path: "/lib/modules/6.1/crc32c-intel.ko".into(),
+                    cpu: vec!["cpu:type:x86,ven*fam*mod*:feature:*0094*".into()],
+                },
+            ],
             shell: Some("bin/sh".into()),
         };
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
@@ -93,6 +145,21 @@ mod tests {
             Manifest::parse(&Manifest::default().render()).unwrap(),
             Manifest::default()
         );
+    }
+
+    #[test]
+    fn cpu_feature_modules_suit_only_matching_cpus() {
+        let m = ModuleEntry {
+            path: "/lib/modules/6.1/kernel/arch/x86/crypto/crc32c-intel.ko".into(),
+            cpu: vec!["cpu:type:x86,ven*fam*mod*:feature:*0094*".into()],
+        };
+        assert_eq!(m.name(), "crc32c-intel");
+        let with_sse42 = "cpu:type:x86,ven0000fam0006mod003A:feature:,0000,0001,0094,0095\n";
+        let without = "cpu:type:x86,ven0002fam0019mod0011:feature:,0000,0001,0093,0095\n";
+        assert!(m.suits_cpu(Some(with_sse42)));
+        assert!(!m.suits_cpu(Some(without)));
+        assert!(m.suits_cpu(None), "unknown CPU: try it");
+        assert!(ModuleEntry::new("/x.ko").suits_cpu(Some(without)));
     }
 
     #[test]

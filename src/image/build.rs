@@ -5,8 +5,9 @@ use super::compress::{compress, Compression};
 use super::entry::{Body, Entry, Image};
 use super::{newc, skeleton};
 use crate::elf::Elf;
-use crate::manifest::{self, Manifest};
-use crate::modules::{order, tree::ModuleTree};
+use crate::manifest::{self, Manifest, ModuleEntry};
+use crate::modules::order::{self, Catalog};
+use crate::modules::tree::ModuleTree;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::Write;
@@ -168,8 +169,17 @@ fn add_modules(
             .unwrap_or(&rel);
         let dest = format!("lib/modules/{release}/{stem}");
         let data = tree.read_module(name)?;
+        let cpu = tree
+            .info(name)?
+            .aliases
+            .into_iter()
+            .filter(|alias| alias.starts_with("cpu:"))
+            .collect();
         image.insert(&dest, Entry::file(0o644, data))?;
-        manifest.modules.push(format!("/{dest}"));
+        manifest.modules.push(ModuleEntry {
+            path: format!("/{dest}"),
+            cpu,
+        });
     }
     Ok(resolved.modules)
 }
