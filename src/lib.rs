@@ -26,6 +26,7 @@ pub mod kmsg;
 pub mod manifest;
 pub mod modules;
 pub mod mounts;
+pub mod probe;
 pub mod rmrf;
 pub mod root;
 pub mod switch;
