@@ -6,9 +6,10 @@ use crate::cmdline::{self, BootParams};
 use crate::emergency::{self, Action};
 use crate::kmsg::{self, DevkmsgSetting};
 use crate::manifest::{self, Manifest};
-use crate::modules::load;
+use crate::modules::load::Loader;
 use crate::mounts::{self, is_mount_point, EARLY_MOUNTS};
 use crate::root;
+use crate::rootspec;
 use crate::switch;
 use anyhow::{Context, Result};
 use std::convert::Infallible;
@@ -54,7 +55,14 @@ fn boot(known: &mut Known) -> Result<Infallible> {
         uptime()
     );
 
+    let read_started = std::time::Instant::now();
     let manifest = read_manifest()?;
+    log::info!(
+        "image carries {} modules, {} aliases (manifest read in {} ms)",
+        manifest.modules.len(),
+        manifest.aliases.len(),
+        read_started.elapsed().as_millis()
+    );
     known.shell = manifest.shell.clone().filter(|s| Path::new(s).exists());
 
     let params = read_params()?;
@@ -63,9 +71,16 @@ fn boot(known: &mut Known) -> Result<Infallible> {
         log::warn!("{warning}");
     }
 
-    load_modules(&manifest, &params);
+    let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
+        params.module_params(name)
+    });
+    for name in manifest.load.iter().chain(params.force_modules.iter()) {
+        loader.load(name, "requested");
+    }
 
-    mount_new_root(&params)?;
+    mount_new_root(&params, &mut loader)?;
+    let loaded = loader.loaded();
+    log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
     let init = switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?;
     log::info!("switching to {NEW_ROOT}, then running {init}");
     let switched = switch::switch_root(Path::new(NEW_ROOT))?;
@@ -112,31 +127,7 @@ fn read_params() -> Result<BootParams> {
     ))
 }
 
-fn load_modules(manifest: &Manifest, params: &BootParams) {
-    if manifest.modules.is_empty() {
-        return;
-    }
-    let cpu = std::fs::read_to_string("/sys/devices/system/cpu/modalias").ok();
-    let mut wanted = Vec::new();
-    for module in &manifest.modules {
-        if module.suits_cpu(cpu.as_deref()) {
-            wanted.push((module.path.clone(), params.module_params(module.name())));
-        } else {
-            log::info!(
-                "{}: skipped, this CPU lacks the features it is for",
-                module.name()
-            );
-        }
-    }
-    let failures = load::load_all(&wanted);
-    log::info!(
-        "loaded {} of {} modules",
-        wanted.len() - failures.len(),
-        manifest.modules.len()
-    );
-}
-
-fn mount_new_root(params: &BootParams) -> Result<()> {
+fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
     let target = Path::new(NEW_ROOT);
     if is_mount_point(target) {
         log::info!("{NEW_ROOT} is already mounted, using it");
@@ -145,22 +136,35 @@ fn mount_new_root(params: &BootParams) -> Result<()> {
     let value = params
         .root
         .as_deref()
-        .context("no root= on the kernel command line: nothing to boot (add root=/dev/NAME)")?;
-    let spec = root::parse_root(value).map_err(anyhow::Error::msg)?;
+        .context("no root= on the kernel command line: nothing to boot (add root=/dev/NAME or root=UUID=...)")?;
+    let spec = rootspec::parse_root(value).map_err(anyhow::Error::msg)?;
     let limit = params
         .wait
         .limit_secs()
         .map(|s| Duration::from_secs(u64::from(s)));
-    let device = root::wait_for_device(&spec, limit)?;
-    let fstypes = if params.rootfstype.is_empty() {
+    let found = root::wait_for_root(&spec, limit, loader)?;
+    // The filesystem: as given, else as probed, else whatever the kernel knows.
+    let fstypes = if !params.rootfstype.is_empty() {
+        params.rootfstype.clone()
+    } else if let Some(fstype) = &found.fstype {
+        vec![fstype.clone()]
+    } else {
+        Vec::new()
+    };
+    for fstype in &fstypes {
+        if !loader.is_empty() {
+            loader.load_alias(&format!("fs-{fstype}"));
+        }
+    }
+    let fstypes = if fstypes.is_empty() {
         let known = std::fs::read_to_string("/proc/filesystems")
             .context("failed to read /proc/filesystems")?;
         root::block_filesystems(&known)
     } else {
-        params.rootfstype.clone()
+        fstypes
     };
     let (fstype, read_only) = root::mount_root(
-        &device,
+        &found.device,
         target,
         &fstypes,
         params.read_only,
@@ -168,7 +172,7 @@ fn mount_new_root(params: &BootParams) -> Result<()> {
     )?;
     log::info!(
         "mounted root {} ({fstype}, {}) on {NEW_ROOT}",
-        device.display(),
+        found.device.display(),
         if read_only { "ro" } else { "rw" }
     );
     Ok(())

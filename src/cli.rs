@@ -1,13 +1,14 @@
 //! The host tool's command line: parsed into a [`Command`] by a pure function, then run.
 
-use crate::image::build::{build, mtime_from_env, BuildOptions};
+use crate::image::build::{build, mtime_from_env, BuildOptions, Storage};
 use crate::image::compress::Compression;
 use crate::image::inspect::{format_listing, read_image};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--include SRC[:DEST]]...
+usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all]]
+                   [--include SRC[:DEST]]...
                    [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
        baton inspect IMAGE
        baton --version
@@ -15,6 +16,9 @@ usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--include SRC[
 build    write an initramfs image: the static baton init as /init, the skeleton of
          directories and device nodes, the modules named with --module and everything they
          need (from a /lib/modules/KVER-style --modules-dir), and the --include'd files.
+         --storage adds the disk-controller and root-filesystem drivers of VMs and PCs
+         (--storage=all: also RAID, SAS and Fibre Channel HBAs), each loaded at boot only
+         for the hardware present and the root's filesystem.
          SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same bytes.
 inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concatenated).
 ";
@@ -54,6 +58,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         output: PathBuf::new(),
         modules_dir: None,
         modules: Vec::new(),
+        storage: Storage::None,
         includes: Vec::new(),
         shell: None,
         compression: Compression::Gzip,
@@ -82,6 +87,13 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
             "--module" | "-m" => {
                 for name in value()?.split(',').filter(|s| !s.is_empty()) {
                     opts.modules.push(name.to_owned());
+                }
+            }
+            "--storage" => {
+                opts.storage = match inline.as_deref() {
+                    None | Some("common") => Storage::Common,
+                    Some("all") => Storage::All,
+                    Some(other) => bail!("--storage={other}: expected common or all"),
                 }
             }
             "--include" => opts.includes.push(parse_include(&value()?)?),

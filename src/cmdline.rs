@@ -41,6 +41,12 @@ pub struct BootParams {
     pub consoles: Vec<String>,
     /// `rd.emergency=`: what to do when the boot cannot go on.
     pub emergency: Option<Action>,
+    /// `rd.modules=`, `rd.driver.pre=` (dracut), `modules_load=`, `rd.modules_load=`
+    /// (systemd): modules to load at boot whatever the hardware, comma-separated.
+    pub force_modules: Vec<String>,
+    /// `module_blacklist=` (kernel), `rd.driver.blacklist=` (dracut), `modprobe.blacklist=`
+    /// (kmod): modules never to load.
+    pub blacklist: Vec<String>,
     /// `module.param=value` words, for modules baton loads: modprobe reads these from
     /// /proc/cmdline too, since the kernel applies them only to built-in modules.
     pub module_options: Vec<(String, String)>,
@@ -96,6 +102,8 @@ impl Default for BootParams {
             loglevel: None,
             consoles: Vec::new(),
             emergency: None,
+            force_modules: Vec::new(),
+            blacklist: Vec::new(),
             module_options: Vec::new(),
             warnings: Vec::new(),
         }
@@ -272,6 +280,12 @@ fn apply(params: &mut BootParams, word: &Word<'_>) {
             Some(action) => params.emergency = Some(action),
             None => warn_value(params, word, "reboot, poweroff, halt or shell"),
         },
+        ("rd.modules" | "rd.driver.pre" | "modules_load" | "rd.modules_load", Some(v)) => {
+            params.force_modules.extend(module_list(v))
+        }
+        ("module_blacklist" | "rd.driver.blacklist" | "modprobe.blacklist", Some(v)) => {
+            params.blacklist.extend(module_list(v))
+        }
         (key, value) => {
             if let Some((module, param)) = key.split_once('.') {
                 if !module.is_empty() && !param.is_empty() && !RESERVED_PREFIXES.contains(&module) {
@@ -289,7 +303,15 @@ fn apply(params: &mut BootParams, word: &Word<'_>) {
 }
 
 /// Dotted words that are namespaces of other programs, not module names.
-const RESERVED_PREFIXES: [&str; 4] = ["rd", "systemd", "udev", "printk"];
+const RESERVED_PREFIXES: [&str; 5] = ["rd", "systemd", "udev", "printk", "modprobe"];
+
+/// `a,b-c` -> `["a", "b_c"]`.
+fn module_list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(crate::modules::modinfo::normalize)
+}
 
 fn non_empty(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())
@@ -512,6 +534,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn forced_and_blacklisted_modules() {
+        let p = parse("rd.modules=ahci,nvme rd.driver.pre=virtio-scsi modules_load=sd_mod module_blacklist=ata_piix modprobe.blacklist=floppy,pata-acpi");
+        assert_eq!(p.force_modules, ["ahci", "nvme", "virtio_scsi", "sd_mod"]);
+        assert_eq!(p.blacklist, ["ata_piix", "floppy", "pata_acpi"]);
+        assert!(p.module_options.is_empty(), "{:?}", p.module_options);
     }
 
     #[test]

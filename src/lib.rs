@@ -19,6 +19,7 @@
 
 pub mod boot;
 pub mod cmdline;
+pub mod devices;
 pub mod elf;
 pub mod emergency;
 pub mod image;
@@ -29,7 +30,9 @@ pub mod mounts;
 pub mod probe;
 pub mod rmrf;
 pub mod root;
+pub mod rootspec;
 pub mod switch;
+pub mod uevent;
 
 #[cfg(feature = "host")]
 pub mod cli;

@@ -4,14 +4,23 @@
 //!
 //! ```text
 //! baton-manifest 1
-//! module /lib/modules/6.1.0-56-amd64/kernel/drivers/virtio/virtio_ring.ko
-//! module /lib/modules/6.1.0-56-amd64/kernel/arch/x86/crypto/crc32c-intel.ko cpu:type:x86,ven*fam*mod*:feature:*0094*
+//! module virtio_blk /lib/modules/6.1.0/kernel/drivers/block/virtio_blk.ko deps=virtio,virtio_ring
+//! module crc32c_intel /lib/modules/6.1.0/kernel/arch/x86/crypto/crc32c-intel.ko cpu=cpu:type:x86,ven*fam*mod*:feature:*0094*
+//! load virtio_blk
+//! alias virtio:d00000002v* virtio_blk
 //! shell /bin/sh
 //! ```
-//! Paths are absolute inside the image. Patterns after a module's path are the `cpu:` aliases
-//! it declares: such a module only works on a CPU with those features (its init fails with
-//! ENODEV elsewhere), so the init skips it unless the CPU's modalias matches one. The first line names the format version; an init
-//! refuses a version it does not know instead of guessing what newer lines mean.
+//! - `module NAME PATH [deps=A,B] [post=C] [cpu=PATTERN]...`: a module in the image. `deps`
+//!   load first (its `depends=` and softdep `pre:`), `post` after (softdep `post:`). `cpu`
+//!   patterns are the `cpu:` aliases it declares: such a module only works on a CPU with
+//!   those features (its init fails with ENODEV elsewhere), so it is skipped unless the CPU's
+//!   modalias matches one.
+//! - `load NAME`: loaded at boot, in this order (the builder's `--module` list).
+//! - `alias PATTERN NAME`: a device `modalias` or a name like `fs-ext4` that NAME serves.
+//! - `shell PATH`: the rescue shell.
+//!
+//! The first line names the format version; an init refuses a version it does not know
+//! instead of guessing what newer lines mean.
 
 use std::fmt::Write as _;
 
@@ -25,24 +34,32 @@ const MAGIC: &str = "baton-manifest";
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
-    /// Modules in load order.
+    /// Every module in the image, dependencies before dependents.
     pub modules: Vec<ModuleEntry>,
+    /// Modules to load at boot, in order.
+    pub load: Vec<String>,
+    /// (pattern, module name)
+    pub aliases: Vec<(String, String)>,
     /// The rescue shell, if the image has one.
     pub shell: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModuleEntry {
+    pub name: String,
     pub path: String,
+    pub deps: Vec<String>,
+    pub post: Vec<String>,
     /// `cpu:` modalias patterns; empty means the module loads on any CPU.
     pub cpu: Vec<String>,
 }
 
 impl ModuleEntry {
-    pub fn new(path: &str) -> ModuleEntry {
+    pub fn new(name: &str, path: &str) -> ModuleEntry {
         ModuleEntry {
+            name: name.to_owned(),
             path: path.to_owned(),
-            cpu: Vec::new(),
+            ..ModuleEntry::default()
         }
     }
 
@@ -57,23 +74,29 @@ impl ModuleEntry {
             _ => true,
         }
     }
-
-    /// The module's name, from its file name.
-    pub fn name(&self) -> &str {
-        let file = self.path.rsplit('/').next().unwrap_or(&self.path);
-        file.split('.').next().unwrap_or(file)
-    }
 }
 
 impl Manifest {
     pub fn render(&self) -> String {
         let mut out = format!("{MAGIC} {VERSION}\n");
-        for module in &self.modules {
-            let _ = write!(out, "module {}", module.path);
-            for pattern in &module.cpu {
-                let _ = write!(out, " {pattern}");
+        for m in &self.modules {
+            let _ = write!(out, "module {} {}", m.name, m.path);
+            if !m.deps.is_empty() {
+                let _ = write!(out, " deps={}", m.deps.join(","));
+            }
+            if !m.post.is_empty() {
+                let _ = write!(out, " post={}", m.post.join(","));
+            }
+            for pattern in &m.cpu {
+                let _ = write!(out, " cpu={pattern}");
             }
             out.push('\n');
+        }
+        for name in &self.load {
+            let _ = writeln!(out, "load {name}");
+        }
+        for (pattern, name) in &self.aliases {
+            let _ = writeln!(out, "alias {pattern} {name}");
         }
         if let Some(shell) = &self.shell {
             let _ = writeln!(out, "shell {shell}");
@@ -104,20 +127,37 @@ impl Manifest {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            match line.split_once(' ') {
-                Some(("module", rest)) => {
-                    let mut words = rest.split_ascii_whitespace();
-                    let path = words.next().unwrap_or_default().to_owned();
-                    let cpu = words.map(str::to_owned).collect();
-                    manifest.modules.push(ModuleEntry { path, cpu });
+            let bad = || format!("manifest line {}: cannot read {line:?}", index + 1);
+            let mut words = line.split_ascii_whitespace();
+            match words.next() {
+                Some("module") => {
+                    let name = words.next().ok_or_else(bad)?;
+                    let path = words.next().ok_or_else(bad)?;
+                    let mut entry = ModuleEntry::new(name, path);
+                    for word in words {
+                        let list = |v: &str| {
+                            v.split(',')
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        };
+                        match word.split_once('=') {
+                            Some(("deps", v)) => entry.deps = list(v),
+                            Some(("post", v)) => entry.post = list(v),
+                            Some(("cpu", v)) => entry.cpu.push(v.to_owned()),
+                            _ => return Err(bad()),
+                        }
+                    }
+                    manifest.modules.push(entry);
                 }
-                Some(("shell", path)) => manifest.shell = Some(path.trim().to_owned()),
-                _ => {
-                    return Err(format!(
-                        "manifest line {}: unknown entry {line:?}",
-                        index + 1
-                    ))
+                Some("load") => manifest.load.push(words.next().ok_or_else(bad)?.to_owned()),
+                Some("alias") => {
+                    let pattern = words.next().ok_or_else(bad)?;
+                    let name = words.next().ok_or_else(bad)?;
+                    manifest.aliases.push((pattern.to_owned(), name.to_owned()));
                 }
+                Some("shell") => manifest.shell = Some(words.next().ok_or_else(bad)?.to_owned()),
+                _ => return Err(bad()),
             }
         }
         Ok(manifest)
@@ -132,13 +172,25 @@ mod tests {
     fn round_trip() {
         let m = Manifest {
             modules: vec![
-                ModuleEntry::new("/lib/modules/6.1/a.ko"),
+                ModuleEntry::new("virtio", "/lib/modules/6.1/virtio.ko"),
                 ModuleEntry {
+                    name: "virtio_blk".into(),
+                    path: "/lib/modules/6.1/virtio_blk.ko".into(),
+                    deps: vec!["virtio".into()],
+                    post: vec!["helper".into()],
+                    cpu: vec![],
+                },
+                ModuleEntry {
+                    name: "crc32c_intel".into(),
                     path: "/lib/modules/6.1/crc32c-intel.ko".into(),
+                    deps: vec![],
+                    post: vec![],
                     cpu: vec!["cpu:type:x86,ven*fam*mod*:feature:*0094*".into()],
                 },
             ],
-            shell: Some("bin/sh".into()),
+            load: vec!["virtio_blk".into()],
+            aliases: vec![("virtio:d00000002v*".into(), "virtio_blk".into())],
+            shell: Some("/bin/sh".into()),
         };
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
         assert_eq!(
@@ -149,17 +201,14 @@ mod tests {
 
     #[test]
     fn cpu_feature_modules_suit_only_matching_cpus() {
-        let m = ModuleEntry {
-            path: "/lib/modules/6.1/kernel/arch/x86/crypto/crc32c-intel.ko".into(),
-            cpu: vec!["cpu:type:x86,ven*fam*mod*:feature:*0094*".into()],
-        };
-        assert_eq!(m.name(), "crc32c-intel");
+        let mut m = ModuleEntry::new("crc32c_intel", "/x.ko");
+        m.cpu = vec!["cpu:type:x86,ven*fam*mod*:feature:*0094*".into()];
         let with_sse42 = "cpu:type:x86,ven0000fam0006mod003A:feature:,0000,0001,0094,0095\n";
         let without = "cpu:type:x86,ven0002fam0019mod0011:feature:,0000,0001,0093,0095\n";
         assert!(m.suits_cpu(Some(with_sse42)));
         assert!(!m.suits_cpu(Some(without)));
         assert!(m.suits_cpu(None), "unknown CPU: try it");
-        assert!(ModuleEntry::new("/x.ko").suits_cpu(Some(without)));
+        assert!(ModuleEntry::new("a", "/x.ko").suits_cpu(Some(without)));
     }
 
     #[test]
@@ -169,7 +218,15 @@ mod tests {
         assert!(Manifest::parse("baton-manifest x\n").is_err());
         let err = Manifest::parse("baton-manifest 2\n").unwrap_err();
         assert!(err.contains("version 2 is not supported"), "{err}");
-        let err = Manifest::parse("baton-manifest 1\nfirmware x\n").unwrap_err();
-        assert!(err.contains("line 2"), "{err}");
+        for bad in [
+            "firmware x",
+            "module onlyname",
+            "module a /a.ko weird=1",
+            "alias onlypattern",
+            "load",
+        ] {
+            let err = Manifest::parse(&format!("baton-manifest 1\n{bad}\n")).unwrap_err();
+            assert!(err.contains("line 2"), "{bad}: {err}");
+        }
     }
 }

@@ -1,64 +1,17 @@
-//! From `root=` to a mounted new root: what the spec names, waiting for that device, and
-//! mounting it the way the kernel's own `mount_root()` would (init/do_mounts.c): the given
+//! From `root=` to a mounted new root: waiting for the device it names (loading drivers
+//! as hardware appears), and mounting it the way the kernel's own `mount_root()` would (init/do_mounts.c): the given
 //! `rootfstype=` list or every block filesystem the kernel knows, read-only unless `rw`,
 //! retrying read-only when the device refuses writes.
 
-use anyhow::{bail, Context, Result};
+use crate::devices::Registry;
+use crate::modules::load::Loader;
+use crate::rootspec::{self, RootSpec};
+use crate::uevent::Listener;
+use anyhow::{bail, Result};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// What `root=` names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootSpec {
-    /// `/dev/NAME` (or any path that will hold a block device node).
-    Path(String),
-    /// `MAJ:MIN`, or a hex device number like `801` or `fe00` (the kernel's old form).
-    Number { major: u32, minor: u32 },
-}
-
-impl std::fmt::Display for RootSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RootSpec::Path(p) => write!(f, "{p}"),
-            RootSpec::Number { major, minor } => write!(f, "{major}:{minor}"),
-        }
-    }
-}
-
-/// Parses a `root=` value (block/early-lookup.c's forms that need no probing).
-pub fn parse_root(value: &str) -> Result<RootSpec, String> {
-    if value.starts_with('/') {
-        return Ok(RootSpec::Path(value.to_owned()));
-    }
-    for tag in ["UUID=", "LABEL=", "PARTUUID=", "PARTLABEL="] {
-        if value.starts_with(tag) {
-            return Err(format!(
-                "root={value}: {} roots are not supported by this version of baton; use root=/dev/NAME or MAJ:MIN",
-                tag.trim_end_matches('=')
-            ));
-        }
-    }
-    if let Some((major, minor)) = value.split_once(':') {
-        return match (major.parse::<u32>(), minor.parse::<u32>()) {
-            (Ok(major), Ok(minor)) => Ok(RootSpec::Number { major, minor }),
-            _ => Err(format!(
-                "root={value}: expected MAJ:MIN with decimal numbers"
-            )),
-        };
-    }
-    // A bare hex number is a dev_t in the kernel's "new" encoding (new_decode_dev()).
-    match u32::from_str_radix(value, 16) {
-        Ok(dev) => Ok(RootSpec::Number {
-            major: (dev & 0xfff00) >> 8,
-            minor: (dev & 0xff) | ((dev >> 12) & 0xfff00),
-        }),
-        Err(_) => Err(format!(
-            "root={value}: not a device path (/dev/NAME), MAJ:MIN or hex device number"
-        )),
-    }
-}
 
 /// Splits `rootflags=` into the generic flags mount(2) takes as bits and the rest, which
 /// the filesystem parses (as mount(8) does with `-o`). The kernel passes rootflags
@@ -114,21 +67,89 @@ pub fn block_filesystems(proc_filesystems: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits for the device `spec` names and returns a path to its node. `limit` of `None`
-/// waits for ever, with a progress line every few seconds.
-pub fn wait_for_device(spec: &RootSpec, limit: Option<Duration>) -> Result<PathBuf> {
+/// The device the root was found on.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub device: PathBuf,
+    /// The filesystem the probe saw, if any.
+    pub fstype: Option<String>,
+    pub description: String,
+}
+
+/// Waits for the device `spec` names, loading drivers for the hardware as it shows up, and
+/// returns as soon as a probed device matches. `limit` of `None` waits for ever, with a
+/// progress line every few seconds naming what it waits for and what it has seen.
+///
+/// Drivers for the devices present (coldplug) are loaded in tiers, likeliest root
+/// controllers first, and the next tier only once the devices of the previous one have
+/// settled without the root among them: a root on virtio or NVMe never waits for the slow
+/// probing of a legacy IDE controller it does not need. Devices the kernel announces later
+/// (a disk behind a controller just loaded, a hot-plugged one) get their drivers at once.
+pub fn wait_for_root(
+    spec: &RootSpec,
+    limit: Option<Duration>,
+    loader: &mut Loader<'_>,
+) -> Result<Found> {
+    // Listen before coldplug, so no device added meanwhile is missed.
+    let listener = match Listener::open() {
+        Ok(l) => Some(l),
+        Err(errno) => {
+            log::warn!("cannot listen for device events ({errno}); polling instead");
+            None
+        }
+    };
+    let mut tiers = if loader.is_empty() {
+        Vec::new()
+    } else {
+        let scan_started = Instant::now();
+        let tiers = coldplug_tiers();
+        log::info!(
+            "coldplug: {} devices in {} tiers, listed in {} ms",
+            tiers.iter().map(Vec::len).sum::<usize>(),
+            tiers.len(),
+            scan_started.elapsed().as_millis()
+        );
+        tiers
+    };
+    tiers.reverse();
+    let mut registry = Registry::default();
     let started = Instant::now();
-    let mut next_report = Duration::from_secs(5);
+    let mut last_event = started.checked_sub(SETTLE).unwrap_or(started);
+    let mut next_report = PROGRESS_EVERY;
     loop {
-        if let Some(path) = find_device(spec)? {
-            let waited = started.elapsed();
-            if waited > Duration::from_millis(50) {
-                log::info!(
-                    "root device {spec} appeared after {} ms",
-                    waited.as_millis()
+        registry.refresh();
+        let records = registry.records();
+        let found = rootspec::find(spec, &records);
+        if let Some(first) = found.first() {
+            if found.len() > 1 {
+                let all: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
+                log::warn!(
+                    "root={spec} matches {}; using {}",
+                    all.join(", "),
+                    first.name
                 );
             }
-            return Ok(path);
+            log::info!(
+                "root {spec} is {} (after {} ms)",
+                first.describe(),
+                started.elapsed().as_millis()
+            );
+            return Ok(Found {
+                device: PathBuf::from(first.node()),
+                fstype: first.fs.as_ref().map(|f| f.fstype.clone()),
+                description: first.describe(),
+            });
+        }
+        // A path udev or device-mapper would make (/dev/mapper/root) is not a kernel name:
+        // take it once the node exists.
+        if let RootSpec::Path(path) = spec {
+            if is_block_device(path) {
+                return Ok(Found {
+                    device: PathBuf::from(path),
+                    fstype: None,
+                    description: path.clone(),
+                });
+            }
         }
         let waited = started.elapsed();
         if let Some(limit) = limit {
@@ -136,7 +157,7 @@ pub fn wait_for_device(spec: &RootSpec, limit: Option<Duration>) -> Result<PathB
                 bail!(
                     "root device {spec} did not appear within {} s (block devices present: {}); check root= and that the image has the disk's driver, or add rootwait",
                     limit.as_secs(),
-                    present_block_devices()
+                    seen(&records)
                 );
             }
         }
@@ -144,62 +165,118 @@ pub fn wait_for_device(spec: &RootSpec, limit: Option<Duration>) -> Result<PathB
             log::warn!(
                 "still waiting for root device {spec} after {} s (block devices present: {})",
                 waited.as_secs(),
-                present_block_devices()
+                seen(&records)
             );
-            next_report += Duration::from_secs(5);
+            next_report += PROGRESS_EVERY;
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// What is in /sys/class/block now, for messages.
-fn present_block_devices() -> String {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    if names.is_empty() {
-        "none".to_owned()
-    } else {
-        names.join(" ")
-    }
-}
-
-fn find_device(spec: &RootSpec) -> Result<Option<PathBuf>> {
-    use std::os::unix::fs::FileTypeExt;
-    match spec {
-        RootSpec::Path(path) => Ok(std::fs::metadata(path)
-            .ok()
-            .filter(|m| m.file_type().is_block_device())
-            .map(|_| PathBuf::from(path))),
-        RootSpec::Number { major, minor } => {
-            let uevent = format!("/sys/dev/block/{major}:{minor}/uevent");
-            let Ok(text) = std::fs::read_to_string(&uevent) else {
-                return Ok(None);
-            };
-            // devtmpfs names the node as the uevent's DEVNAME says.
-            if let Some(name) = text.lines().find_map(|l| l.strip_prefix("DEVNAME=")) {
-                let path = PathBuf::from(format!("/dev/{name}"));
-                if path.exists() {
-                    return Ok(Some(path));
+        if last_event.elapsed() >= SETTLE {
+            if let Some(tier) = tiers.pop() {
+                for alias in tier {
+                    loader.load_alias(&alias);
+                }
+                last_event = Instant::now();
+                continue;
+            }
+        }
+        let mut wait = next_report.saturating_sub(waited).min(RESCAN_EVERY);
+        if let Some(limit) = limit {
+            wait = wait.min(limit.saturating_sub(waited));
+        }
+        if !tiers.is_empty() {
+            wait = wait.min(SETTLE.saturating_sub(last_event.elapsed()));
+        }
+        match &listener {
+            Some(listener) => {
+                for event in listener.wait(wait) {
+                    last_event = Instant::now();
+                    if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
+                        loader.load_alias(alias);
+                    }
                 }
             }
-            // No devtmpfs node (yet): make our own, as the kernel makes /dev/root.
-            let path = PathBuf::from("/dev/root");
-            let _ = std::fs::remove_file(&path);
-            nix::sys::stat::mknod(
-                &path,
-                nix::sys::stat::SFlag::S_IFBLK,
-                nix::sys::stat::Mode::from_bits_truncate(0o600),
-                nix::sys::stat::makedev(u64::from(*major), u64::from(*minor)),
-            )
-            .with_context(|| format!("failed to create /dev/root for {major}:{minor}"))?;
-            Ok(Some(path))
+            None => std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS)),
         }
+    }
+}
+
+/// How long the device events must pause before the next tier of drivers is loaded.
+const SETTLE: Duration = Duration::from_millis(250);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Even with events, look at sysfs again now and then: an event can be lost when the socket
+/// buffer overflows.
+const RESCAN_EVERY: Duration = Duration::from_millis(500);
+const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(20);
+
+fn seen(records: &[crate::devices::Record]) -> String {
+    if records.is_empty() {
+        return "none".to_owned();
+    }
+    records
+        .iter()
+        .map(|r| r.describe())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn is_block_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// The `modalias` of every device present now, as udev's coldplug reads them, grouped
+/// into tiers by [`tier`]. CPU features are left out: they name crypto and power drivers,
+/// not storage.
+fn coldplug_tiers() -> Vec<Vec<String>> {
+    let mut aliases = Vec::new();
+    if let Ok(buses) = std::fs::read_dir("/sys/bus") {
+        for bus in buses.filter_map(|b| b.ok()) {
+            if bus.file_name() == "cpu" {
+                continue;
+            }
+            let Ok(devices) = std::fs::read_dir(bus.path().join("devices")) else {
+                continue;
+            };
+            for device in devices.filter_map(|d| d.ok()) {
+                if let Ok(alias) = std::fs::read_to_string(device.path().join("modalias")) {
+                    aliases.push(alias.trim().to_owned());
+                }
+            }
+        }
+    }
+    aliases.sort();
+    aliases.dedup();
+    let mut tiers: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for alias in aliases {
+        if let Some(list) = tiers.get_mut(tier(&alias)) {
+            list.push(alias);
+        }
+    }
+    tiers.retain(|t| !t.is_empty());
+    tiers
+}
+
+/// Which coldplug tier a device belongs to: 0 for the controllers a modern root sits
+/// behind (virtio, NVMe, AHCI, SAS) and every non-PCI device, 1 for other storage and buses
+/// that lead to it (SCSI and RAID HBAs, USB, SD), 2 for the rest, legacy IDE among them.
+pub fn tier(modalias: &str) -> usize {
+    let Some(pci) = modalias.strip_prefix("pci:") else {
+        return 0;
+    };
+    let field = |key: &str, len: usize| {
+        pci.find(key)
+            .and_then(|at| pci.get(at + key.len()..at + key.len() + len))
+    };
+    let vendor = field("v", 8).unwrap_or_default();
+    let class = (
+        field("bc", 2).unwrap_or_default(),
+        field("sc", 2).unwrap_or_default(),
+    );
+    match class {
+        _ if vendor == "00001AF4" => 0,
+        ("01", "08") | ("01", "06") | ("01", "07") => 0,
+        ("01", "01") => 2,
+        ("01", _) | ("0C", "03") | ("08", "05") => 1,
+        _ => 2,
     }
 }
 
@@ -259,42 +336,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn root_forms() {
-        assert_eq!(
-            parse_root("/dev/vda").unwrap(),
-            RootSpec::Path("/dev/vda".into())
-        );
-        assert_eq!(
-            parse_root("8:1").unwrap(),
-            RootSpec::Number { major: 8, minor: 1 }
-        );
-        assert_eq!(
-            parse_root("801").unwrap(),
-            RootSpec::Number { major: 8, minor: 1 }
-        );
-        assert_eq!(
-            parse_root("fe00").unwrap(),
-            RootSpec::Number {
-                major: 254,
-                minor: 0
-            }
-        );
-        // new_encode_dev(259:65536+3): minor's high bits live above bit 20.
-        assert_eq!(
-            parse_root("10010303").unwrap(),
-            RootSpec::Number {
-                major: 259,
-                minor: 0x10003
-            }
-        );
-        assert!(parse_root("vda").is_err());
-        assert!(parse_root("8:x").is_err());
-        assert!(parse_root("UUID=1234")
-            .unwrap_err()
-            .contains("not supported"));
-    }
-
-    #[test]
     fn mount_options_split_flags_from_data() {
         let (set, clear, data) =
             split_mount_options("noatime,data=journal,ro,,errors=remount-ro,rw");
@@ -302,6 +343,45 @@ mod tests {
         assert_eq!(clear, MsFlags::MS_RDONLY);
         assert_eq!(data, "data=journal,errors=remount-ro");
         assert_eq!(split_mount_options("").2, "");
+    }
+
+    #[test]
+    fn coldplug_tiers_put_modern_controllers_first() {
+        // virtio (any class), NVMe, AHCI; then SCSI HBAs and USB; IDE last.
+        assert_eq!(
+            tier("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00001000d00000097sv00001000sd00003090bc01sc07i00"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00001000d00000012sv00000000sd00000000bc01sc00i00"),
+            1
+        );
+        assert_eq!(
+            tier("pci:v00008086d00007020sv00001AF4sd00001100bc0Csc03i00"),
+            1
+        );
+        assert_eq!(
+            tier("pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80"),
+            2
+        );
+        assert_eq!(
+            tier("pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00"),
+            2
+        );
+        assert_eq!(tier("virtio:d00000002v00001AF4"), 0);
+        assert_eq!(tier("acpi:PNP0A03:"), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::{newc, skeleton};
 use crate::elf::Elf;
 use crate::manifest::{self, Manifest, ModuleEntry};
 use crate::modules::order::{self, Catalog};
+
 use crate::modules::tree::ModuleTree;
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -20,6 +21,8 @@ pub struct BuildOptions {
     pub output: PathBuf,
     pub modules_dir: Option<PathBuf>,
     pub modules: Vec<String>,
+    /// `--storage[=all]`: carry the storage and filesystem drivers for autoloading.
+    pub storage: Storage,
     /// (source on the host, destination in the image)
     pub includes: Vec<(PathBuf, String)>,
     pub shell: Option<PathBuf>,
@@ -138,6 +141,75 @@ fn read_static_program(path: &Path, what: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What `--storage` carries: the drivers for the disks of virtual machines and PCs (virtio,
+/// SATA/IDE, NVMe, SCSI disks and CD-ROMs, USB storage and its host controllers, SD/MMC,
+/// Hyper-V, VMware and Xen disks) and the filesystems a root is made of. At boot only those
+/// the hardware and the root need are loaded. Paths are relative to the modules directory;
+/// a trailing `/` takes a whole directory, otherwise the path is a file-name prefix.
+pub const STORAGE: &[&str] = &[
+    "kernel/drivers/ata/",
+    "kernel/drivers/block/virtio_blk",
+    "kernel/drivers/block/xen-blkfront",
+    "kernel/drivers/nvme/host/nvme.",
+    "kernel/drivers/nvme/host/nvme-core",
+    "kernel/drivers/scsi/sd_mod",
+    "kernel/drivers/scsi/sr_mod",
+    "kernel/drivers/scsi/virtio_scsi",
+    "kernel/drivers/scsi/vmw_pvscsi",
+    "kernel/drivers/scsi/hv_storvsc",
+    "kernel/drivers/scsi/xen-scsifront",
+    "kernel/drivers/virtio/virtio_pci",
+    "kernel/drivers/virtio/virtio_mmio",
+    "kernel/drivers/mmc/core/",
+    "kernel/drivers/mmc/host/sdhci",
+    "kernel/drivers/usb/storage/",
+    "kernel/drivers/usb/host/xhci-pci",
+    "kernel/drivers/usb/host/ehci-pci",
+    "kernel/drivers/usb/host/ohci-pci",
+    "kernel/drivers/usb/host/uhci-hcd",
+    "kernel/drivers/hv/hv_vmbus",
+    "kernel/fs/ext4/",
+    "kernel/fs/xfs/",
+    "kernel/fs/btrfs/",
+    "kernel/fs/fat/",
+    "kernel/fs/f2fs/",
+    "kernel/fs/squashfs/",
+];
+
+/// `--storage=all` adds the server and SAN controllers: hardware RAID, SAS and Fibre Channel
+/// HBAs (all of drivers/scsi), without what is not a disk (tapes, changers, enclosures, the
+/// SCSI target and debug drivers) or needs a network stack (iSCSI and FCoE offload).
+pub const STORAGE_ALL_EXTRA: &[&str] = &["kernel/drivers/scsi/"];
+pub const STORAGE_ALL_EXCLUDED: &[&str] = &[
+    "scsi_debug",
+    "st",
+    "ch",
+    "ses",
+    "sg",
+    "tcm_qla2xxx",
+    "be2iscsi",
+    "bnx2i",
+    "bnx2fc",
+    "cxgb3i",
+    "cxgb4i",
+    "qedi",
+    "qedf",
+    "fcoe",
+    "fnic",
+    "csiostor",
+    "iscsi_tcp",
+    "libiscsi_tcp",
+    "snic",
+];
+
+/// How much of the storage driver set to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    None,
+    Common,
+    All,
+}
+
 fn add_modules(
     image: &mut Image,
     manifest: &mut Manifest,
@@ -147,14 +219,29 @@ fn add_modules(
         if let Some(first) = opts.modules.first() {
             bail!("--module {first} needs --modules-dir");
         }
+        if opts.storage != Storage::None {
+            bail!("--storage needs --modules-dir");
+        }
         return Ok(Vec::new());
     };
     let mut tree = ModuleTree::open(dir)?;
     let release = tree
         .kernel_release()
         .context("the modules directory has no usable name (expected .../lib/modules/KVER)")?;
-    let resolved = order::resolve(&mut tree, &opts.modules)?;
-    for name in &resolved.modules {
+    let mut wanted = opts.modules.clone();
+    if opts.storage != Storage::None {
+        wanted.extend(tree.names_under(STORAGE));
+    }
+    if opts.storage == Storage::All {
+        wanted.extend(
+            tree.names_under(STORAGE_ALL_EXTRA)
+                .into_iter()
+                .filter(|n| !STORAGE_ALL_EXCLUDED.contains(&n.as_str())),
+        );
+    }
+    let all = order::resolve(&mut tree, &wanted)?;
+    let in_image: std::collections::BTreeSet<String> = all.modules.iter().cloned().collect();
+    for name in &all.modules {
         let rel = tree
             .relative_path(name)
             .with_context(|| format!("module {name} has no file"))?
@@ -169,19 +256,44 @@ fn add_modules(
             .unwrap_or(&rel);
         let dest = format!("lib/modules/{release}/{stem}");
         let data = tree.read_module(name)?;
-        let cpu = tree
-            .info(name)?
+        let info = tree.info(name)?;
+        let mut providers = |names: &[String]| -> Result<Vec<String>> {
+            let mut out = Vec::new();
+            for dep in names {
+                if let order::Lookup::Modules(found) = tree.lookup(dep)? {
+                    out.extend(
+                        found
+                            .into_iter()
+                            .filter(|m| in_image.contains(m) && m != name),
+                    );
+                }
+            }
+            out.dedup();
+            Ok(out)
+        };
+        let mut deps = providers(&info.softdep_pre)?;
+        deps.extend(providers(&info.depends)?);
+        let post = providers(&info.softdep_post)?;
+        let cpu = info
             .aliases
-            .into_iter()
-            .filter(|alias| alias.starts_with("cpu:"))
+            .iter()
+            .filter(|a| a.starts_with("cpu:"))
+            .cloned()
             .collect();
+        for alias in &info.aliases {
+            manifest.aliases.push((alias.clone(), name.clone()));
+        }
         image.insert(&dest, Entry::file(0o644, data))?;
         manifest.modules.push(ModuleEntry {
+            name: name.clone(),
             path: format!("/{dest}"),
+            deps,
+            post,
             cpu,
         });
     }
-    Ok(resolved.modules)
+    manifest.load = order::resolve(&mut tree, &opts.modules)?.modules;
+    Ok(all.modules)
 }
 
 fn add_shell(image: &mut Image, shell: &Path) -> Result<()> {

@@ -1,68 +1,220 @@
-//! Loading the modules the builder put in the image, in the order it resolved.
+//! Loading the modules the builder put in the image: the ones named at build time, the ones
+//! a device's `modalias` asks for, and the filesystem the root turns out to have.
 //!
 //! `finit_module(2)` takes an open file, so the kernel reads the module straight from the
 //! initramfs page cache: no copy through our memory, and signature checks see the file.
 
+use crate::manifest::{Manifest, ModuleEntry};
+use crate::modules::glob;
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
+use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How one module's load went.
-#[derive(Debug)]
-pub enum Outcome {
-    Loaded(Duration),
-    /// Already in the kernel (loaded earlier, or built in under another file name).
-    AlreadyLoaded,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Being loaded (its dependencies are): guards against cycles.
+    Loading,
+    Loaded,
+    /// In the kernel already, built in or loaded before us.
+    Present,
     /// The driver found no device it supports (ENODEV): normal for a generic image.
     NoDevice,
-    Failed(String),
+    /// Not for this CPU, or blacklisted: never tried.
+    Skipped,
+    Failed,
 }
 
-/// Loads one module file with the given parameters (`a=1 b=2`).
-pub fn load(path: &str, params: &str) -> Outcome {
-    let started = Instant::now();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => return Outcome::Failed(format!("failed to open {path}: {e}")),
-    };
-    let Ok(params) = CString::new(params) else {
-        return Outcome::Failed(format!("parameters for {path} contain a NUL byte"));
-    };
-    match finit_module(&file, &params, ModuleInitFlags::empty()) {
-        Ok(()) => Outcome::Loaded(started.elapsed()),
-        Err(Errno::EEXIST) => Outcome::AlreadyLoaded,
-        Err(Errno::ENODEV) => Outcome::NoDevice,
-        Err(errno) => Outcome::Failed(format!("failed to load module {path}: {errno}")),
+/// Loads modules by name or alias, each at most once, dependencies first.
+pub struct Loader<'m> {
+    modules: BTreeMap<&'m str, &'m ModuleEntry>,
+    aliases: &'m [(String, String)],
+    state: BTreeMap<String, State>,
+    blacklist: Vec<String>,
+    cpu: Option<String>,
+    /// Parameters per module from the command line.
+    params: Box<dyn Fn(&str) -> String + 'm>,
+    failures: Vec<String>,
+}
+
+impl<'m> Loader<'m> {
+    pub fn new(
+        manifest: &'m Manifest,
+        blacklist: Vec<String>,
+        params: impl Fn(&str) -> String + 'm,
+    ) -> Loader<'m> {
+        Loader {
+            modules: manifest
+                .modules
+                .iter()
+                .map(|m| (m.name.as_str(), m))
+                .collect(),
+            aliases: &manifest.aliases,
+            state: BTreeMap::new(),
+            blacklist,
+            cpu: std::fs::read_to_string("/sys/devices/system/cpu/modalias").ok(),
+            params: Box::new(params),
+            failures: Vec::new(),
+        }
     }
-}
 
-/// Loads every module in order, logging each. A failure is logged and the rest still load:
-/// a driver for absent hardware fails with ENODEV and that is fine; whether the root can be
-/// found is decided later, with a message naming what is missing.
-pub fn load_all(modules: &[(String, String)]) -> Vec<String> {
-    let mut failures = Vec::new();
-    for (path, params) in modules {
-        match load(path, params) {
-            Outcome::Loaded(took) => {
-                log::info!("loaded {} in {} ms", name_of(path), took.as_millis())
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+
+    /// Module names that were loaded by us, for the summary.
+    pub fn loaded(&self) -> Vec<&str> {
+        self.state
+            .iter()
+            .filter(|(_, s)| **s == State::Loaded)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    pub fn failures(&self) -> &[String] {
+        &self.failures
+    }
+
+    /// Loads `name` (a module in the image, `-` and `_` alike) and what it needs. `why` says
+    /// what asked for it, for the log. Returns whether it is in the kernel now.
+    pub fn load(&mut self, name: &str, why: &str) -> bool {
+        let name = crate::modules::modinfo::normalize(name);
+        if let Some(state) = self.state.get(&name) {
+            return matches!(state, State::Loaded | State::Present | State::Loading);
+        }
+        let Some(entry) = self.modules.get(name.as_str()).copied() else {
+            log::warn!("module {name} ({why}) is not in this image");
+            self.state.insert(name, State::Failed);
+            return false;
+        };
+        if self.blacklist.contains(&name) {
+            log::info!("{name}: skipped, module_blacklist= names it");
+            self.state.insert(name, State::Skipped);
+            return false;
+        }
+        if !entry.suits_cpu(self.cpu.as_deref()) {
+            log::info!("{name}: skipped, this CPU lacks the features it is for");
+            self.state.insert(name, State::Skipped);
+            return false;
+        }
+        self.state.insert(name.clone(), State::Loading);
+        for dep in &entry.deps {
+            self.load(dep, &format!("needed by {name}"));
+        }
+        let state = self.insert(entry, why);
+        self.state.insert(name.clone(), state);
+        for post in &entry.post {
+            self.load(post, &format!("after {name}"));
+        }
+        matches!(state, State::Loaded | State::Present)
+    }
+
+    fn insert(&mut self, entry: &ModuleEntry, why: &str) -> State {
+        let started = Instant::now();
+        let file = match File::open(&entry.path) {
+            Ok(f) => f,
+            Err(e) => {
+                let message = format!("failed to open module {}: {e}", entry.path);
+                log::warn!("{message}");
+                self.failures.push(message);
+                return State::Failed;
             }
-            Outcome::AlreadyLoaded => log::info!("{} is already loaded", name_of(path)),
-            Outcome::NoDevice => {
-                log::info!("{}: no device for this driver (ENODEV)", name_of(path))
+        };
+        let Ok(params) = CString::new((self.params)(&entry.name)) else {
+            self.failures
+                .push(format!("parameters for {} contain a NUL byte", entry.name));
+            return State::Failed;
+        };
+        match finit_module(&file, &params, ModuleInitFlags::empty()) {
+            Ok(()) => {
+                log::info!(
+                    "loaded {} in {} ms ({why})",
+                    entry.name,
+                    started.elapsed().as_millis()
+                );
+                State::Loaded
             }
-            Outcome::Failed(why) => {
-                log::warn!("{why}");
-                failures.push(why);
+            Err(Errno::EEXIST) => State::Present,
+            Err(Errno::ENODEV) => {
+                log::info!("{}: no device for this driver (ENODEV)", entry.name);
+                State::NoDevice
+            }
+            Err(errno) => {
+                let message = format!("failed to load module {}: {errno}", entry.name);
+                log::warn!("{message}");
+                self.failures.push(message);
+                State::Failed
             }
         }
     }
-    failures
+
+    /// Loads every module whose alias pattern matches `alias` (a device's modalias, or a name
+    /// like `fs-ext4`). Returns the names that matched.
+    pub fn load_alias(&mut self, alias: &str) -> Vec<String> {
+        let matched: Vec<String> = matching(self.aliases, alias);
+        for name in &matched {
+            self.load(name, &format!("for {alias}"));
+        }
+        matched
+    }
 }
 
-/// `lib/modules/6.1.0/kernel/fs/ext4/ext4.ko` -> `ext4`, for log lines.
-fn name_of(path: &str) -> &str {
-    let file = path.rsplit('/').next().unwrap_or(path);
-    file.split('.').next().unwrap_or(file)
+/// Module names whose patterns match `alias`, sorted and without repeats. Each pattern's
+/// literal head (up to its first wildcard) is compared before the full match, which keeps
+/// thousands of PCI patterns cheap.
+pub fn matching(aliases: &[(String, String)], alias: &str) -> Vec<String> {
+    let mut names: Vec<String> = aliases
+        .iter()
+        .filter(|(pattern, _)| {
+            let head = pattern
+                .split(['*', '?', '[', '\\'])
+                .next()
+                .unwrap_or_default();
+            alias.starts_with(head) && glob::matches(pattern, alias)
+        })
+        .map(|(_, name)| name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_match_by_pattern() {
+        let aliases = vec![
+            (
+                "pci:v00001AF4d*sv*sd*bc*sc*i*".to_owned(),
+                "virtio_pci".to_owned(),
+            ),
+            ("virtio:d00000002v*".to_owned(), "virtio_blk".to_owned()),
+            ("fs-ext4".to_owned(), "ext4".to_owned()),
+            ("pci:v*d*sv*sd*bc01sc06i01*".to_owned(), "ahci".to_owned()),
+        ];
+        assert_eq!(
+            matching(
+                &aliases,
+                "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+            ),
+            ["virtio_pci"]
+        );
+        assert_eq!(
+            matching(&aliases, "virtio:d00000002v00001AF4"),
+            ["virtio_blk"]
+        );
+        assert_eq!(matching(&aliases, "fs-ext4"), ["ext4"]);
+        assert_eq!(matching(&aliases, "fs-ext"), Vec::<String>::new());
+        assert_eq!(
+            matching(
+                &aliases,
+                "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
+            ),
+            ["ahci"]
+        );
+    }
 }

@@ -62,6 +62,19 @@ impl ModuleTree {
             .map(str::to_owned)
     }
 
+    /// Names of the modules whose paths (relative to the tree) start with any of
+    /// `prefixes`: `kernel/drivers/ata/` for a directory, `kernel/fs/ext4/ext4` for files.
+    pub fn names_under(&self, prefixes: &[&str]) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|(_, rel)| {
+                let rel = rel.to_string_lossy();
+                prefixes.iter().any(|p| rel.starts_with(p))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Path of the module relative to the tree.
     pub fn relative_path(&self, module: &str) -> Option<&Path> {
         self.files.get(module).map(PathBuf::as_path)

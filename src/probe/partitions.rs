@@ -176,7 +176,7 @@ fn gpt(dev: &dyn ReadAt, sector: u64) -> Option<Table> {
     let entries_lba = le64(&header, GPT_ENTRIES_LBA)?;
     let count = le32(&header, GPT_NUM_ENTRIES)?.min(GPT_MAX_ENTRIES);
     let entry_size = usize::try_from(le32(&header, GPT_ENTRY_SIZE)?).ok()?;
-    if entry_size < 128 || entry_size > 4096 {
+    if !(128..=4096).contains(&entry_size) {
         return None;
     }
     let array = dev.read_at(

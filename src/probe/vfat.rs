@@ -79,7 +79,7 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         id.get(3)?,
         id.get(2)?,
         id.get(1)?,
-        id.get(0)?
+        id.first()?
     );
     let boot_label = label_string(bs.get(label_at..label_at + LABEL_LEN)?).filter(|l| l != NO_NAME);
     let dir_label = root_dir_label(dev, root_dir.0, root_dir.1);

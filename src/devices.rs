@@ -1,0 +1,224 @@
+//! The block devices the kernel has now, each probed once into a [`Record`]: "scan once,
+//! then filter". Names, numbers and the partition-to-disk relation come from sysfs
+//! (/sys/class/block); contents come from reading the device node devtmpfs made.
+
+use crate::probe::partitions::{self, Table};
+use crate::probe::{probe_filesystem, Filesystem, ReadAt};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+
+/// One block device and what is on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Kernel name: `vda`, `vda2`, `nvme0n1p1`.
+    pub name: String,
+    pub major: u32,
+    pub minor: u32,
+    /// For a partition: the disk it is on.
+    pub disk: Option<String>,
+    pub partition: Option<u32>,
+    /// The filesystem, if one was recognised.
+    pub fs: Option<Filesystem>,
+    /// A whole disk with a partition table (its filesystems are on the partitions).
+    pub has_table: bool,
+    pub partuuid: Option<String>,
+    pub partlabel: Option<String>,
+}
+
+impl Record {
+    pub fn node(&self) -> String {
+        format!("/dev/{}", self.name)
+    }
+
+    /// One line for logs: `vda2 ext4 UUID=... LABEL=...`.
+    pub fn describe(&self) -> String {
+        let mut s = self.name.clone();
+        match &self.fs {
+            Some(fs) => {
+                s.push(' ');
+                s.push_str(&fs.fstype);
+                if let Some(u) = &fs.uuid {
+                    s.push_str(&format!(" UUID={u}"));
+                }
+                if let Some(l) = &fs.label {
+                    s.push_str(&format!(" LABEL={l:?}"));
+                }
+            }
+            None if self.has_table => s.push_str(" (partition table)"),
+            None => s.push_str(" (nothing recognised)"),
+        }
+        if let Some(p) = &self.partuuid {
+            s.push_str(&format!(" PARTUUID={p}"));
+        }
+        s
+    }
+}
+
+/// Bytes read at once from the start of a device: every superblock we probe is inside
+/// (btrfs's ends at 68 KiB), so most probes cost one read.
+const HEAD: usize = 128 * 1024;
+
+/// A device with its first bytes cached.
+struct Head {
+    file: File,
+    head: Vec<u8>,
+}
+
+impl ReadAt for Head {
+    fn read_at(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+        let end = offset.checked_add(len as u64)?;
+        if end <= self.head.len() as u64 {
+            return self.head.read_at(offset, len);
+        }
+        self.file.read_at(offset, len)
+    }
+}
+
+fn open(name: &str, size: u64) -> Option<Head> {
+    let file = File::open(format!("/dev/{name}")).ok()?;
+    let head_len = usize::try_from(size.min(HEAD as u64)).ok()?;
+    let head = file.read_at(0, head_len)?;
+    Some(Head { file, head })
+}
+
+/// Everything probed so far; probing is done once per device.
+#[derive(Default)]
+pub struct Registry {
+    records: BTreeMap<String, Record>,
+    tables: BTreeMap<String, Option<Table>>,
+}
+
+struct SysBlock {
+    name: String,
+    major: u32,
+    minor: u32,
+    partition: Option<u32>,
+    disk: Option<String>,
+    size_bytes: u64,
+    sector: u64,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+fn sys_block(name: &str) -> Option<SysBlock> {
+    let dir = Path::new("/sys/class/block").join(name);
+    let dev = read_trimmed(&dir.join("dev"))?;
+    let (major, minor) = dev.split_once(':')?;
+    let partition = read_trimmed(&dir.join("partition")).and_then(|p| p.parse().ok());
+    // A partition's sysfs directory sits inside its disk's.
+    let disk = partition.and_then(|_| {
+        let real = std::fs::canonicalize(&dir).ok()?;
+        Some(real.parent()?.file_name()?.to_str()?.to_owned())
+    });
+    let size_bytes = read_trimmed(&dir.join("size"))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 512;
+    let disk_dir = match &disk {
+        Some(d) => Path::new("/sys/class/block").join(d),
+        None => dir.clone(),
+    };
+    let sector = read_trimmed(&disk_dir.join("queue/logical_block_size"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512);
+    Some(SysBlock {
+        name: name.to_owned(),
+        major: major.parse().ok()?,
+        minor: minor.parse().ok()?,
+        partition,
+        disk,
+        size_bytes,
+        sector,
+    })
+}
+
+impl Registry {
+    pub fn records(&self) -> Vec<Record> {
+        self.records.values().cloned().collect()
+    }
+
+    /// Lists /sys/class/block and probes what is new. Returns the names probed now.
+    pub fn refresh(&mut self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Disks before their partitions, so a partition finds its disk's table.
+        names.sort_by_key(|n| (n.len(), n.clone()));
+        let mut new = Vec::new();
+        for name in names {
+            if self.records.contains_key(&name) {
+                continue;
+            }
+            let Some(block) = sys_block(&name) else {
+                continue;
+            };
+            // Empty devices (an idle loop device, a drive without a medium) have nothing to
+            // probe yet; look again next time.
+            if block.size_bytes == 0 {
+                continue;
+            }
+            let record = self.probe(&block);
+            log::info!("found {}", record.describe());
+            new.push(name.clone());
+            self.records.insert(name, record);
+        }
+        new
+    }
+
+    fn probe(&mut self, block: &SysBlock) -> Record {
+        let mut record = Record {
+            name: block.name.clone(),
+            major: block.major,
+            minor: block.minor,
+            disk: block.disk.clone(),
+            partition: block.partition,
+            fs: None,
+            has_table: false,
+            partuuid: None,
+            partlabel: None,
+        };
+        let Some(dev) = open(&block.name, block.size_bytes) else {
+            log::warn!("cannot read /dev/{}", block.name);
+            return record;
+        };
+        match (&block.disk, block.partition) {
+            (Some(disk), Some(number)) => {
+                if let Some(part) = self
+                    .table(disk, block.sector)
+                    .and_then(|t| t.partitions.iter().find(|p| p.number == number).cloned())
+                {
+                    record.partuuid = Some(part.partuuid);
+                    record.partlabel = part.partlabel;
+                }
+                record.fs = probe_filesystem(&dev);
+            }
+            _ => {
+                let table = partitions::probe(&dev, block.sector);
+                record.has_table = table.is_some();
+                self.tables.insert(block.name.clone(), table);
+                if !record.has_table {
+                    record.fs = probe_filesystem(&dev);
+                }
+            }
+        }
+        record
+    }
+
+    fn table(&mut self, disk: &str, sector: u64) -> Option<&Table> {
+        if !self.tables.contains_key(disk) {
+            let size = sys_block(disk).map(|b| b.size_bytes).unwrap_or(0);
+            let table = open(disk, size).and_then(|dev| partitions::probe(&dev, sector));
+            self.tables.insert(disk.to_owned(), table);
+        }
+        self.tables.get(disk).and_then(Option::as_ref)
+    }
+}
