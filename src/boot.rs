@@ -6,6 +6,7 @@ use crate::cmdline::{self, BootParams};
 use crate::emergency::{self, Action};
 use crate::kmsg::{self, DevkmsgSetting};
 use crate::manifest::{self, Manifest};
+use crate::modprobe;
 use crate::modules::load::Loader;
 use crate::mounts::{self, is_mount_point, EARLY_MOUNTS};
 use crate::root;
@@ -74,15 +75,25 @@ fn boot(known: &mut Known) -> Result<Infallible> {
     let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
         params.module_params(name)
     });
+    let helper = (!loader.is_empty()).then(modprobe::Helper::install);
     for name in manifest.load.iter().chain(params.force_modules.iter()) {
         loader.load(name, "requested");
     }
 
     mount_new_root(&params, &mut loader)?;
-    let loaded = loader.loaded();
+    // From the kernel's own list: it also counts what the kernel asked for through us.
+    let mut loaded: Vec<String> = std::fs::read_to_string("/proc/modules")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(str::to_owned))
+        .collect();
+    loaded.sort();
     log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
     let init = switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?;
     log::info!("switching to {NEW_ROOT}, then running {init}");
+    if let Some(helper) = &helper {
+        helper.restore();
+    }
     let switched = switch::switch_root(Path::new(NEW_ROOT))?;
     match &switched.removal {
         Some(removal) => {
@@ -103,7 +114,7 @@ fn boot(known: &mut Known) -> Result<Infallible> {
     switch::exec_init(&init, &args, &env)
 }
 
-fn read_manifest() -> Result<Manifest> {
+pub(crate) fn read_manifest() -> Result<Manifest> {
     let path = format!("/{}", manifest::PATH);
     match std::fs::read_to_string(&path) {
         Ok(text) => Manifest::parse(&text)
@@ -117,7 +128,7 @@ fn read_manifest() -> Result<Manifest> {
     }
 }
 
-fn read_params() -> Result<BootParams> {
+pub(crate) fn read_params() -> Result<BootParams> {
     let line = std::fs::read_to_string("/proc/cmdline").context("failed to read /proc/cmdline")?;
     let defaults =
         std::fs::read_to_string(format!("/{}", manifest::DEFAULTS_PATH)).unwrap_or_default();

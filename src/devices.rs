@@ -31,9 +31,9 @@ impl Record {
         format!("/dev/{}", self.name)
     }
 
-    /// One line for logs: `vda2 ext4 UUID=... LABEL=...`.
+    /// One line for logs: `vda2 (254:2) ext4 UUID=... LABEL=...`.
     pub fn describe(&self) -> String {
-        let mut s = self.name.clone();
+        let mut s = format!("{} ({}:{})", self.name, self.major, self.minor);
         match &self.fs {
             Some(fs) => {
                 s.push(' ');

@@ -25,6 +25,7 @@ pub mod emergency;
 pub mod image;
 pub mod kmsg;
 pub mod manifest;
+pub mod modprobe;
 pub mod modules;
 pub mod mounts;
 pub mod probe;

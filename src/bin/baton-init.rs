@@ -6,6 +6,11 @@ fn main() -> ExitCode {
     // Run by hand on a live system, the boot would mount over /proc and /dev and try to
     // switch roots: refuse before doing anything.
     if std::process::id() != 1 {
+        // The kernel asking for a module while baton runs (see baton::modprobe).
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(name) = baton::modprobe::request(&args) {
+            return ExitCode::from(baton::modprobe::run(name));
+        }
         eprintln!(
             "baton-init: this is the initramfs /init and must run as PID 1; see `baton build`"
         );

@@ -174,6 +174,11 @@ pub const STORAGE: &[&str] = &[
     "kernel/fs/fat/",
     "kernel/fs/f2fs/",
     "kernel/fs/squashfs/",
+    // FAT asks for its codepage and character set at mount time (kernel request).
+    "kernel/fs/nls/nls_cp437",
+    "kernel/fs/nls/nls_utf8",
+    "kernel/fs/nls/nls_ascii",
+    "kernel/fs/nls/nls_iso8859-1",
 ];
 
 /// `--storage=all` adds the server and SAN controllers: hardware RAID, SAS and Fibre Channel

@@ -36,7 +36,6 @@ pub struct Loader<'m> {
     cpu: Option<String>,
     /// Parameters per module from the command line.
     params: Box<dyn Fn(&str) -> String + 'm>,
-    failures: Vec<String>,
 }
 
 impl<'m> Loader<'m> {
@@ -56,25 +55,11 @@ impl<'m> Loader<'m> {
             blacklist,
             cpu: std::fs::read_to_string("/sys/devices/system/cpu/modalias").ok(),
             params: Box::new(params),
-            failures: Vec::new(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.modules.is_empty()
-    }
-
-    /// Module names that were loaded by us, for the summary.
-    pub fn loaded(&self) -> Vec<&str> {
-        self.state
-            .iter()
-            .filter(|(_, s)| **s == State::Loaded)
-            .map(|(n, _)| n.as_str())
-            .collect()
-    }
-
-    pub fn failures(&self) -> &[String] {
-        &self.failures
     }
 
     /// Loads `name` (a module in the image, `-` and `_` alike) and what it needs. `why` says
@@ -116,15 +101,12 @@ impl<'m> Loader<'m> {
         let file = match File::open(&entry.path) {
             Ok(f) => f,
             Err(e) => {
-                let message = format!("failed to open module {}: {e}", entry.path);
-                log::warn!("{message}");
-                self.failures.push(message);
+                log::warn!("failed to open module {}: {e}", entry.path);
                 return State::Failed;
             }
         };
         let Ok(params) = CString::new((self.params)(&entry.name)) else {
-            self.failures
-                .push(format!("parameters for {} contain a NUL byte", entry.name));
+            log::warn!("parameters for {} contain a NUL byte", entry.name);
             return State::Failed;
         };
         match finit_module(&file, &params, ModuleInitFlags::empty()) {
@@ -142,9 +124,7 @@ impl<'m> Loader<'m> {
                 State::NoDevice
             }
             Err(errno) => {
-                let message = format!("failed to load module {}: {errno}", entry.name);
-                log::warn!("{message}");
-                self.failures.push(message);
+                log::warn!("failed to load module {}: {errno}", entry.name);
                 State::Failed
             }
         }

@@ -1,41 +1,253 @@
-//! What the tests that need a real kernel share: where it is, and whether its absence is a
-//! skip (plain `cargo test`) or a failure (scripts/test sets BATON_REQUIRE_KERNEL=1).
+//! What the tests that need a real kernel share: where the kernels are, building images and
+//! disks once per test binary, and booting them under qemu. A missing kernel is a skip for
+//! plain `cargo test` and a failure under scripts/test (BATON_REQUIRE_KERNEL=1).
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 
-/// The kernel directory qemu/fetch-kernel printed, from BATON_KERNEL.
-pub fn kernel_dir() -> Option<PathBuf> {
-    match std::env::var_os("BATON_KERNEL") {
+/// A kernel from qemu/fetch-kernel: its directory and its modules directory.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    pub dir: PathBuf,
+    pub modules: PathBuf,
+    /// A short name for file names: "6.1" or "6.12".
+    pub tag: &'static str,
+}
+
+fn kernel_from(var: &str, tag: &'static str) -> Option<Kernel> {
+    match std::env::var_os(var) {
         Some(dir) => {
             let dir = PathBuf::from(dir);
             assert!(
                 dir.join("lib/modules").is_dir(),
-                "BATON_KERNEL={} has no lib/modules",
+                "{var}={} has no lib/modules",
                 dir.display()
             );
-            Some(dir)
+            let modules = modules_dir(&dir);
+            Some(Kernel { dir, modules, tag })
         }
         None => {
             assert!(
                 std::env::var("BATON_REQUIRE_KERNEL").as_deref() != Ok("1"),
-                "BATON_KERNEL is not set (scripts/test sets it from qemu/fetch-kernel)"
+                "{var} is not set (scripts/test sets it from qemu/fetch-kernel)"
             );
-            eprintln!("skipped: set BATON_KERNEL to a directory from qemu/fetch-kernel");
+            eprintln!("skipped: set {var} to a directory from qemu/fetch-kernel");
             None
         }
     }
 }
 
+/// Debian bookworm's own kernel (6.1: storage drivers as plain .ko modules).
+pub fn kernel() -> Option<Kernel> {
+    kernel_from("BATON_KERNEL", "6.1")
+}
+
+/// The newer kernel bookworm carries (6.12: virtio built in, modules as .ko.xz).
+pub fn kernel_new() -> Option<Kernel> {
+    kernel_from("BATON_KERNEL_NEW", "6.12")
+}
+
+/// The directory qemu/fetch-kernel printed, from BATON_KERNEL.
+pub fn kernel_dir() -> Option<PathBuf> {
+    kernel().map(|k| k.dir)
+}
+
 /// `lib/modules/KVER` inside the kernel directory.
-pub fn modules_dir(kernel: &std::path::Path) -> PathBuf {
+pub fn modules_dir(kernel: &Path) -> PathBuf {
     let base = kernel.join("lib/modules");
-    let mut releases: Vec<PathBuf> = std::fs::read_dir(&base)
+    let mut releases: Vec<PathBuf> = fs::read_dir(&base)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir())
         .collect();
     releases.sort();
     releases.pop().expect("a kernel release directory")
+}
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn work_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("boot");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Builds `key` once per test binary with `make`, which writes the file it is given.
+fn once(key: &str, make: impl FnOnce(&Path)) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let map = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = map.get(key) {
+        return path.clone();
+    }
+    let path = work_dir().join(key);
+    make(&path);
+    map.insert(key.to_owned(), path.clone());
+    path
+}
+
+/// An image built by `baton build` with the given arguments, once per argument list.
+pub fn image(kernel: &Kernel, name: &str, args: &[&str]) -> PathBuf {
+    once(&format!("{name}-{}.img", kernel.tag), |out| {
+        let result = Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["build", "-o"])
+            .arg(out)
+            .arg("--modules-dir")
+            .arg(&kernel.modules)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    })
+}
+
+/// The image for ext4 on virtio-blk, modules named explicitly.
+pub fn virtio_ext4_image(kernel: &Kernel, name: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec![
+        "--module",
+        "virtio_pci",
+        "--module",
+        "virtio_blk",
+        "--module",
+        "ext4",
+    ];
+    args.extend_from_slice(extra);
+    image(kernel, name, &args)
+}
+
+/// The generic image: every storage driver, loaded by the hardware found.
+pub fn storage_image(kernel: &Kernel) -> PathBuf {
+    image(kernel, "storage", &["--storage"])
+}
+
+/// The whole-disk ext4 root of qemu/make-rootfs.
+pub fn plain_disk() -> PathBuf {
+    once("root.img", |out| {
+        let status = Command::new(repo().join("qemu/make-rootfs"))
+            .arg(out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "qemu/make-rootfs failed");
+    })
+}
+
+/// A partitioned disk from qemu/make-disk, once per argument list.
+pub fn disk(name: &str, args: &[&str]) -> PathBuf {
+    once(&format!("disk-{name}.img"), |out| {
+        let result = Command::new(repo().join("qemu/make-disk"))
+            .arg(out)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "qemu/make-disk: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    })
+}
+
+/// One boot, described.
+pub struct Boot<'a> {
+    pub kernel: &'a Kernel,
+    pub image: PathBuf,
+    pub disks: Vec<PathBuf>,
+    pub bus: &'a str,
+    pub append: String,
+    pub input: Option<&'a str>,
+    pub monitor: Option<PathBuf>,
+    pub timeout: u32,
+}
+
+impl<'a> Boot<'a> {
+    pub fn new(kernel: &'a Kernel, image: PathBuf, disk: PathBuf, append: &str) -> Boot<'a> {
+        Boot {
+            kernel,
+            image,
+            disks: vec![disk],
+            bus: "virtio",
+            append: append.to_owned(),
+            input: None,
+            monitor: None,
+            timeout: 90,
+        }
+    }
+
+    pub fn command(&self, name: &str) -> (Command, PathBuf) {
+        let log = work_dir().join(format!("{name}.log"));
+        let mut cmd = Command::new(repo().join("qemu/boot"));
+        cmd.arg("--kernel")
+            .arg(&self.kernel.dir)
+            .arg("--initrd")
+            .arg(&self.image);
+        for disk in &self.disks {
+            cmd.arg("--disk").arg(disk);
+        }
+        cmd.args([
+            "--bus",
+            self.bus,
+            "--append",
+            &self.append,
+            "--timeout",
+            &self.timeout.to_string(),
+            "--log",
+        ])
+        .arg(&log);
+        if let Some(text) = self.input {
+            let input_file = work_dir().join(format!("{name}.input"));
+            fs::write(&input_file, text).unwrap();
+            cmd.arg("--input").arg(&input_file);
+        }
+        if let Some(socket) = &self.monitor {
+            cmd.arg("--monitor").arg(socket);
+        }
+        (cmd, log)
+    }
+
+    /// Boots and returns the console log.
+    pub fn run(&self, name: &str) -> String {
+        let (mut cmd, log) = self.command(name);
+        let status = cmd.status().unwrap();
+        assert!(status.success(), "qemu/boot failed for {name}");
+        String::from_utf8_lossy(&fs::read(&log).unwrap()).into_owned()
+    }
+}
+
+/// The marker line the real root's /sbin/init printed, or a failure showing the console.
+pub fn marker(log: &str) -> &str {
+    match log.lines().find(|l| l.starts_with("BATON-MARKER")) {
+        Some(line) => line,
+        None => panic!("the real root's init never ran; console:\n{log}"),
+    }
+}
+
+pub fn assert_has(log: &str, needle: &str) {
+    assert!(
+        log.contains(needle),
+        "{needle:?} not on the console:\n{log}"
+    );
+}
+
+/// The modules baton says it loaded (its "loaded N modules: a b c" line).
+pub fn loaded_modules(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.starts_with("BATON-DMESG"))
+        .find_map(|l| {
+            l.split_once("modules: ")
+                .filter(|_| l.contains("baton: loaded "))
+                .map(|(_, m)| m)
+        })
+        .map(|m| m.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
 }

@@ -1,0 +1,85 @@
+//! baton as the kernel's module helper. When a driver asks for another module at run time
+//! (FAT for its codepage `nls_cp437`, crypto for an algorithm, a filesystem by `fs-` name),
+//! the kernel runs `kernel.modprobe -q -- NAME` (call_modprobe() in kernel/module/kmod.c).
+//! An initramfs has no modprobe, so while baton runs it points that setting at itself and
+//! answers from the image's manifest; before the real init starts, the old setting returns.
+
+use crate::boot;
+use crate::modules::load::Loader;
+
+const MODPROBE: &str = "/proc/sys/kernel/modprobe";
+
+/// Whether argv is the kernel's module request: `PROGRAM -q -- NAME`.
+pub fn request(args: &[String]) -> Option<&str> {
+    match args {
+        [_, quiet, dashes, name] if quiet == "-q" && dashes == "--" => Some(name.as_str()),
+        _ => None,
+    }
+}
+
+/// Loads `name` (a module or an alias) from the image. Returns the exit status for the
+/// kernel: 0 when something answering to it is in the kernel now.
+pub fn run(name: &str) -> u8 {
+    crate::kmsg::install();
+    let (Ok(manifest), Ok(params)) = (boot::read_manifest(), boot::read_params()) else {
+        return 1;
+    };
+    let mut loader = Loader::new(&manifest, params.blacklist.clone(), |m| {
+        params.module_params(m)
+    });
+    let why = "kernel request";
+    let ok = if manifest
+        .modules
+        .iter()
+        .any(|m| m.name == crate::modules::modinfo::normalize(name))
+    {
+        loader.load(name, why)
+    } else {
+        !loader.load_alias(name).is_empty()
+    };
+    if !ok {
+        log::warn!("the kernel asked for module {name}, which this image does not have");
+    }
+    u8::from(!ok)
+}
+
+/// The kernel's helper setting while baton runs; restored before the real init starts.
+pub struct Helper {
+    previous: Option<String>,
+}
+
+impl Helper {
+    /// Makes the kernel call `/init` for module requests.
+    pub fn install() -> Helper {
+        let previous = std::fs::read_to_string(MODPROBE)
+            .ok()
+            .map(|s| s.trim().to_owned());
+        if let Err(e) = std::fs::write(MODPROBE, "/init\n") {
+            log::warn!("cannot take module requests from the kernel: {e}");
+        }
+        Helper { previous }
+    }
+
+    pub fn restore(&self) {
+        if let Some(previous) = &self.previous {
+            let _ = std::fs::write(MODPROBE, format!("{previous}\n"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_kernel_request() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            request(&args(&["/init", "-q", "--", "nls_cp437"])),
+            Some("nls_cp437")
+        );
+        assert_eq!(request(&args(&["/init"])), None);
+        assert_eq!(request(&args(&["/init", "-q", "nls_cp437"])), None);
+        assert_eq!(request(&args(&["/init", "-r", "--", "x"])), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! Finding the root as a distribution does, on real kernels under qemu: every root= form on GPT
+//! and MBR disks with the filesystem not given, ext4/xfs/btrfs/vfat roots, disks on
+//! virtio-blk, virtio-scsi, NVMe and SATA from one generic `--storage` image on Debian's 6.1
+//! and 6.12 kernels, a disk hot-plugged after boot, and a root that never appears.
+
+mod common;
+
+use common::{assert_has, disk, loaded_modules, marker, storage_image, Boot, Kernel};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+/// The default disk of qemu/make-disk: GPT, ext4 root in partition 2.
+const EXT4_UUID: &str = "3f8a2c1e-5b7d-4e9f-8a6c-2d4e6f8a0b1c";
+const ROOT_PARTUUID: &str = "5a1e0c2d-7b3f-4e6a-9d8c-1f2e3d4c5b6a";
+const FIRST_PARTUUID: &str = "11111111-2222-4333-8444-555555555555";
+
+fn gpt_disk() -> std::path::PathBuf {
+    disk(
+        "gpt-ext4",
+        &["--table", "gpt", "--fs", "ext4", "--label", "root disk"],
+    )
+}
+
+fn mbr_disk() -> std::path::PathBuf {
+    disk(
+        "mbr-ext4",
+        &["--table", "mbr", "--fs", "ext4", "--disk-id", "0x1badcafe"],
+    )
+}
+
+/// Boots the generic image on 6.1 with one disk and checks the real init ran from `device`.
+fn boots_root(name: &str, disk: std::path::PathBuf, root: &str, device: &str) -> String {
+    let Some(k) = common::kernel() else {
+        return String::new();
+    };
+    let append = format!("root={root} rd.emergency=poweroff");
+    let log = Boot::new(&k, storage_image(&k), disk, &append).run(name);
+    let line = marker(&log);
+    assert!(line.contains(&format!("root=[{device} ")), "{root}: {line}");
+    log
+}
+
+#[test]
+fn gpt_uuid() {
+    boots_root(
+        "gpt-uuid",
+        gpt_disk(),
+        &format!("UUID={}", EXT4_UUID.to_uppercase()),
+        "/dev/vda2",
+    );
+}
+
+#[test]
+fn gpt_label_with_a_space() {
+    boots_root("gpt-label", gpt_disk(), "\"LABEL=root disk\"", "/dev/vda2");
+}
+
+#[test]
+fn gpt_partuuid() {
+    boots_root(
+        "gpt-partuuid",
+        gpt_disk(),
+        &format!("PARTUUID={ROOT_PARTUUID}"),
+        "/dev/vda2",
+    );
+}
+
+#[test]
+fn gpt_partuuid_partnroff() {
+    boots_root(
+        "gpt-partnroff",
+        gpt_disk(),
+        &format!("PARTUUID={FIRST_PARTUUID}/PARTNROFF=1"),
+        "/dev/vda2",
+    );
+}
+
+#[test]
+fn gpt_partlabel() {
+    boots_root("gpt-partlabel", gpt_disk(), "PARTLABEL=root", "/dev/vda2");
+}
+
+#[test]
+fn by_uuid_and_by_label_links() {
+    boots_root(
+        "by-uuid",
+        gpt_disk(),
+        &format!("/dev/disk/by-uuid/{EXT4_UUID}"),
+        "/dev/vda2",
+    );
+    boots_root(
+        "by-label",
+        gpt_disk(),
+        "/dev/disk/by-label/root\\x20disk",
+        "/dev/vda2",
+    );
+    boots_root(
+        "by-partuuid",
+        gpt_disk(),
+        &format!("/dev/disk/by-partuuid/{ROOT_PARTUUID}"),
+        "/dev/vda2",
+    );
+}
+
+#[test]
+fn kernel_name_and_device_number() {
+    let log = boots_root("devname", gpt_disk(), "/dev/vda2", "/dev/vda2");
+    if log.is_empty() {
+        return;
+    }
+    // Learn the number the kernel gave vda2, then boot by it.
+    let number = log
+        .lines()
+        .find_map(|l| l.split("found vda2 (").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .expect("the log names vda2's number")
+        .to_owned();
+    boots_root("devnum", gpt_disk(), &number, "/dev/vda2");
+}
+
+#[test]
+fn mbr_partuuid_and_partnroff() {
+    boots_root(
+        "mbr-partuuid",
+        mbr_disk(),
+        "PARTUUID=1BADCAFE-02",
+        "/dev/vda2",
+    );
+    boots_root(
+        "mbr-partnroff",
+        mbr_disk(),
+        "PARTUUID=1badcafe-01/PARTNROFF=1",
+        "/dev/vda2",
+    );
+}
+
+#[test]
+fn mbr_uuid_and_label() {
+    boots_root(
+        "mbr-uuid",
+        mbr_disk(),
+        &format!("UUID={EXT4_UUID}"),
+        "/dev/vda2",
+    );
+    boots_root("mbr-label", mbr_disk(), "LABEL=batonroot", "/dev/vda2");
+}
+
+fn boots_filesystem(fs: &str, uuid: &str) {
+    let disk = disk(
+        &format!("gpt-{fs}"),
+        &["--table", "gpt", "--fs", fs, "--label", "BATONROOT"],
+    );
+    let log = boots_root(
+        &format!("fs-{fs}"),
+        disk,
+        &format!("UUID={uuid}"),
+        "/dev/vda2",
+    );
+    if log.is_empty() {
+        return;
+    }
+    assert!(
+        marker(&log).contains(&format!("/dev/vda2 {fs} ro")),
+        "{}",
+        marker(&log)
+    );
+    assert!(
+        loaded_modules(&log).iter().any(|m| m == fs),
+        "{fs} not loaded: {log}"
+    );
+}
+
+#[test]
+fn xfs_root() {
+    boots_filesystem("xfs", "7c2e4a6b-8d0f-4b1a-9c3e-5f7a9b1c3d5e");
+}
+
+#[test]
+fn btrfs_root() {
+    boots_filesystem("btrfs", "9e4c6a8b-0d2f-4a3c-8e5a-7b9c1d3e5f7a");
+}
+
+#[test]
+fn vfat_root() {
+    boots_filesystem("vfat", "2A4C-6E8F");
+}
+
+/// One generic image, one kind of disk controller: the root is found and only the drivers
+/// that controller and the root need are loaded.
+fn boots_on_bus(k: &Kernel, bus: &str, device: &str, needed: &[&str], unneeded: &[&str]) {
+    let mut b = Boot::new(
+        k,
+        storage_image(k),
+        gpt_disk(),
+        &format!("root=PARTUUID={ROOT_PARTUUID}"),
+    );
+    b.bus = bus;
+    let log = b.run(&format!("bus-{bus}-{}", k.tag));
+    let line = marker(&log);
+    assert!(
+        line.contains(&format!("root=[{device} ext4 ")),
+        "{bus}: {line}"
+    );
+    let loaded = loaded_modules(&log);
+    for module in needed {
+        assert!(
+            loaded.iter().any(|m| m == module),
+            "{bus} on {}: {module} not loaded: {loaded:?}",
+            k.tag
+        );
+    }
+    for module in unneeded {
+        assert!(
+            !loaded.iter().any(|m| m == module),
+            "{bus} on {}: {module} loaded: {loaded:?}",
+            k.tag
+        );
+    }
+}
+
+const ALL_DRIVERS: [&str; 6] = [
+    "virtio_blk",
+    "virtio_scsi",
+    "nvme",
+    "ahci",
+    "ata_piix",
+    "sd_mod",
+];
+
+fn others(needed: &[&str]) -> Vec<&'static str> {
+    ALL_DRIVERS
+        .iter()
+        .copied()
+        .filter(|d| !needed.contains(d))
+        .collect()
+}
+
+fn buses(k: &Kernel) {
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("virtio", "/dev/vda2", &["virtio_blk", "ext4"]),
+        ("scsi", "/dev/sda2", &["virtio_scsi", "sd_mod", "ext4"]),
+        ("nvme", "/dev/nvme0n1p2", &["nvme", "ext4"]),
+        ("sata", "/dev/sda2", &["ahci", "sd_mod", "ext4"]),
+    ];
+    for (bus, device, needed) in cases {
+        boots_on_bus(k, bus, device, needed, &others(needed));
+    }
+}
+
+#[test]
+fn every_bus_on_debian_6_1() {
+    let Some(k) = common::kernel() else { return };
+    buses(&k);
+}
+
+#[test]
+fn every_bus_on_debian_6_12() {
+    let Some(k) = common::kernel_new() else {
+        return;
+    };
+    buses(&k);
+}
+
+/// A disk plugged into the running VM seconds after boot, with `rootwait`: baton hears the
+/// kernel's events, loads the drivers and boots from it.
+#[test]
+fn hot_plugged_disk_with_rootwait() {
+    let Some(k) = common::kernel() else { return };
+    let disk = gpt_disk();
+    let socket = common::work_dir().join("hotplug.monitor");
+    let _ = std::fs::remove_file(&socket);
+    let mut b = Boot::new(
+        &k,
+        storage_image(&k),
+        disk.clone(),
+        &format!("root=UUID={EXT4_UUID} rootwait"),
+    );
+    b.disks.clear();
+    b.monitor = Some(socket.clone());
+    let (mut cmd, log_path) = b.command("hotplug");
+    let mut child = cmd.spawn().unwrap();
+
+    // Wait until baton is listening and has looked at the hardware, then a little more.
+    let started = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("baton: coldplug:") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "baton never started:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let mut monitor = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    monitor
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut banner = [0u8; 4096];
+    let _ = monitor.read(&mut banner);
+    writeln!(
+        monitor,
+        "drive_add 0 if=none,id=hot,file={},format=raw,snapshot=on",
+        disk.display()
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(monitor, "device_add virtio-blk-pci,drive=hot,id=hotdisk").unwrap();
+    let _ = monitor.read(&mut banner);
+
+    assert!(child.wait().unwrap().success());
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    assert!(marker(&log).contains("root=[/dev/vda2 ext4 "), "{log}");
+    assert_has(&log, "baton: loaded virtio_blk");
+}
+
+/// A root that never appears: a bounded wait naming what it waited for and what it saw,
+/// then the configured emergency action.
+#[test]
+fn root_that_never_appears() {
+    let Some(k) = common::kernel() else { return };
+    let b = Boot::new(
+        &k,
+        storage_image(&k),
+        gpt_disk(),
+        "root=UUID=00000000-0000-4000-8000-000000000000 rd.timeout=2 rd.emergency=poweroff",
+    );
+    let log = b.run("never");
+    assert_has(
+        &log,
+        "baton: boot failed: root device UUID=00000000-0000-4000-8000-000000000000 did not appear within 2 s",
+    );
+    assert_has(&log, "vda2 (");
+    assert_has(&log, "reboot: Power down");
+    assert!(!log.contains("BATON-MARKER"), "{log}");
+    assert!(!log.contains("Kernel panic"), "{log}");
+}
