@@ -123,7 +123,8 @@ impl Manifest {
         }
         let mut manifest = Manifest::default();
         for (index, line) in lines {
-            let line = line.trim();
+            // ASCII whitespace only, the same set the words are split on.
+            let line = line.trim_matches(|c: char| c.is_ascii_whitespace());
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -209,6 +210,16 @@ mod tests {
         assert!(!m.suits_cpu(Some(without)));
         assert!(m.suits_cpu(None), "unknown CPU: try it");
         assert!(ModuleEntry::new("a", "/x.ko").suits_cpu(Some(without)));
+    }
+
+    #[test]
+    fn found_by_fuzzing() {
+        // A vertical tab is Unicode whitespace but not ASCII whitespace: trimming and
+        // splitting must agree on what a word is, or a parsed manifest renders differently.
+        let text = "baton-manifest 1\n\tshell\t\t\x0b\t\t\t!\0\t\t\t\t\t\t\t)batonn-m";
+        if let Ok(m) = Manifest::parse(text) {
+            assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
+        }
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! The kernel command line: any bytes the bootloader passes must parse without panicking.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let params = baton::cmdline::parse(&text);
+    let _ = params.wait.limit_secs();
+    let _ = params.module_params("ext4");
+    let middle = text.char_indices().map(|(i, _)| i).nth(text.chars().count() / 2).unwrap_or(text.len());
+    let (defaults, line) = text.split_at(middle);
+    let _ = baton::cmdline::parse_with_defaults(&baton::cmdline::strip_comments(defaults), line);
+});

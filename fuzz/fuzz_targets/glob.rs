@@ -1,0 +1,11 @@
+//! Alias patterns against modaliases: the first line is the pattern, the rest the text.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));
+    let _ = baton::modules::glob::matches(pattern, subject);
+    let aliases = vec![(pattern.to_owned(), "m".to_owned())];
+    let _ = baton::modules::load::matching(&aliases, subject);
+});

@@ -1,0 +1,11 @@
+//! ELF section lookup and .modinfo parsing on arbitrary module files.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = baton::modules::modinfo::read(data);
+    let _ = baton::modules::modinfo::parse(data);
+    if let Ok(elf) = baton::elf::Elf::parse(data) {
+        let _ = elf.needs_interpreter();
+    }
+});

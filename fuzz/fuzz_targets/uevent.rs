@@ -1,0 +1,7 @@
+//! Kernel uevent datagrams.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = baton::uevent::parse(data);
+});
