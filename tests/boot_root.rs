@@ -278,6 +278,8 @@ fn hot_plugged_disk_with_rootwait() {
     b.disks.clear();
     b.monitor = Some(socket.clone());
     let (mut cmd, log_path) = b.command("hotplug");
+    // A log left by an earlier run must not be mistaken for this one's progress.
+    let _ = std::fs::remove_file(&log_path);
     let mut child = cmd.spawn().unwrap();
 
     // Wait until baton is listening and has looked at the hardware, then a little more.
@@ -314,6 +316,10 @@ fn hot_plugged_disk_with_rootwait() {
     let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
     assert!(marker(&log).contains("root=[/dev/vda2 ext4 "), "{log}");
     assert_has(&log, "baton: loaded virtio_blk");
+    // The disk really arrived after baton had looked at the hardware and started waiting.
+    let coldplug = log.find("baton: coldplug:").unwrap();
+    let plugged = log.find("[1af4:1001]").expect("the kernel announced the new PCI device");
+    assert!(coldplug < plugged, "the disk was there before baton started:\n{log}");
 }
 
 /// A root that never appears: a bounded wait naming what it waited for and what it saw,
