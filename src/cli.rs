@@ -1,6 +1,6 @@
 //! The host tool's command line: parsed into a [`Command`] by a pure function, then run.
 
-use crate::image::build::{build, mtime_from_env, BuildOptions, Storage};
+use crate::image::build::{build, mtime_from_env, BuildOptions, ModuleCompression, Storage};
 use crate::image::compress::Compression;
 use crate::image::inspect::{format_listing, read_image};
 use anyhow::{bail, Context, Result};
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all]]
-                   [--include SRC[:DEST]]...
+                   [--module-compression keep|decompress|auto] [--include SRC[:DEST]]...
                    [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
        baton inspect IMAGE
        baton --version
@@ -59,6 +59,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         modules_dir: None,
         modules: Vec::new(),
         storage: Storage::None,
+        module_compression: ModuleCompression::Auto,
         includes: Vec::new(),
         shell: None,
         compression: Compression::Gzip,
@@ -94,6 +95,16 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
                     None | Some("common") => Storage::Common,
                     Some("all") => Storage::All,
                     Some(other) => bail!("--storage={other}: expected common or all"),
+                }
+            }
+            "--module-compression" => {
+                opts.module_compression = match value()?.as_str() {
+                    "keep" => ModuleCompression::Keep,
+                    "decompress" => ModuleCompression::Decompress,
+                    "auto" => ModuleCompression::Auto,
+                    other => {
+                        bail!("--module-compression {other}: expected keep, decompress or auto")
+                    }
                 }
             }
             "--include" => opts.includes.push(parse_include(&value()?)?),

@@ -318,8 +318,13 @@ fn hot_plugged_disk_with_rootwait() {
     assert_has(&log, "baton: loaded virtio_blk");
     // The disk really arrived after baton had looked at the hardware and started waiting.
     let coldplug = log.find("baton: coldplug:").unwrap();
-    let plugged = log.find("[1af4:1001]").expect("the kernel announced the new PCI device");
-    assert!(coldplug < plugged, "the disk was there before baton started:\n{log}");
+    let plugged = log
+        .find("[1af4:1001]")
+        .expect("the kernel announced the new PCI device");
+    assert!(
+        coldplug < plugged,
+        "the disk was there before baton started:\n{log}"
+    );
 }
 
 /// A root that never appears: a bounded wait naming what it waited for and what it saw,

@@ -109,7 +109,7 @@ impl<'m> Loader<'m> {
             log::warn!("parameters for {} contain a NUL byte", entry.name);
             return State::Failed;
         };
-        match finit_module(&file, &params, ModuleInitFlags::empty()) {
+        match finit_module(&file, &params, init_flags(&entry.path)) {
             Ok(()) => {
                 log::info!(
                     "loaded {} in {} ms ({why})",
@@ -138,6 +138,23 @@ impl<'m> Loader<'m> {
             self.load(name, &format!("for {alias}"));
         }
         matched
+    }
+}
+
+/// `MODULE_INIT_COMPRESSED_FILE` (include/uapi/linux/module.h, Linux 5.17+ built with
+/// MODULE_DECOMPRESS): the kernel decompresses the module itself. Not in nix or libc yet.
+const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
+
+/// Flags for a module file: compressed files (kept so by `--keep-module-compression`) are
+/// handed to the kernel to decompress.
+fn init_flags(path: &str) -> ModuleInitFlags {
+    if [".ko.xz", ".ko.zst", ".ko.gz"]
+        .iter()
+        .any(|s| path.ends_with(s))
+    {
+        ModuleInitFlags::from_bits_retain(MODULE_INIT_COMPRESSED_FILE)
+    } else {
+        ModuleInitFlags::empty()
     }
 }
 
