@@ -100,6 +100,12 @@ fn by_uuid_and_by_label_links() {
         &format!("/dev/disk/by-partuuid/{ROOT_PARTUUID}"),
         "/dev/vda2",
     );
+    boots_root(
+        "by-partlabel",
+        gpt_disk(),
+        "/dev/disk/by-partlabel/root",
+        "/dev/vda2",
+    );
 }
 
 #[test]
@@ -347,4 +353,30 @@ fn root_that_never_appears() {
     assert_has(&log, "reboot: Power down");
     assert!(!log.contains("BATON-MARKER"), "{log}");
     assert!(!log.contains("Kernel panic"), "{log}");
+}
+
+#[test]
+fn mbr_kernel_name_and_links() {
+    boots_root("mbr-devname", mbr_disk(), "/dev/vda2", "/dev/vda2");
+    boots_root(
+        "mbr-by-partuuid",
+        mbr_disk(),
+        "/dev/disk/by-partuuid/1badcafe-02",
+        "/dev/vda2",
+    );
+}
+
+/// rd.modules= loads a module whatever the hardware; module_blacklist= wins over it.
+#[test]
+fn forced_and_blacklisted_modules() {
+    let Some(k) = common::kernel() else { return };
+    let append = format!(
+        "root=UUID={EXT4_UUID} rd.modules=nvme,sr_mod module_blacklist=sr_mod rd.emergency=poweroff"
+    );
+    let log = Boot::new(&k, storage_image(&k), gpt_disk(), &append).run("forced");
+    marker(&log);
+    let loaded = loaded_modules(&log);
+    assert!(loaded.iter().any(|m| m == "nvme"), "{loaded:?}");
+    assert!(!loaded.iter().any(|m| m == "sr_mod"), "{loaded:?}");
+    assert_has(&log, "sr_mod: skipped, module_blacklist= names it");
 }
