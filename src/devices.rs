@@ -55,9 +55,10 @@ impl Record {
     }
 }
 
-/// Bytes read at once from the start of a device: every superblock we probe is inside
-/// (btrfs's ends at 68 KiB), so most probes cost one read.
-const HEAD: usize = 128 * 1024;
+/// Bytes read at once from the start of a device: the partition tables (GPT's header and
+/// its usual 16 KiB of entries) and most superblocks are inside, so most probes cost one
+/// read; btrfs (at 64 KiB) and a FAT root directory cost one more.
+const HEAD: usize = 20 * 1024;
 
 /// A device with its first bytes cached.
 struct Head {

@@ -98,7 +98,9 @@ pub fn wait_for_root(
             None
         }
     };
-    let mut tiers = if loader.is_empty() {
+    // An image whose modules were all named at build time is loaded already: nothing for
+    // coldplug to add.
+    let mut tiers = if !loader.has_untried() {
         Vec::new()
     } else {
         let scan_started = Instant::now();

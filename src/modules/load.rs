@@ -62,6 +62,14 @@ impl<'m> Loader<'m> {
         self.modules.is_empty()
     }
 
+    /// Whether some module in the image has not been tried yet: only then can a device's
+    /// modalias still bring something new.
+    pub fn has_untried(&self) -> bool {
+        self.modules
+            .keys()
+            .any(|name| !self.state.contains_key(*name))
+    }
+
     /// Loads `name` (a module in the image, `-` and `_` alike) and what it needs. `why` says
     /// what asked for it, for the log. Returns whether it is in the kernel now.
     pub fn load(&mut self, name: &str, why: &str) -> bool {
