@@ -73,7 +73,6 @@ pub struct Found {
     pub device: PathBuf,
     /// The filesystem the probe saw, if any.
     pub fstype: Option<String>,
-    pub description: String,
 }
 
 /// Waits for the device `spec` names, loading drivers for the hardware as it shows up, and
@@ -139,7 +138,6 @@ pub fn wait_for_root(
             return Ok(Found {
                 device: PathBuf::from(first.node()),
                 fstype: first.fs.as_ref().map(|f| f.fstype.clone()),
-                description: first.describe(),
             });
         }
         // A path udev or device-mapper would make (/dev/mapper/root) is not a kernel name:
@@ -149,7 +147,6 @@ pub fn wait_for_root(
                 return Ok(Found {
                     device: PathBuf::from(path),
                     fstype: None,
-                    description: path.clone(),
                 });
             }
         }

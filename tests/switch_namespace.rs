@@ -146,6 +146,16 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A sentinel file is still there with its content.
+fn assert_survives(path: &Path) {
+    assert_eq!(
+        fs::read_to_string(path).unwrap(),
+        "must survive",
+        "{}",
+        path.display()
+    );
+}
+
 fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
@@ -231,18 +241,9 @@ fn switch_frees_initramfs(work: &Path) {
     // deletion that meets mounted filesystems.)
     assert_eq!(names_in(&fd_path(&old_root)), Vec::<String>::new());
     // Nothing on the other filesystems was touched.
-    assert_eq!(
-        fs::read_to_string(fd_path(&other).join("sentinel")).unwrap(),
-        "must survive"
-    );
-    assert_eq!(
-        fs::read_to_string(outside.join("sentinel")).unwrap(),
-        "must survive"
-    );
-    assert_eq!(
-        fs::read_to_string(outside.join("deeper/sentinel")).unwrap(),
-        "must survive"
-    );
+    assert_survives(&fd_path(&other).join("sentinel"));
+    assert_survives(&outside.join("sentinel"));
+    assert_survives(&outside.join("deeper/sentinel"));
 }
 
 /// The deletion itself, with filesystems still mounted inside (as on the MS_MOVE path,
@@ -274,14 +275,8 @@ fn deletion_stops_at_mounts(work: &Path) {
     assert_eq!(removal.skipped_mounts, 2, "{removal:?}");
     assert_eq!(names_in(&fake), ["mnt"]);
     assert_eq!(names_in(&fake.join("mnt")), ["bind", "other"]);
-    assert_eq!(
-        fs::read_to_string(fake.join("mnt/other/sentinel")).unwrap(),
-        "must survive"
-    );
-    assert_eq!(
-        fs::read_to_string(outside.join("sentinel")).unwrap(),
-        "must survive"
-    );
+    assert_survives(&fake.join("mnt/other/sentinel"));
+    assert_survives(&outside.join("sentinel"));
 }
 
 /// An old root on a disk filesystem is never emptied: neither by the switch nor by asking
@@ -318,14 +313,8 @@ fn refuses_on_disk(work: &Path) {
         0
     });
     assert_eq!(code, 0);
-    assert_eq!(
-        fs::read_to_string(fd_path(&disk).join("precious")).unwrap(),
-        "must survive"
-    );
-    assert_eq!(
-        fs::read_to_string(fd_path(&disk).join("dir/precious")).unwrap(),
-        "must survive"
-    );
+    assert_survives(&fd_path(&disk).join("precious"));
+    assert_survives(&fd_path(&disk).join("dir/precious"));
 }
 
 fn refuses_when_not_pid_1(work: &Path) {

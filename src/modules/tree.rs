@@ -80,27 +80,23 @@ impl ModuleTree {
         self.files.get(module).map(PathBuf::as_path)
     }
 
-    /// The module file's bytes as they are on disk, compressed or not.
-    pub fn read_module_file(&self, module: &str) -> Result<Vec<u8>> {
+    fn path_of(&self, module: &str) -> Result<PathBuf> {
         let rel = self
             .files
             .get(module)
             .with_context(|| format!("module {module} not found"))?;
-        let path = self.root.join(rel);
+        Ok(self.root.join(rel))
+    }
+
+    /// The module file's bytes as they are on disk, compressed or not.
+    pub fn read_module_file(&self, module: &str) -> Result<Vec<u8>> {
+        let path = self.path_of(module)?;
         std::fs::read(&path).with_context(|| format!("failed to read module {}", path.display()))
     }
 
     /// The module's ELF bytes, decompressed if its file is compressed.
     pub fn read_module(&self, module: &str) -> Result<Vec<u8>> {
-        let rel = self
-            .files
-            .get(module)
-            .with_context(|| format!("module {module} not found"))?;
-        let path = self.root.join(rel);
-        let raw = std::fs::read(&path)
-            .with_context(|| format!("failed to read module {}", path.display()))?;
-        compress::decompress_module(&path, raw)
-            .with_context(|| format!("failed to decompress module {}", path.display()))
+        read_elf(&self.path_of(module)?)
     }
 
     fn alias_index(&mut self) -> Result<&[(String, String)]> {
@@ -158,11 +154,16 @@ impl ModuleTree {
 
 /// The `.modinfo` of one module file, compressed or not.
 fn read_info(path: &Path) -> Result<ModInfo> {
+    modinfo::read(&read_elf(path)?)
+        .with_context(|| format!("failed to read .modinfo of {}", path.display()))
+}
+
+/// A module file's ELF bytes, decompressed if the file is compressed.
+fn read_elf(path: &Path) -> Result<Vec<u8>> {
     let raw =
         std::fs::read(path).with_context(|| format!("failed to read module {}", path.display()))?;
-    let bytes = compress::decompress_module(path, raw)
-        .with_context(|| format!("failed to decompress module {}", path.display()))?;
-    modinfo::read(&bytes).with_context(|| format!("failed to read .modinfo of {}", path.display()))
+    compress::decompress_module(path, raw)
+        .with_context(|| format!("failed to decompress module {}", path.display()))
 }
 
 impl Catalog for ModuleTree {
