@@ -342,12 +342,17 @@ fn root_that_never_appears() {
         &k,
         storage_image(&k),
         gpt_disk(),
-        "root=UUID=00000000-0000-4000-8000-000000000000 rd.timeout=2 rd.emergency=poweroff",
+        "root=UUID=00000000-0000-4000-8000-000000000000 rd.timeout=6 rd.emergency=poweroff",
     );
     let log = b.run("never");
+    // A progress line while waiting, naming what it waits for and what it has seen.
     assert_has(
         &log,
-        "baton: boot failed: root device UUID=00000000-0000-4000-8000-000000000000 did not appear within 2 s",
+        "baton: still waiting for root device UUID=00000000-0000-4000-8000-000000000000 after 5 s (block devices present: vda (",
+    );
+    assert_has(
+        &log,
+        "baton: boot failed: root device UUID=00000000-0000-4000-8000-000000000000 did not appear within 6 s",
     );
     assert_has(&log, "vda2 (");
     assert_has(&log, "reboot: Power down");
