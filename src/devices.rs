@@ -97,7 +97,6 @@ struct SysBlock {
     partition: Option<u32>,
     disk: Option<String>,
     size_bytes: u64,
-    sector: u64,
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
@@ -106,36 +105,46 @@ fn read_trimmed(path: &Path) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
+/// What sysfs says about one block device, in as few reads as possible (each costs several
+/// syscalls, and a boot under emulation feels every one): the `uevent` file has the numbers
+/// and the partition number, `size` tells an empty drive, and for a partition the sysfs link
+/// itself names the disk (`.../block/vda/vda2`).
 fn sys_block(name: &str) -> Option<SysBlock> {
     let dir = Path::new("/sys/class/block").join(name);
-    let dev = read_trimmed(&dir.join("dev"))?;
-    let (major, minor) = dev.split_once(':')?;
-    let partition = read_trimmed(&dir.join("partition")).and_then(|p| p.parse().ok());
-    // A partition's sysfs directory sits inside its disk's.
+    let uevent = std::fs::read_to_string(dir.join("uevent")).ok()?;
+    let field = |key: &str| {
+        uevent
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+    };
+    let partition = field("PARTN").and_then(|p| p.parse().ok());
     let disk = partition.and_then(|_| {
-        let real = std::fs::canonicalize(&dir).ok()?;
-        Some(real.parent()?.file_name()?.to_str()?.to_owned())
+        let link = std::fs::read_link(&dir).ok()?;
+        Some(link.parent()?.file_name()?.to_str()?.to_owned())
     });
     let size_bytes = read_trimmed(&dir.join("size"))
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0)
         * 512;
-    let disk_dir = match &disk {
-        Some(d) => Path::new("/sys/class/block").join(d),
-        None => dir.clone(),
-    };
-    let sector = read_trimmed(&disk_dir.join("queue/logical_block_size"))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(512);
     Some(SysBlock {
         name: name.to_owned(),
-        major: major.parse().ok()?,
-        minor: minor.parse().ok()?,
+        major: field("MAJOR")?.parse().ok()?,
+        minor: field("MINOR")?.parse().ok()?,
         partition,
         disk,
         size_bytes,
-        sector,
     })
+}
+
+/// A disk's logical sector size, where its partition table's LBAs count from.
+fn sector_size(disk: &str) -> u64 {
+    read_trimmed(
+        &Path::new("/sys/class/block")
+            .join(disk)
+            .join("queue/logical_block_size"),
+    )
+    .and_then(|s| s.parse().ok())
+    .unwrap_or(512)
 }
 
 impl Registry {
@@ -194,7 +203,7 @@ impl Registry {
         match (&block.disk, block.partition) {
             (Some(disk), Some(number)) => {
                 if let Some(part) = self
-                    .table(disk, block.sector)
+                    .table(disk)
                     .and_then(|t| t.partitions.iter().find(|p| p.number == number).cloned())
                 {
                     record.partuuid = Some(part.partuuid);
@@ -203,7 +212,7 @@ impl Registry {
                 record.fs = probe_filesystem(&dev);
             }
             _ => {
-                let table = partitions::probe(&dev, block.sector);
+                let table = partitions::probe(&dev, sector_size(&block.name));
                 record.has_table = table.is_some();
                 self.tables.insert(block.name.clone(), table);
                 if !record.has_table {
@@ -214,10 +223,10 @@ impl Registry {
         record
     }
 
-    fn table(&mut self, disk: &str, sector: u64) -> Option<&Table> {
+    fn table(&mut self, disk: &str) -> Option<&Table> {
         if !self.tables.contains_key(disk) {
             let size = sys_block(disk).map(|b| b.size_bytes).unwrap_or(0);
-            let table = open(disk, size).and_then(|dev| partitions::probe(&dev, sector));
+            let table = open(disk, size).and_then(|dev| partitions::probe(&dev, sector_size(disk)));
             self.tables.insert(disk.to_owned(), table);
         }
         self.tables.get(disk).and_then(Option::as_ref)
