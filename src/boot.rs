@@ -4,7 +4,7 @@
 
 use crate::cmdline::{self, BootParams};
 use crate::emergency::{self, Action};
-use crate::kmsg::{self, DevkmsgSetting};
+use crate::kmsg;
 use crate::manifest::{self, Manifest};
 use crate::modprobe;
 use crate::modules::load::Loader;
@@ -49,7 +49,7 @@ fn boot(known: &mut Known) -> Result<Infallible> {
     if let Ok(printk) = std::fs::read_to_string("/proc/sys/kernel/printk") {
         kmsg::set_console_level(&printk);
     }
-    let devkmsg = DevkmsgSetting::enable();
+    let devkmsg = kmsg::unlimit_devkmsg();
     log::info!(
         "baton {} started at {} s after boot",
         env!("CARGO_PKG_VERSION"),
@@ -75,7 +75,7 @@ fn boot(known: &mut Known) -> Result<Infallible> {
     let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
         params.module_params(name)
     });
-    let helper = (!loader.is_empty()).then(modprobe::Helper::install);
+    let helper = (!loader.is_empty()).then(modprobe::take_requests);
     for name in manifest.load.iter().chain(params.force_modules.iter()) {
         loader.load(name, "requested");
     }
@@ -163,9 +163,7 @@ fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
         Vec::new()
     };
     for fstype in &fstypes {
-        if !loader.is_empty() {
-            loader.load_alias(&format!("fs-{fstype}"));
-        }
+        loader.load_alias(&format!("fs-{fstype}"));
     }
     let fstypes = if fstypes.is_empty() {
         let known = std::fs::read_to_string("/proc/filesystems")

@@ -222,13 +222,7 @@ fn strip_quotes(s: &str) -> &str {
 
 /// Parses a whole command line. Never fails: bad values become warnings.
 pub fn parse(cmdline: &str) -> BootParams {
-    let mut params = BootParams::default();
-    let (words, init_args) = split(cmdline);
-    for word in &words {
-        apply(&mut params, word);
-    }
-    params.init_args = init_args.iter().map(init_arg).collect();
-    params
+    parse_with_defaults("", cmdline)
 }
 
 /// Parses default parameters followed by the kernel's own: the kernel's words come later,

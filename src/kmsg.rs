@@ -120,32 +120,10 @@ impl log::Log for KmsgLogger {
 
 /// `printk_devkmsg`: by default the kernel drops /dev/kmsg writes past 10 in 5 s. baton
 /// turns that limit off while it runs and puts the old setting back before the real init
-/// starts, which then decides for itself.
-pub struct DevkmsgSetting {
-    previous: Option<String>,
-}
-
-const DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
-
-impl DevkmsgSetting {
-    /// Sets `on`. Fails quietly if the setting is locked by `printk.devkmsg=` on the
-    /// command line (the kernel then refuses writes), which is the user's choice.
-    pub fn enable() -> DevkmsgSetting {
-        let previous = std::fs::read_to_string(DEVKMSG)
-            .ok()
-            .map(|s| s.trim().to_owned());
-        // The kernel insists on the trailing newline (devkmsg_sysctl_set_loglvl()).
-        if previous.as_deref() != Some("on") {
-            let _ = std::fs::write(DEVKMSG, "on\n");
-        }
-        DevkmsgSetting { previous }
-    }
-
-    pub fn restore(&self) {
-        if let Some(previous) = self.previous.as_deref().filter(|p| *p != "on") {
-            let _ = std::fs::write(DEVKMSG, format!("{previous}\n"));
-        }
-    }
+/// starts, which then decides for itself. A write fails quietly when `printk.devkmsg=` on
+/// the command line locked the setting: that is the user's choice.
+pub fn unlimit_devkmsg() -> crate::sysctl::Override {
+    crate::sysctl::Override::set("/proc/sys/kernel/printk_devkmsg", "on").0
 }
 
 #[cfg(test)]

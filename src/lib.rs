@@ -33,6 +33,7 @@ pub mod rmrf;
 pub mod root;
 pub mod rootspec;
 pub mod switch;
+pub mod sysctl;
 pub mod uevent;
 
 #[cfg(feature = "host")]

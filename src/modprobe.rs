@@ -7,8 +7,6 @@
 use crate::boot;
 use crate::modules::load::Loader;
 
-const MODPROBE: &str = "/proc/sys/kernel/modprobe";
-
 /// Whether argv is the kernel's module request: `PROGRAM -q -- NAME`.
 pub fn request(args: &[String]) -> Option<&str> {
     match args {
@@ -43,28 +41,14 @@ pub fn run(name: &str) -> u8 {
     u8::from(!ok)
 }
 
-/// The kernel's helper setting while baton runs; restored before the real init starts.
-pub struct Helper {
-    previous: Option<String>,
-}
-
-impl Helper {
-    /// Makes the kernel call `/init` for module requests.
-    pub fn install() -> Helper {
-        let previous = std::fs::read_to_string(MODPROBE)
-            .ok()
-            .map(|s| s.trim().to_owned());
-        if let Err(e) = std::fs::write(MODPROBE, "/init\n") {
-            log::warn!("cannot take module requests from the kernel: {e}");
-        }
-        Helper { previous }
+/// Makes the kernel call `/init` for module requests while baton runs; the returned
+/// override puts the previous helper back before the real init starts.
+pub fn take_requests() -> crate::sysctl::Override {
+    let (helper, result) = crate::sysctl::Override::set("/proc/sys/kernel/modprobe", "/init");
+    if let Err(e) = result {
+        log::warn!("cannot take module requests from the kernel: {e}");
     }
-
-    pub fn restore(&self) {
-        if let Some(previous) = &self.previous {
-            let _ = std::fs::write(MODPROBE, format!("{previous}\n"));
-        }
-    }
+    helper
 }
 
 #[cfg(test)]

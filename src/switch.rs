@@ -113,7 +113,6 @@ fn open_in_root(root: &OwnedFd, path: &str) -> Result<OwnedFd, Errno> {
 pub struct Switched {
     /// `None` when the old root was not ramfs/tmpfs and so was left alone.
     pub removal: Option<Removal>,
-    pub pivoted: bool,
 }
 
 /// Makes `new_root` the root of the system. Refuses, before changing anything, unless this
@@ -165,20 +164,18 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
     // pivot_root keeps the old root reachable until unmounted, then frees it; it fails with
     // EINVAL when / is the kernel's rootfs, which can never be unmounted: there we move the
     // new root over / instead.
-    let pivoted = match nix::unistd::pivot_root(".", ".") {
+    match nix::unistd::pivot_root(".", ".") {
         Ok(()) => {
             umount2(".", MntFlags::MNT_DETACH)
                 .context("failed to detach the old root after pivot_root")?;
-            true
         }
         Err(Errno::EINVAL) => {
             mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
                 .with_context(|| format!("failed to move {} to /", new_root.display()))?;
             nix::unistd::chroot(".").context("failed to chroot into the new root")?;
-            false
         }
         Err(errno) => return Err(errno).context("failed to pivot_root into the new root"),
-    };
+    }
     nix::unistd::chdir("/").context("failed to chdir to the new /")?;
 
     let removal = if deletable {
@@ -186,7 +183,7 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
     } else {
         None
     };
-    Ok(Switched { removal, pivoted })
+    Ok(Switched { removal })
 }
 
 /// Moves one API mount into the new root, or detaches it if the new root has nowhere to put

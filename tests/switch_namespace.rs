@@ -146,6 +146,22 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Two other filesystems inside the fake initramfs: a tmpfs at mnt/other holding a sentinel,
+/// and a bind mount of the disk directory `outside` at mnt/bind.
+fn mount_other_filesystems(fake: &Path, outside: &Path) {
+    tmpfs(&fake.join("mnt/other"));
+    write(&fake.join("mnt/other/sentinel"), "must survive");
+    fs::create_dir_all(fake.join("mnt/bind")).unwrap();
+    mount(
+        Some(outside),
+        &fake.join("mnt/bind"),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+}
+
 /// A sentinel file is still there with its content.
 fn assert_survives(path: &Path) {
     assert_eq!(
@@ -187,17 +203,7 @@ fn switch_frees_initramfs(work: &Path) {
     )
     .unwrap();
 
-    tmpfs(&fake.join("mnt/other"));
-    write(&fake.join("mnt/other/sentinel"), "must survive");
-    fs::create_dir_all(fake.join("mnt/bind")).unwrap();
-    mount(
-        Some(&outside),
-        &fake.join("mnt/bind"),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .unwrap();
+    mount_other_filesystems(&fake, &outside);
 
     // API mounts the switch must carry into the new root.
     tmpfs(&fake.join("run"));
@@ -257,17 +263,7 @@ fn deletion_stops_at_mounts(work: &Path) {
     write(&fake.join("a/b/c/file"), "x");
     std::os::unix::fs::symlink(&outside, fake.join("a/link-to-outside")).unwrap();
     std::os::unix::fs::symlink("/", fake.join("link-to-root")).unwrap();
-    tmpfs(&fake.join("mnt/other"));
-    write(&fake.join("mnt/other/sentinel"), "must survive");
-    fs::create_dir_all(fake.join("mnt/bind")).unwrap();
-    mount(
-        Some(&outside),
-        &fake.join("mnt/bind"),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .unwrap();
+    mount_other_filesystems(&fake, &outside);
     write(&fake.join("mnt/plain/file"), "x");
 
     let removal = rmrf::remove_children(open_dir(&fake)).unwrap();

@@ -12,7 +12,7 @@ use crate::modules::tree::ModuleTree;
 use anyhow::{bail, Context, Result};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Everything `baton build` was asked to do.
@@ -448,8 +448,6 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     }
     result
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org), else 0.
 pub fn mtime_from_env() -> Result<u32> {

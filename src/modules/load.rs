@@ -33,7 +33,8 @@ pub struct Loader<'m> {
     aliases: &'m [(String, String)],
     state: BTreeMap<String, State>,
     blacklist: Vec<String>,
-    cpu: Option<String>,
+    /// The CPU's modalias, read the first time a module with `cpu:` aliases is met.
+    cpu: Option<Option<String>>,
     /// Parameters per module from the command line.
     params: Box<dyn Fn(&str) -> String + 'm>,
 }
@@ -53,7 +54,7 @@ impl<'m> Loader<'m> {
             aliases: &manifest.aliases,
             state: BTreeMap::new(),
             blacklist,
-            cpu: std::fs::read_to_string("/sys/devices/system/cpu/modalias").ok(),
+            cpu: None,
             params: Box::new(params),
         }
     }
@@ -87,7 +88,7 @@ impl<'m> Loader<'m> {
             self.state.insert(name, State::Skipped);
             return false;
         }
-        if !entry.suits_cpu(self.cpu.as_deref()) {
+        if !entry.cpu.is_empty() && !entry.suits_cpu(self.cpu_modalias()) {
             log::info!("{name}: skipped, this CPU lacks the features it is for");
             self.state.insert(name, State::Skipped);
             return false;
@@ -102,6 +103,12 @@ impl<'m> Loader<'m> {
             self.load(post, &format!("after {name}"));
         }
         matches!(state, State::Loaded | State::Present)
+    }
+
+    fn cpu_modalias(&mut self) -> Option<&str> {
+        self.cpu
+            .get_or_insert_with(|| std::fs::read_to_string("/sys/devices/system/cpu/modalias").ok())
+            .as_deref()
     }
 
     fn insert(&mut self, entry: &ModuleEntry, why: &str) -> State {
