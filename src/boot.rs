@@ -1,9 +1,11 @@
 //! The init's whole job, in order. Each step takes what the previous one produced; any error
 //! goes to the one emergency path, and after a rescue shell the boot is simply tried again
-//! (every step is safe to repeat).
+//! (every step is safe to repeat, and every kernel setting changed by an attempt is put back
+//! when the attempt ends, whichever way it ends).
 
-use crate::cmdline::{self, BootParams};
+use crate::cmdline::{BootParams, BreakPoint};
 use crate::emergency::{self, Action};
+use crate::inputs;
 use crate::kmsg;
 use crate::manifest::{self, Manifest};
 use crate::modprobe;
@@ -14,17 +16,45 @@ use crate::rootspec;
 use crate::switch;
 use anyhow::{Context, Result};
 use std::convert::Infallible;
+use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
 /// Where the real root is mounted before it becomes `/`.
 pub const NEW_ROOT: &str = "/sysroot";
 
-/// What the emergency path needs to know, filled in as the boot learns it.
+/// What the emergency path needs to know, learnt as early in each attempt as it can be, so
+/// that even a failed early mount or a damaged manifest honours `rd.emergency=`,
+/// `rd.shell=` and the image's shell.
 #[derive(Default)]
 struct Known {
+    /// `rd.emergency=`.
     action: Option<Action>,
+    /// `rd.shell=`: `Some(false)` forbids the shell on failure.
+    shell_allowed: Option<bool>,
+    /// The image's rescue shell, if it has one.
     shell: Option<String>,
+    /// The initramfs is gone: there is no shell to run and nothing to try again.
+    switched: bool,
+}
+
+impl Known {
+    /// The shell a failure may open.
+    fn rescue_shell(&self) -> Option<&str> {
+        let allowed = self.shell_allowed != Some(false) && !self.switched;
+        self.shell.as_deref().filter(|_| allowed)
+    }
+
+    fn action(&self) -> Action {
+        let configured = self
+            .action
+            .unwrap_or(emergency::default_action(self.rescue_shell().is_some()));
+        if configured == Action::Shell && self.shell_allowed == Some(false) {
+            log::warn!("rd.emergency=shell, but rd.shell=0 forbids the shell: halting");
+            return Action::Halt;
+        }
+        configured
+    }
 }
 
 /// Runs the boot; never returns.
@@ -32,69 +62,104 @@ pub fn run() -> ! {
     kmsg::install();
     let mut known = Known::default();
     loop {
-        let error = match boot(&mut known) {
+        let error = match attempt(&mut known) {
             Ok(never) => match never {},
             Err(error) => error,
         };
-        let action = known
-            .action
-            .unwrap_or(Action::default_for(known.shell.is_some()));
-        emergency::handle(&error, action, known.shell.as_deref());
+        emergency::handle(&error, known.action(), known.rescue_shell());
         log::info!("rescue shell exited; trying the boot again");
     }
 }
 
-fn boot(known: &mut Known) -> Result<Infallible> {
-    mounts::mount_early(&EARLY_MOUNTS)?;
+/// One try at booting: prepare and switch, then exec the real init. Returns only on failure.
+fn attempt(known: &mut Known) -> Result<Infallible> {
+    let init = prepare(known)?;
+    // The kernel settings baton changed are back to what they were (their guards lived in
+    // `prepare`): the real init sees the system as if baton had never been there.
+    emergency::reap_children();
+    log::info!("running {init} at {} s after boot", uptime());
+    // The kernel put its unknown words and everything after `--` in our argv: exactly what
+    // it would have handed to the real init. Bytes, not necessarily UTF-8.
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let env: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut pair = k;
+            pair.push("=");
+            pair.push(v);
+            pair
+        })
+        .collect();
+    let error = match switch::exec_init(&init, &args, &env) {
+        Ok(never) => match never {},
+        Err(error) => error,
+    };
+    // Past the switch there is no initramfs to go back to: as the kernel does, try the
+    // usual inits before giving up.
+    for fallback in switch::FALLBACK_INITS.iter().filter(|f| **f != init) {
+        log::error!("{error:#}; trying {fallback}");
+        let Err(e) = switch::exec_init(fallback, &args, &env);
+        log::error!("{e:#}");
+    }
+    Err(error)
+}
+
+/// Everything up to the exec: returns the init to run, with the new root in place.
+fn prepare(known: &mut Known) -> Result<String> {
+    let mounted = mounts::mount_early(&EARLY_MOUNTS);
+    // The emergency settings first, whatever else fails: /proc may be there even when a
+    // later early mount failed.
+    let params = inputs::read_params();
+    if let Ok(params) = &params {
+        known.action = params.emergency;
+        known.shell_allowed = params.shell;
+    }
+    let manifest_text = inputs::manifest_text();
+    if let Ok(Some(text)) = &manifest_text {
+        known.shell = manifest::shell_of(text).filter(|s| Path::new(s).exists());
+    }
+    mounted?;
     if let Ok(printk) = std::fs::read_to_string("/proc/sys/kernel/printk") {
         kmsg::set_console_level(&printk);
     }
-    let devkmsg = kmsg::unlimit_devkmsg();
+    // Restored when this attempt ends, on every path.
+    let _devkmsg = kmsg::unlimit_devkmsg();
     log::info!(
         "baton {} started at {} s after boot",
         env!("CARGO_PKG_VERSION"),
         uptime()
     );
-
-    let read_started = std::time::Instant::now();
-    let manifest = read_manifest()?;
-    log::info!(
-        "image carries {} modules, {} aliases (manifest read in {} ms)",
-        manifest.modules.len(),
-        manifest.aliases.len(),
-        read_started.elapsed().as_millis()
-    );
-    known.shell = manifest.shell.clone().filter(|s| Path::new(s).exists());
-
-    let params = read_params()?;
-    known.action = params.emergency;
+    let params = params?;
     for warning in &params.warnings {
         log::warn!("{warning}");
     }
+    check_consoles(&params.consoles);
+    let manifest = inputs::parse_manifest(manifest_text?.as_deref())?;
+    log::info!(
+        "image carries {} modules, {} aliases",
+        manifest.modules.len(),
+        manifest.aliases.len(),
+    );
 
-    let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
-        params.module_params(name)
-    });
-    let helper = (!loader.is_empty()).then(modprobe::take_requests);
-    for name in manifest.load.iter().chain(params.force_modules.iter()) {
-        loader.load(name, "requested");
-    }
+    let init = {
+        // Module requests from the kernel come to us only while the initramfs is there.
+        let _helper = (!manifest.modules.is_empty()).then(modprobe::take_requests);
+        let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
+            params.module_params(name)
+        });
+        for name in manifest.load.iter().chain(params.force_modules.iter()) {
+            loader.load(name, "requested");
+        }
+        stop_at(&params, BreakPoint::PreMount, known);
+        mount_new_root(&params, &manifest, &mut loader, known)?;
+        log_loaded_modules();
+        stop_at(&params, BreakPoint::PreSwitch, known);
+        switch::check_new_root(Path::new(NEW_ROOT))?;
+        switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?
+    };
 
-    mount_new_root(&params, &mut loader)?;
-    // From the kernel's own list: it also counts what the kernel asked for through us.
-    let mut loaded: Vec<String> = std::fs::read_to_string("/proc/modules")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').next().map(str::to_owned))
-        .collect();
-    loaded.sort();
-    log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
-    let init = switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?;
     log::info!("switching to {NEW_ROOT}, then running {init}");
-    if let Some(helper) = &helper {
-        helper.restore();
-    }
     let switched = switch::switch_root(Path::new(NEW_ROOT))?;
+    known.switched = true;
     match &switched.removal {
         Some(removal) => {
             log::info!("freed the initramfs: {} entries removed", removal.removed);
@@ -107,38 +172,38 @@ fn boot(known: &mut Known) -> Result<Infallible> {
         None => log::warn!("the old root was not emptied"),
     }
     switch::reopen_console()?;
-    devkmsg.restore();
-    log::info!("running {init} at {} s after boot", uptime());
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
-    switch::exec_init(&init, &args, &env)
+    Ok(init)
 }
 
-pub(crate) fn read_manifest() -> Result<Manifest> {
-    let path = format!("/{}", manifest::PATH);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Manifest::parse(&text)
-            .map_err(anyhow::Error::msg)
-            .with_context(|| format!("failed to read {path}")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::warn!("{path} is missing: no modules to load");
-            Ok(Manifest::default())
-        }
-        Err(e) => Err(e).with_context(|| format!("failed to read {path}")),
+/// `rd.break=POINT`: a shell here, then the boot goes on.
+fn stop_at(params: &BootParams, point: BreakPoint, known: &Known) {
+    if !params.breaks_at(point) {
+        return;
     }
+    let Some(shell) = known.shell.as_deref() else {
+        log::warn!(
+            "rd.break={}: this image has no shell (build with --shell); going on",
+            point.name()
+        );
+        return;
+    };
+    log::info!("rd.break={}: starting a shell", point.name());
+    emergency::console_line(&format!(
+        "baton: rd.break={}: starting a shell; exit it to go on with the boot",
+        point.name()
+    ));
+    if let Err(why) = emergency::run_shell(shell) {
+        log::error!("{why}; going on");
+    }
+    log::info!("rd.break={}: shell exited, going on", point.name());
 }
 
-pub(crate) fn read_params() -> Result<BootParams> {
-    let line = std::fs::read_to_string("/proc/cmdline").context("failed to read /proc/cmdline")?;
-    let defaults =
-        std::fs::read_to_string(format!("/{}", manifest::DEFAULTS_PATH)).unwrap_or_default();
-    Ok(cmdline::parse_with_defaults(
-        &cmdline::strip_comments(&defaults),
-        line.trim_end(),
-    ))
-}
-
-fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
+fn mount_new_root(
+    params: &BootParams,
+    manifest: &Manifest,
+    loader: &mut Loader<'_>,
+    known: &Known,
+) -> Result<()> {
     let target = Path::new(NEW_ROOT);
     if is_mount_point(target) {
         log::info!("{NEW_ROOT} is already mounted, using it");
@@ -147,13 +212,14 @@ fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
     let value = params
         .root
         .as_deref()
-        .context("no root= on the kernel command line: nothing to boot (add root=/dev/NAME or root=UUID=...)")?;
+        .context("no root= on the kernel command line: nothing to boot (add root=/dev/NAME, root=UUID=... or root=LABEL=...)")?;
     let spec = rootspec::parse_root(value).map_err(anyhow::Error::msg)?;
     let limit = params
         .wait
         .limit_secs()
         .map(|s| Duration::from_secs(u64::from(s)));
     let found = root::wait_for_root(&spec, limit, loader)?;
+    stop_at(params, BreakPoint::Mount, known);
     // The filesystem: as given, else as probed, else whatever the kernel knows.
     let fstypes = if !params.rootfstype.is_empty() {
         params.rootfstype.clone()
@@ -163,7 +229,9 @@ fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
         Vec::new()
     };
     for fstype in &fstypes {
-        loader.load_alias(&format!("fs-{fstype}"));
+        if loader.load_alias(&format!("fs-{fstype}")).is_empty() && !manifest.modules.is_empty() {
+            log::info!("no module for fs-{fstype} in the image: relying on the kernel's own");
+        }
     }
     let fstypes = if fstypes.is_empty() {
         let known = std::fs::read_to_string("/proc/filesystems")
@@ -176,6 +244,7 @@ fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
         &found.device,
         target,
         &fstypes,
+        found.fstype.as_deref(),
         params.read_only,
         params.rootflags.as_deref(),
     )?;
@@ -187,10 +256,110 @@ fn mount_new_root(params: &BootParams, loader: &mut Loader<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The kernel's own list of modules: it also counts what the kernel asked for through us.
+fn log_loaded_modules() {
+    let mut loaded: Vec<String> = std::fs::read_to_string("/proc/modules")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').next().map(str::to_owned))
+        .collect();
+    loaded.sort();
+    log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
+}
+
+/// Warns about `console=` values the kernel has no console for: the user expects messages
+/// there and would see nothing. /proc/consoles lists the consoles the kernel registered.
+fn check_consoles(wanted: &[String]) {
+    if wanted.is_empty() {
+        return;
+    }
+    let registered = std::fs::read_to_string("/proc/consoles").unwrap_or_default();
+    if registered.trim().is_empty() {
+        return;
+    }
+    for missing in missing_consoles(wanted, &registered) {
+        log::warn!(
+            "console={missing} names no console this kernel has (it has: {}); fix console=",
+            registered_names(&registered).join(", ")
+        );
+    }
+}
+
+/// The `console=` values whose device is not among the registered consoles.
+pub fn missing_consoles<'a>(wanted: &'a [String], proc_consoles: &str) -> Vec<&'a str> {
+    let registered = registered_names(proc_consoles);
+    wanted
+        .iter()
+        .map(String::as_str)
+        .filter(|value| {
+            let name = value.split(',').next().unwrap_or_default();
+            // Not device names: `console=null` and the kernel's own uart/earlycon forms.
+            let device_like = !name.is_empty() && name != "null" && !name.contains(':');
+            device_like && !registered.contains(&name)
+        })
+        .collect()
+}
+
+fn registered_names(proc_consoles: &str) -> Vec<&str> {
+    proc_consoles
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect()
+}
+
 /// Seconds since boot, from /proc/uptime, for the log.
 fn uptime() -> String {
     std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consoles_the_kernel_does_not_have() {
+        let proc_consoles =
+            "ttyS0                -W- (EC p a)    4:64\ntty0                 -WU (E  p  )    4:1\n";
+        let wanted: Vec<String> = [
+            "tty0",
+            "ttyS0,115200n8",
+            "ttyS9,115200",
+            "null",
+            "uart:io,0x3f8",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(missing_consoles(&wanted, proc_consoles), ["ttyS9,115200"]);
+    }
+
+    #[test]
+    fn the_shell_and_the_action() {
+        let mut known = Known {
+            shell: Some("/bin/sh".into()),
+            ..Known::default()
+        };
+        assert_eq!(known.action(), Action::Shell);
+        known.shell_allowed = Some(false);
+        assert_eq!(known.rescue_shell(), None);
+        assert_eq!(known.action(), Action::Halt, "rd.shell=0");
+        known.action = Some(Action::Shell);
+        assert_eq!(
+            known.action(),
+            Action::Halt,
+            "rd.shell=0 beats rd.emergency=shell"
+        );
+        known.action = Some(Action::Poweroff);
+        assert_eq!(known.action(), Action::Poweroff);
+        let switched = Known {
+            shell: Some("/bin/sh".into()),
+            switched: true,
+            ..Known::default()
+        };
+        assert_eq!(switched.rescue_shell(), None);
+        assert_eq!(switched.action(), Action::Halt);
+    }
 }

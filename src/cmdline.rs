@@ -5,8 +5,9 @@
 //! around a value (`key="a b"`) or a whole word is stripped. A bare `--` ends the kernel's part;
 //! what follows belongs to init. Unknown words are ignored, and a known word with a bad value is
 //! ignored with a warning rather than failing the boot: the kernel does the same.
-
-use crate::emergency::Action;
+//!
+//! Pure: no I/O here, so unit tests and the fuzzer reach every line. The boot reads
+//! /proc/cmdline as bytes and hands them to [`decode`].
 
 /// How long to wait for the root device when nothing on the command line says otherwise.
 /// The kernel itself does not wait at all without `rootwait`; distributions' initramfs wait
@@ -14,8 +15,61 @@ use crate::emergency::Action;
 /// while still failing visibly within a coffee break.
 pub const DEFAULT_ROOT_WAIT_SECS: u32 = 30;
 
-/// The init the kernel runs when `init=` is not given.
-pub const DEFAULT_INIT: &str = "/sbin/init";
+/// What to do when the boot cannot go on (`rd.emergency=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Shell,
+    Reboot,
+    Poweroff,
+    Halt,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "shell" => Some(Action::Shell),
+            "reboot" => Some(Action::Reboot),
+            "poweroff" => Some(Action::Poweroff),
+            "halt" => Some(Action::Halt),
+            _ => None,
+        }
+    }
+}
+
+/// Where `rd.break=` stops the boot for a shell, in boot order. dracut's names, since users
+/// already type them; its hook stages that baton does not have map onto the nearest point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BreakPoint {
+    /// Before the root device is looked for: the early mounts are up and the modules named
+    /// at build time are loaded.
+    PreMount,
+    /// The root device is found and about to be mounted.
+    Mount,
+    /// The root is mounted on /sysroot and about to become `/` (bare `rd.break`, dracut's
+    /// `pre-pivot` and `cleanup`).
+    PreSwitch,
+}
+
+impl BreakPoint {
+    pub fn parse(s: &str) -> Option<BreakPoint> {
+        match s {
+            "cmdline" | "pre-udev" | "pre-trigger" | "initqueue" | "pre-mount" => {
+                Some(BreakPoint::PreMount)
+            }
+            "mount" => Some(BreakPoint::Mount),
+            "pre-switch" | "pre-pivot" | "cleanup" => Some(BreakPoint::PreSwitch),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BreakPoint::PreMount => "pre-mount",
+            BreakPoint::Mount => "mount",
+            BreakPoint::PreSwitch => "pre-switch",
+        }
+    }
+}
 
 /// Everything baton takes from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,17 +84,17 @@ pub struct BootParams {
     pub read_only: bool,
     /// `init=`: the program to exec in the new root.
     pub init: Option<String>,
-    /// Words after `--`: the kernel hands them to init as arguments.
-    pub init_args: Vec<String>,
     /// `rootwait`, `rootwait=N`, `rootdelay=N`, `rd.timeout=N`.
     pub wait: RootWait,
-    pub quiet: bool,
-    /// `loglevel=N` (0-7), the console log level the kernel was asked for.
-    pub loglevel: Option<u8>,
     /// Every `console=` value, in order; the last is /dev/console.
     pub consoles: Vec<String>,
     /// `rd.emergency=`: what to do when the boot cannot go on.
     pub emergency: Option<Action>,
+    /// `rd.shell` / `rd.shell=0` (dracut): whether a failure may open the rescue shell.
+    /// `None` when not given: then it may, if the image has one.
+    pub shell: Option<bool>,
+    /// `rd.break[=POINT]`: where to stop for a shell, then go on.
+    pub breaks: Vec<BreakPoint>,
     /// `rd.modules=`, `rd.driver.pre=` (dracut), `modules_load=`, `rd.modules_load=`
     /// (systemd): modules to load at boot whatever the hardware, comma-separated.
     pub force_modules: Vec<String>,
@@ -96,12 +150,11 @@ impl Default for BootParams {
             rootflags: None,
             read_only: true,
             init: None,
-            init_args: Vec::new(),
             wait: RootWait::default(),
-            quiet: false,
-            loglevel: None,
             consoles: Vec::new(),
             emergency: None,
+            shell: None,
+            breaks: Vec::new(),
             force_modules: Vec::new(),
             blacklist: Vec::new(),
             module_options: Vec::new(),
@@ -111,9 +164,9 @@ impl Default for BootParams {
 }
 
 impl BootParams {
-    /// The init to run: `init=` or the kernel's default.
-    pub fn init_path(&self) -> &str {
-        self.init.as_deref().unwrap_or(DEFAULT_INIT)
+    /// Whether the boot stops for a shell at `point`.
+    pub fn breaks_at(&self, point: BreakPoint) -> bool {
+        self.breaks.contains(&point)
     }
 
     /// Parameters for one module from `module.param=value` words, space-separated as
@@ -154,15 +207,6 @@ pub fn split(cmdline: &str) -> (Vec<Word<'_>>, Vec<Word<'_>>) {
         }
     }
     (before, after)
-}
-
-/// An argument for init as the kernel hands it over: `key=value` is rejoined with the
-/// value's quotes removed (`repair_env_string()` in init/main.c).
-fn init_arg(word: &Word<'_>) -> String {
-    match word.value {
-        Some(value) => format!("{}={}", word.key, value),
-        None => word.key.to_owned(),
-    }
 }
 
 /// Takes one word off the front of `s`, following `next_arg()` in lib/cmdline.c.
@@ -220,6 +264,17 @@ fn strip_quotes(s: &str) -> &str {
     }
 }
 
+/// The command line as text. The kernel passes bytes; a value that is not UTF-8 (a label
+/// in Latin-1, say) must not stop the boot, so invalid bytes become U+FFFD, exactly as the
+/// probes read labels from disk: the same bytes on both sides still compare equal. Returns
+/// whether anything was replaced, for a warning.
+pub fn decode(bytes: &[u8]) -> (String, bool) {
+    match String::from_utf8_lossy(bytes) {
+        std::borrow::Cow::Borrowed(text) => (text.to_owned(), false),
+        std::borrow::Cow::Owned(text) => (text, true),
+    }
+}
+
 /// Parses a whole command line. Never fails: bad values become warnings.
 pub fn parse(cmdline: &str) -> BootParams {
     parse_with_defaults("", cmdline)
@@ -230,11 +285,15 @@ pub fn parse(cmdline: &str) -> BootParams {
 pub fn parse_with_defaults(defaults: &str, cmdline: &str) -> BootParams {
     let mut params = BootParams::default();
     let (default_words, _) = split(defaults);
-    let (words, init_args) = split(cmdline);
+    let (words, _init_args) = split(cmdline);
     for word in default_words.iter().chain(words.iter()) {
         apply(&mut params, word);
     }
-    params.init_args = init_args.iter().map(init_arg).collect();
+    if cmdline.matches('"').count() % 2 == 1 {
+        params.warnings.push(
+            "the command line has an unbalanced double quote: everything after it was read as one word".to_owned(),
+        );
+    }
     params
 }
 
@@ -264,15 +323,20 @@ fn apply(params: &mut BootParams, word: &Word<'_>) {
         ("rootwait", Some(v)) => params.wait.rootwait_secs = seconds(params, word, v),
         ("rootdelay", Some(v)) => params.wait.rootdelay_secs = seconds(params, word, v),
         ("rd.timeout", Some(v)) => params.wait.timeout_secs = seconds(params, word, v),
-        ("quiet", None) => params.quiet = true,
-        ("loglevel", Some(v)) => match v.parse::<u8>() {
-            Ok(n) if n <= 7 => params.loglevel = Some(n),
-            _ => warn_value(params, word, "a number from 0 to 7"),
-        },
         ("console", Some(v)) => params.consoles.push(v.to_owned()),
         ("rd.emergency", Some(v)) => match Action::parse(v) {
             Some(action) => params.emergency = Some(action),
             None => warn_value(params, word, "reboot, poweroff, halt or shell"),
+        },
+        ("rd.shell", None) => params.shell = Some(true),
+        ("rd.shell", Some(v)) => match boolean(v) {
+            Some(allowed) => params.shell = Some(allowed),
+            None => warn_value(params, word, "0 or 1"),
+        },
+        ("rd.break", None) => params.breaks.push(BreakPoint::PreSwitch),
+        ("rd.break", Some(v)) => match BreakPoint::parse(v) {
+            Some(point) => params.breaks.push(point),
+            None => warn_value(params, word, "pre-mount, mount or pre-switch"),
         },
         ("rd.modules" | "rd.driver.pre" | "modules_load" | "rd.modules_load", Some(v)) => {
             params.force_modules.extend(module_list(v))
@@ -305,6 +369,15 @@ fn module_list(value: &str) -> impl Iterator<Item = String> + '_ {
         .split(',')
         .filter(|s| !s.is_empty())
         .map(crate::modules::modinfo::normalize)
+}
+
+/// dracut's getargbool: 0/no/off/false and 1/yes/on/true.
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "1" | "yes" | "on" | "true" => Some(true),
+        "0" | "no" | "off" | "false" => Some(false),
+        _ => None,
+    }
 }
 
 fn non_empty(v: &str) -> Option<String> {
@@ -355,7 +428,8 @@ mod tests {
     fn defaults_match_the_kernel() {
         let p = parse("");
         assert!(p.read_only, "the kernel mounts root read-only by default");
-        assert_eq!(p.init_path(), "/sbin/init");
+        assert_eq!(p.init, None);
+        assert!(p.breaks.is_empty() && p.shell.is_none() && p.warnings.is_empty());
         assert_eq!(p.wait.limit_secs(), Some(DEFAULT_ROOT_WAIT_SECS));
         assert_eq!(p.root, None);
     }
@@ -367,7 +441,6 @@ mod tests {
         );
         assert_eq!(p.root.as_deref(), Some("/dev/vda1"));
         assert!(p.read_only);
-        assert!(p.quiet);
         assert_eq!(p.consoles, ["tty0", "ttyS0,115200n8"]);
     }
 
@@ -390,7 +463,9 @@ mod tests {
         let p = parse("root=/dev/vda init=/bin/sh -- -c \"echo hi\" root=/dev/evil rw");
         assert_eq!(p.root.as_deref(), Some("/dev/vda"));
         assert!(p.read_only, "rw after -- belongs to init");
-        assert_eq!(p.init_args, ["-c", "echo hi", "root=/dev/evil", "rw"]);
+        let after: Vec<_> = split("root=/dev/vda -- -c \"echo hi\" rw").1;
+        let after: Vec<_> = after.iter().map(|w| (w.key, w.value)).collect();
+        assert_eq!(after, [("-c", None), ("echo hi", None), ("rw", None)]);
     }
 
     #[test]
@@ -421,9 +496,10 @@ mod tests {
 
     #[test]
     fn any_whitespace_separates() {
-        let p = parse("\troot=/dev/vda\n rw\r\x0bquiet\x0c");
+        let p = parse("\troot=/dev/vda\n rw\r\x0binit=/x\x0c");
         assert_eq!(p.root.as_deref(), Some("/dev/vda"));
-        assert!(!p.read_only && p.quiet);
+        assert!(!p.read_only);
+        assert_eq!(p.init.as_deref(), Some("/x"));
     }
 
     #[test]
@@ -446,12 +522,13 @@ mod tests {
     #[test]
     fn bad_values_warn_and_are_ignored() {
         let p = parse(
-            "rootwait=soon loglevel=9 rd.emergency=explode rootdelay=-1 rd.timeout=.5 rootwait=1e3",
+            "rootwait=soon rd.shell=maybe rd.emergency=explode rootdelay=-1 rd.timeout=.5 rootwait=1e3 rd.break=later",
         );
         assert_eq!(p.wait.limit_secs(), Some(DEFAULT_ROOT_WAIT_SECS));
-        assert_eq!(p.loglevel, None);
+        assert_eq!(p.shell, None);
         assert_eq!(p.emergency, None);
-        assert_eq!(p.warnings.len(), 6, "{:?}", p.warnings);
+        assert!(p.breaks.is_empty());
+        assert_eq!(p.warnings.len(), 7, "{:?}", p.warnings);
     }
 
     #[test]
@@ -550,8 +627,59 @@ mod tests {
     }
 
     #[test]
-    fn init_args_keep_key_value_words_whole() {
-        let p = parse("init=/sbin/marker -- a=b \"c d\" e");
-        assert_eq!(p.init_args, ["a=b", "c d", "e"]);
+    fn break_points_and_the_shell_switch() {
+        let p = parse("rd.break rd.break=pre-mount rd.break=mount rd.shell=0");
+        assert_eq!(
+            p.breaks,
+            [
+                BreakPoint::PreSwitch,
+                BreakPoint::PreMount,
+                BreakPoint::Mount
+            ]
+        );
+        assert!(p.breaks_at(BreakPoint::Mount));
+        assert_eq!(p.shell, Some(false));
+        assert_eq!(parse("rd.shell").shell, Some(true));
+        assert_eq!(parse("rd.shell=0 rd.shell=yes").shell, Some(true));
+        // dracut's stages that baton has no hook for map onto the nearest point.
+        assert_eq!(parse("rd.break=pre-pivot").breaks, [BreakPoint::PreSwitch]);
+        assert_eq!(parse("rd.break=initqueue").breaks, [BreakPoint::PreMount]);
+        assert!(!parse("").breaks_at(BreakPoint::PreSwitch));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_do_not_stop_the_boot() {
+        // "LABEL=été" in Latin-1, as a user with a Latin-1 label types it.
+        let (text, replaced) = decode(b"root=LABEL=\xe9t\xe9 rootwait=3");
+        assert!(replaced);
+        let p = parse(&text);
+        assert_eq!(p.root.as_deref(), Some("LABEL=\u{fffd}t\u{fffd}"));
+        assert_eq!(p.wait.limit_secs(), Some(3));
+        // The probe reads the same bytes from disk the same way, so they still match.
+        assert_eq!(
+            crate::probe::label_string(b"\xe9t\xe9").as_deref(),
+            Some("\u{fffd}t\u{fffd}")
+        );
+        assert_eq!(
+            decode(b"root=/dev/vda"),
+            ("root=/dev/vda".to_owned(), false)
+        );
+    }
+
+    #[test]
+    fn an_unbalanced_quote_at_the_size_limit_is_a_warning() {
+        // The kernel's limit on x86 is 2,048 bytes with the NUL (COMMAND_LINE_SIZE).
+        let mut line = String::from("root=/dev/vda rd.emergency=poweroff ");
+        while line.len() < 2000 {
+            line.push_str("pad=xxxxxxxx ");
+        }
+        line.push_str("rootflags=\"data=journal rw");
+        line.truncate(2047);
+        let p = parse(&line);
+        assert_eq!(p.root.as_deref(), Some("/dev/vda"));
+        assert_eq!(p.emergency, Some(Action::Poweroff));
+        assert!(p.read_only, "rw is inside the open quote");
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("unbalanced double quote"));
     }
 }

@@ -2,101 +2,152 @@
 //! (`rd.emergency=`): start the rescue shell, reboot, power off or halt. PID 1 must never
 //! exit (the kernel would panic and the message would scroll away), so nothing here returns
 //! except the shell, after which the boot is tried again.
+//!
+//! The shell also serves `rd.break`: the same console, the same controlling terminal, and
+//! every child reaped while it runs.
 
+pub use crate::cmdline::Action;
 use std::ffi::CString;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// What to do when the boot cannot continue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Shell,
-    Reboot,
-    Poweroff,
-    Halt,
-}
-
-impl Action {
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "shell" => Some(Action::Shell),
-            "reboot" => Some(Action::Reboot),
-            "poweroff" => Some(Action::Poweroff),
-            "halt" => Some(Action::Halt),
-            _ => None,
-        }
-    }
-
-    /// The action when none was configured: a shell if the image has one, else halt, which
-    /// keeps the message on screen (a reboot would scroll it away in a loop).
-    pub fn default_for(has_shell: bool) -> Action {
-        if has_shell {
-            Action::Shell
-        } else {
-            Action::Halt
-        }
+/// The action when none was configured: a shell if the image has one (and `rd.shell=0` did
+/// not forbid it), else halt, which keeps the message on screen (a reboot would scroll it
+/// away in a loop).
+pub fn default_action(has_shell: bool) -> Action {
+    if has_shell {
+        Action::Shell
+    } else {
+        Action::Halt
     }
 }
 
 /// Reports the failure, then carries out `action`. Returns only after a rescue shell exits,
 /// so the caller can try the boot again.
 pub fn handle(error: &anyhow::Error, action: Action, shell: Option<&str>) {
-    let message = format!("{error:#}");
     // The logger writes errors to the console itself whenever the kernel would not
     // (`loglevel=0`, /dev/kmsg unusable), so this line is seen either way.
-    log::error!("boot failed: {message}");
+    log::error!("boot failed: {error:#}");
     match (action, shell) {
         (Action::Shell, Some(shell)) => {
             console_line("baton: starting the rescue shell; exit it to try booting again");
-            run_shell(shell);
+            if let Err(why) = run_shell(shell) {
+                log::error!("{why}; halting");
+                stop(Action::Halt);
+            }
         }
         (Action::Shell, None) => {
-            console_line("baton: no rescue shell in this image (build with --shell); halting");
+            console_line(
+                "baton: no rescue shell (the image has none: build with --shell; or rd.shell=0); halting",
+            );
             stop(Action::Halt);
         }
         (other, _) => stop(other),
     }
 }
 
-fn console_line(line: &str) {
+pub fn console_line(line: &str) {
     let mut stderr = std::io::stderr();
     let _ = writeln!(stderr, "{line}");
     let _ = stderr.flush();
 }
 
 /// Runs the shell on the console and waits for it, reaping any other children meanwhile.
-fn run_shell(shell: &str) {
+/// Fails only when the shell could not be started at all (so the caller does not loop).
+pub fn run_shell(shell: &str) -> Result<(), String> {
     use nix::sys::wait::{waitpid, WaitStatus};
-    use nix::unistd::{execv, fork, setsid, ForkResult};
-    let Ok(path) = CString::new(shell) else {
-        return;
-    };
-    // SAFETY: the init is single-threaded, so the child may do anything before exec.
+    use nix::unistd::{fork, ForkResult};
+    let path = CString::new(shell).map_err(|_| format!("bad rescue shell path {shell:?}"))?;
+    let terminal = console_terminal();
+    // The child reports a failed exec through this pipe; a successful exec closes it
+    // (O_CLOEXEC) with nothing written.
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("failed to start the rescue shell: {e}"))?;
+    // SAFETY: the init is single-threaded here, so the child may do anything before exec.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let _ = setsid();
-            // Make the console the shell's controlling terminal so job control and ^C work.
-            unsafe {
-                libc::ioctl(0, libc::TIOCSCTTY, 1);
-            }
-            let _ = execv(&path, &[path.as_c_str()]);
-            console_line(&format!("baton: failed to exec the rescue shell {shell}"));
-            // The child must not return into the init's code; _exit skips atexit handlers.
-            unsafe { libc::_exit(127) }
+            drop(report_read);
+            become_shell(&path, terminal.as_ref(), report_write)
         }
-        Ok(ForkResult::Parent { child }) => loop {
-            match waitpid(None, None) {
-                Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _))
-                    if pid == child =>
-                {
-                    return
+        Ok(ForkResult::Parent { child }) => {
+            drop(report_write);
+            let mut errno = [0u8; 4];
+            let exec_failed = std::fs::File::from(report_read)
+                .read(&mut errno)
+                .is_ok_and(|n| n > 0);
+            loop {
+                match waitpid(None, None) {
+                    Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _))
+                        if pid == child =>
+                    {
+                        break
+                    }
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break,
                 }
-                Ok(_) => continue,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => return,
             }
-        },
-        Err(errno) => console_line(&format!("baton: failed to start the rescue shell: {errno}")),
+            if exec_failed {
+                let errno = nix::errno::Errno::from_raw(i32::from_ne_bytes(errno));
+                return Err(format!("failed to run the rescue shell {shell}: {errno}"));
+            }
+            Ok(())
+        }
+        Err(errno) => Err(format!("failed to start the rescue shell: {errno}")),
+    }
+}
+
+/// In the forked child: a new session on the console's own terminal, then exec. Never
+/// returns into the init's code.
+fn become_shell(path: &CString, terminal: Option<&OwnedFd>, report: OwnedFd) -> ! {
+    let _ = nix::unistd::setsid();
+    if let Some(tty) = terminal {
+        for target in 0..=2 {
+            // SAFETY: dup2 onto the standard descriptors of this (child) process.
+            unsafe { libc::dup2(tty.as_raw_fd(), target) };
+        }
+    }
+    // Make the console the shell's controlling terminal so job control and ^C work. This
+    // needs the terminal itself: /dev/console never becomes one (the kernel opens it
+    // `noctty`), which is why busybox has `cttyhack`.
+    // SAFETY: an ioctl on fd 0 with an integer argument.
+    unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
+    let errno = match nix::unistd::execv(path, &[path.as_c_str()]) {
+        Err(errno) => errno as i32,
+        Ok(never) => match never {},
+    };
+    let mut report = std::fs::File::from(report);
+    let _ = report.write_all(&errno.to_ne_bytes());
+    // _exit: the child must not run the init's exit handlers or return into its code.
+    // SAFETY: ends this process only.
+    unsafe { libc::_exit(127) }
+}
+
+/// The terminal behind /dev/console (the last name in /sys/class/tty/console/active, which
+/// is the one /dev/console writes to), opened read-write; `None` if there is none.
+fn console_terminal() -> Option<OwnedFd> {
+    let active = std::fs::read_to_string("/sys/class/tty/console/active").ok()?;
+    let name = active.split_whitespace().last()?;
+    if name.contains('/') {
+        return None;
+    }
+    let path = CString::new(format!("/dev/{name}")).ok()?;
+    // SAFETY: a NUL-terminated path; the descriptor is owned below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Collects every child that has ended, without waiting: PID 1 inherits orphans, and the
+/// real init should not start with zombies it never made. Bounded, as a loop over what the
+/// kernel returns must be.
+pub fn reap_children() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    for _ in 0..4096 {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => continue,
+        }
     }
 }
 

@@ -126,6 +126,61 @@ pub fn unlimit_devkmsg() -> crate::sysctl::Override {
     crate::sysctl::Override::set("/proc/sys/kernel/printk_devkmsg", "on").0
 }
 
+/// The kernel's own log from a point on: a failed mount says why only there ("EXT4-fs
+/// (vda): VFS: Can't find ext4 filesystem"), and the user should read it in baton's message.
+pub struct Tail {
+    kmsg: File,
+}
+
+/// Records read at most per [`Tail::lines`]: a bound on a loop over the kernel's output.
+const TAIL_MAX_RECORDS: usize = 256;
+
+impl Tail {
+    /// Starts at the end of the log: only what is logged from now on is read.
+    pub fn start() -> Option<Tail> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut kmsg = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .ok()?;
+        kmsg.seek(SeekFrom::End(0)).ok()?;
+        Some(Tail { kmsg })
+    }
+
+    /// The last `keep` messages the kernel logged since [`Tail::start`], baton's own left out.
+    pub fn lines(mut self, keep: usize) -> Vec<String> {
+        use std::io::Read;
+        let mut messages = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        for _ in 0..TAIL_MAX_RECORDS {
+            // One read, one record; EPIPE means records were overwritten: read on.
+            match self.kmsg.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Some(message) = buf.get(..n).and_then(record_message) {
+                        messages.push(message);
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(_) => break,
+            }
+        }
+        let skip = messages.len().saturating_sub(keep);
+        messages.split_off(skip)
+    }
+}
+
+/// The text of one /dev/kmsg record, `PRIO,SEQ,USEC,FLAGS;TEXT\n KEY=VALUE...`, unless it
+/// is one of baton's own.
+fn record_message(record: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(record);
+    let (_, message) = text.split_once(';')?;
+    let message = message.lines().next()?.trim();
+    (!message.is_empty() && !message.starts_with("baton:")).then(|| message.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +192,19 @@ mod tests {
         assert!(cut.len() <= MAX_MESSAGE);
         assert!(cut.chars().all(|c| c == 'é'));
         assert_eq!(truncate("short"), "short");
+    }
+
+    #[test]
+    fn kernel_records() {
+        assert_eq!(
+            record_message(b"3,812,1834222,-;EXT4-fs (vda): VFS: Can't find ext4 filesystem\n SUBSYSTEM=block\n").as_deref(),
+            Some("EXT4-fs (vda): VFS: Can't find ext4 filesystem")
+        );
+        assert_eq!(
+            record_message(b"6,813,1834300,-;baton: loaded ext4\n"),
+            None
+        );
+        assert_eq!(record_message(b"no separator"), None);
     }
 
     #[test]

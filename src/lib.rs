@@ -23,6 +23,7 @@ pub mod devices;
 pub mod elf;
 pub mod emergency;
 pub mod image;
+pub mod inputs;
 pub mod kmsg;
 pub mod manifest;
 pub mod modprobe;

@@ -76,6 +76,18 @@ impl ModuleEntry {
     }
 }
 
+/// The rescue shell a manifest names, found even when the rest of it cannot be read: a
+/// damaged manifest is exactly when the shell is wanted.
+pub fn shell_of(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_ascii_whitespace();
+        match (words.next(), words.next()) {
+            (Some("shell"), Some(path)) => Some(path.to_owned()),
+            _ => None,
+        }
+    })
+}
+
 impl Manifest {
     pub fn render(&self) -> String {
         let mut out = format!("{MAGIC} {VERSION}\n");
@@ -217,9 +229,17 @@ mod tests {
         // A vertical tab is Unicode whitespace but not ASCII whitespace: trimming and
         // splitting must agree on what a word is, or a parsed manifest renders differently.
         let text = "baton-manifest 1\n\tshell\t\t\x0b\t\t\t!\0\t\t\t\t\t\t\t)batonn-m";
-        if let Ok(m) = Manifest::parse(text) {
-            assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
-        }
+        let m = Manifest::parse(text).unwrap();
+        assert_eq!(m.shell.as_deref(), Some("\x0b"));
+        assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
+    }
+
+    #[test]
+    fn the_shell_is_found_in_a_damaged_manifest() {
+        let text = "baton-manifest 1\nmodule broken\nshell /bin/sh\n";
+        assert!(Manifest::parse(text).is_err());
+        assert_eq!(shell_of(text).as_deref(), Some("/bin/sh"));
+        assert_eq!(shell_of("garbage\n\0\n"), None);
     }
 
     #[test]

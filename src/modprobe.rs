@@ -4,13 +4,13 @@
 //! An initramfs has no modprobe, so while baton runs it points that setting at itself and
 //! answers from the image's manifest; before the real init starts, the old setting returns.
 
-use crate::boot;
+use crate::inputs;
 use crate::modules::load::Loader;
 
 /// Whether argv is the kernel's module request: `PROGRAM -q -- NAME`.
-pub fn request(args: &[String]) -> Option<&str> {
+pub fn request(args: &[std::ffi::OsString]) -> Option<&str> {
     match args {
-        [_, quiet, dashes, name] if quiet == "-q" && dashes == "--" => Some(name.as_str()),
+        [_, quiet, dashes, name] if quiet == "-q" && dashes == "--" => name.to_str(),
         _ => None,
     }
 }
@@ -19,7 +19,7 @@ pub fn request(args: &[String]) -> Option<&str> {
 /// kernel: 0 when something answering to it is in the kernel now.
 pub fn run(name: &str) -> u8 {
     crate::kmsg::install();
-    let (Ok(manifest), Ok(params)) = (boot::read_manifest(), boot::read_params()) else {
+    let (Ok(manifest), Ok(params)) = (inputs::read_manifest(), inputs::read_params()) else {
         return 1;
     };
     let mut loader = Loader::new(&manifest, params.blacklist.clone(), |m| {
@@ -41,8 +41,8 @@ pub fn run(name: &str) -> u8 {
     u8::from(!ok)
 }
 
-/// Makes the kernel call `/init` for module requests while baton runs; the returned
-/// override puts the previous helper back before the real init starts.
+/// Makes the kernel call `/init` for module requests while baton runs; dropping the
+/// returned override puts the previous helper back.
 pub fn take_requests() -> crate::sysctl::Override {
     let (helper, result) = crate::sysctl::Override::set("/proc/sys/kernel/modprobe", "/init");
     if let Err(e) = result {
@@ -57,7 +57,11 @@ mod tests {
 
     #[test]
     fn recognises_the_kernel_request() {
-        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let args = |v: &[&str]| {
+            v.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
         assert_eq!(
             request(&args(&["/init", "-q", "--", "nls_cp437"])),
             Some("nls_cp437")

@@ -3,7 +3,7 @@
 //! `rootfstype=` list or every block filesystem the kernel knows, read-only unless `rw`,
 //! retrying read-only when the device refuses writes.
 
-use crate::devices::Registry;
+use crate::devices::{Record, Registry};
 use crate::modules::load::Loader;
 use crate::rootspec::{self, RootSpec};
 use crate::uevent::Listener;
@@ -89,38 +89,92 @@ pub fn wait_for_root(
     limit: Option<Duration>,
     loader: &mut Loader<'_>,
 ) -> Result<Found> {
-    // Listen before coldplug, so no device added meanwhile is missed.
-    let listener = match Listener::open() {
-        Ok(l) => Some(l),
-        Err(errno) => {
-            log::warn!("cannot listen for device events ({errno}); polling instead");
-            None
-        }
-    };
-    // An image whose modules were all named at build time is loaded already: nothing for
-    // coldplug to add.
-    let mut tiers = if !loader.has_untried() {
-        Vec::new()
-    } else {
-        let scan_started = Instant::now();
-        let tiers = coldplug_tiers();
-        log::info!(
-            "coldplug: {} devices in {} tiers, listed in {} ms",
-            tiers.iter().map(Vec::len).sum::<usize>(),
-            tiers.len(),
-            scan_started.elapsed().as_millis()
-        );
-        tiers
-    };
-    tiers.reverse();
-    let mut registry = Registry::default();
-    let started = Instant::now();
-    let mut last_event = started.checked_sub(SETTLE).unwrap_or(started);
-    let mut next_report = PROGRESS_EVERY;
+    let mut search = Search::start(loader);
     loop {
-        registry.refresh();
-        let records = registry.records();
-        let found = rootspec::find(spec, &records);
+        search.registry.refresh();
+        let records = search.registry.records();
+        if let Some(found) = search.matching(spec, &records) {
+            return Ok(found);
+        }
+        let waited = search.started.elapsed();
+        if gives_up(waited, limit, search.coldplug_done()) {
+            bail!(
+                "root device {spec} did not appear within {} s (block devices present: {}); check root= and that the image has the disk's driver, or add rootwait",
+                limit.map_or(0, |l| l.as_secs()),
+                seen(&records)
+            );
+        }
+        search.report_progress(spec, waited, &records);
+        if !search.load_next_tier() {
+            search.wait_for_events(limit);
+        }
+    }
+}
+
+/// Whether to stop looking: the limit has passed and every coldplug driver has had its
+/// chance (so `rootwait=0` still loads the disk's driver before giving up), or the limit and
+/// a grace period for a coldplug that never settles have both passed.
+pub fn gives_up(waited: Duration, limit: Option<Duration>, coldplug_done: bool) -> bool {
+    match limit {
+        None => false,
+        Some(limit) => waited >= limit && (coldplug_done || waited >= limit + COLDPLUG_GRACE),
+    }
+}
+
+/// The state of one search for the root.
+struct Search<'l, 'm> {
+    loader: &'l mut Loader<'m>,
+    listener: Option<Listener>,
+    /// Coldplug tiers still to load, the next one last.
+    tiers: Vec<Vec<String>>,
+    registry: Registry,
+    started: Instant,
+    /// When the last device event arrived (or the last tier was loaded).
+    last_event: Instant,
+    next_report: Duration,
+}
+
+impl<'l, 'm> Search<'l, 'm> {
+    fn start(loader: &'l mut Loader<'m>) -> Search<'l, 'm> {
+        // Listen before coldplug, so no device added meanwhile is missed.
+        let listener = match Listener::open() {
+            Ok(l) => Some(l),
+            Err(errno) => {
+                log::warn!("cannot listen for device events ({errno}); polling instead");
+                None
+            }
+        };
+        // An image whose modules were all named at build time is loaded already: nothing
+        // for coldplug to add.
+        let mut tiers = if loader.has_untried() {
+            let scan_started = Instant::now();
+            let tiers = coldplug_tiers();
+            log::info!(
+                "coldplug: {} devices in {} tiers, listed in {} ms",
+                tiers.iter().map(Vec::len).sum::<usize>(),
+                tiers.len(),
+                scan_started.elapsed().as_millis()
+            );
+            tiers
+        } else {
+            Vec::new()
+        };
+        tiers.reverse();
+        let started = Instant::now();
+        Search {
+            loader,
+            listener,
+            tiers,
+            registry: Registry::default(),
+            started,
+            last_event: started.checked_sub(SETTLE).unwrap_or(started),
+            next_report: PROGRESS_EVERY,
+        }
+    }
+
+    /// The device `spec` names among `records`, if it is there.
+    fn matching(&self, spec: &RootSpec, records: &[Record]) -> Option<Found> {
+        let found = rootspec::find(spec, records);
         if let Some(first) = found.first() {
             if found.len() > 1 {
                 let all: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
@@ -133,67 +187,76 @@ pub fn wait_for_root(
             log::info!(
                 "root {spec} is {} (after {} ms)",
                 first.describe(),
-                started.elapsed().as_millis()
+                self.started.elapsed().as_millis()
             );
-            return Ok(Found {
+            return Some(Found {
                 device: PathBuf::from(first.node()),
                 fstype: first.fs.as_ref().map(|f| f.fstype.clone()),
             });
         }
         // A path udev or device-mapper would make (/dev/mapper/root) is not a kernel name:
         // take it once the node exists.
-        if let RootSpec::Path(path) = spec {
-            if is_block_device(path) {
-                return Ok(Found {
-                    device: PathBuf::from(path),
-                    fstype: None,
-                });
-            }
+        match spec {
+            RootSpec::Path(path) if is_block_device(path) => Some(Found {
+                device: PathBuf::from(path),
+                fstype: None,
+            }),
+            _ => None,
         }
-        let waited = started.elapsed();
-        if let Some(limit) = limit {
-            if waited >= limit {
-                bail!(
-                    "root device {spec} did not appear within {} s (block devices present: {}); check root= and that the image has the disk's driver, or add rootwait",
-                    limit.as_secs(),
-                    seen(&records)
-                );
-            }
-        }
-        if waited >= next_report {
+    }
+
+    /// Every coldplug tier is loaded and the devices have gone quiet.
+    fn coldplug_done(&self) -> bool {
+        self.tiers.is_empty() && self.last_event.elapsed() >= SETTLE
+    }
+
+    fn report_progress(&mut self, spec: &RootSpec, waited: Duration, records: &[Record]) {
+        if waited >= self.next_report {
             log::warn!(
                 "still waiting for root device {spec} after {} s (block devices present: {})",
                 waited.as_secs(),
-                seen(&records)
+                seen(records)
             );
-            next_report += PROGRESS_EVERY;
+            self.next_report += PROGRESS_EVERY;
         }
-        if last_event.elapsed() >= SETTLE {
-            if let Some(tier) = tiers.pop() {
-                for alias in tier {
-                    loader.load_alias(&alias);
-                }
-                last_event = Instant::now();
-                continue;
-            }
+    }
+
+    /// Loads the next coldplug tier once the devices of the last one have settled. Returns
+    /// whether it did (then look at the devices again at once).
+    fn load_next_tier(&mut self) -> bool {
+        if self.last_event.elapsed() < SETTLE {
+            return false;
         }
-        let mut wait = next_report.saturating_sub(waited).min(RESCAN_EVERY);
+        let Some(tier) = self.tiers.pop() else {
+            return false;
+        };
+        for alias in tier {
+            self.loader.load_alias(&alias);
+        }
+        self.last_event = Instant::now();
+        true
+    }
+
+    /// Sleeps until a device event, the next rescan, progress line, tier or the limit;
+    /// loads the driver for every device added meanwhile.
+    fn wait_for_events(&mut self, limit: Option<Duration>) {
+        let waited = self.started.elapsed();
+        let mut wait = self.next_report.saturating_sub(waited).min(RESCAN_EVERY);
         if let Some(limit) = limit {
             wait = wait.min(limit.saturating_sub(waited));
         }
-        if !tiers.is_empty() {
-            wait = wait.min(SETTLE.saturating_sub(last_event.elapsed()));
+        if !self.tiers.is_empty() {
+            wait = wait.min(SETTLE.saturating_sub(self.last_event.elapsed()));
         }
-        match &listener {
-            Some(listener) => {
-                for event in listener.wait(wait) {
-                    last_event = Instant::now();
-                    if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
-                        loader.load_alias(alias);
-                    }
-                }
+        let Some(listener) = &self.listener else {
+            std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS));
+            return;
+        };
+        for event in listener.wait(wait) {
+            self.last_event = Instant::now();
+            if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
+                self.loader.load_alias(alias);
             }
-            None => std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS)),
         }
     }
 }
@@ -205,8 +268,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// buffer overflows.
 const RESCAN_EVERY: Duration = Duration::from_millis(500);
 const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(20);
+/// How long past the limit a coldplug that keeps announcing devices may go on.
+const COLDPLUG_GRACE: Duration = Duration::from_secs(10);
 
-fn seen(records: &[crate::devices::Record]) -> String {
+fn seen(records: &[Record]) -> String {
     if records.is_empty() {
         return "none".to_owned();
     }
@@ -280,11 +345,13 @@ pub fn tier(modalias: &str) -> usize {
 }
 
 /// Mounts `device` on `target`, trying each filesystem in turn. Returns the one that
-/// worked and whether the mount ended up read-only.
+/// worked and whether the mount ended up read-only. `probed` is what the probe saw on the
+/// device, to explain a failure.
 pub fn mount_root(
     device: &Path,
     target: &Path,
     fstypes: &[String],
+    probed: Option<&str>,
     read_only: bool,
     rootflags: Option<&str>,
 ) -> Result<(String, bool)> {
@@ -297,10 +364,12 @@ pub fn mount_root(
     let data = (!data.is_empty()).then_some(data.as_str());
     if fstypes.is_empty() {
         bail!(
-            "cannot mount root {}: the kernel knows no block filesystem; add the filesystem's module to the image (--module ext4)",
+            "cannot mount root {}: the kernel knows no block filesystem; add the filesystem's module to the image (baton build --module ext4, or --storage)",
             device.display()
         );
     }
+    // The kernel says why a mount failed only in its log: keep what it says meanwhile.
+    let kernel_log = crate::kmsg::Tail::start();
     let mut tried = Vec::new();
     for fstype in fstypes {
         let mut attempt = flags;
@@ -316,18 +385,43 @@ pub fn mount_root(
                     attempt |= MsFlags::MS_RDONLY;
                 }
                 Err(errno) => {
-                    tried.push(format!("{fstype}: {}", errno.desc()));
+                    tried.push(explain_mount_error(fstype, probed, errno));
                     break;
                 }
             }
         }
     }
+    let said = kernel_log.map(|t| t.lines(2)).unwrap_or_default();
+    let said = if said.is_empty() {
+        String::new()
+    } else {
+        format!(" (the kernel said: {})", said.join(" / "))
+    };
     bail!(
-        "failed to mount root {} on {} (tried {})",
+        "failed to mount root {} on {}: {}{said}",
         device.display(),
         target.display(),
         tried.join("; ")
     )
+}
+
+/// Why mounting `device` as `fstype` failed with `errno`, in words that say what to change.
+/// `probed` is the filesystem the probe recognised on the device, if any.
+pub fn explain_mount_error(fstype: &str, probed: Option<&str>, errno: Errno) -> String {
+    let said = format!("{fstype}: {}", errno.desc());
+    match (probed, errno) {
+        (Some(found), _) if found != fstype => format!(
+            "{said}: the device holds {found}, not {fstype}; fix rootfstype= or leave it out"
+        ),
+        (_, Errno::ENODEV) => format!(
+            "{said}: the kernel has no {fstype} driver; add it to the image (baton build --module {fstype}, or --storage)"
+        ),
+        (Some(_), Errno::EINVAL | Errno::EUCLEAN | Errno::EIO | Errno::EBADMSG) => format!(
+            "{said}: the filesystem looks damaged; check and repair it (fsck.{fstype}) from another system or the rescue shell"
+        ),
+        (None, Errno::EINVAL) => format!("{said}: no {fstype} filesystem recognised on the device; check root= and rootfstype="),
+        _ => said,
+    }
 }
 
 #[cfg(test)]
@@ -381,6 +475,63 @@ mod tests {
         );
         assert_eq!(tier("virtio:d00000002v00001AF4"), 0);
         assert_eq!(tier("acpi:PNP0A03:"), 0);
+    }
+
+    #[test]
+    fn mount_failures_say_what_to_change() {
+        let wrong = explain_mount_error("xfs", Some("ext4"), Errno::EINVAL);
+        assert!(
+            wrong.contains("holds ext4, not xfs; fix rootfstype="),
+            "{wrong}"
+        );
+        let missing = explain_mount_error("ext4", Some("ext4"), Errno::ENODEV);
+        assert!(
+            missing.contains("no ext4 driver; add it to the image (baton build --module ext4"),
+            "{missing}"
+        );
+        let damaged = explain_mount_error("ext4", Some("ext4"), Errno::EUCLEAN);
+        assert!(
+            damaged.contains("looks damaged") && damaged.contains("fsck.ext4"),
+            "{damaged}"
+        );
+        let unknown = explain_mount_error("ext4", None, Errno::EINVAL);
+        assert!(
+            unknown.contains("no ext4 filesystem recognised"),
+            "{unknown}"
+        );
+        assert_eq!(
+            explain_mount_error("ext4", Some("ext4"), Errno::ENOMEM),
+            format!("ext4: {}", Errno::ENOMEM.desc())
+        );
+    }
+
+    #[test]
+    fn rootwait_zero_still_lets_coldplug_finish() {
+        let zero = Some(Duration::ZERO);
+        assert!(
+            !gives_up(Duration::ZERO, zero, false),
+            "drivers not loaded yet"
+        );
+        assert!(gives_up(Duration::ZERO, zero, true));
+        assert!(!gives_up(Duration::from_secs(9), zero, false));
+        assert!(
+            gives_up(COLDPLUG_GRACE, zero, false),
+            "a coldplug that never settles"
+        );
+        assert!(!gives_up(
+            Duration::from_secs(2),
+            Some(Duration::from_secs(3)),
+            true
+        ));
+        assert!(gives_up(
+            Duration::from_secs(3),
+            Some(Duration::from_secs(3)),
+            true
+        ));
+        assert!(
+            !gives_up(Duration::from_secs(3600), None, true),
+            "rootwait: for ever"
+        );
     }
 
     #[test]

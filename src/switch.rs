@@ -11,7 +11,7 @@ use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{fstat, stat, Mode, SFlag};
 use std::convert::Infallible;
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
@@ -76,7 +76,7 @@ fn check_executable(root: &OwnedFd, path: &str) -> Result<(), String> {
 }
 
 /// `openat2(RESOLVE_IN_ROOT)`: resolves `path` as if `root` were `/`, symlinks included
-/// (Linux 5.6+). On older kernels, a plain openat relative to the root is the best we have.
+/// (Linux 5.6+). Older kernels get the same resolution done by hand.
 fn open_in_root(root: &OwnedFd, path: &str) -> Result<OwnedFd, Errno> {
     let relative = CString::new(path.trim_start_matches('/')).map_err(|_| Errno::EINVAL)?;
     // SAFETY: open_how is plain integers; all-zero is its documented empty value.
@@ -98,14 +98,95 @@ fn open_in_root(root: &OwnedFd, path: &str) -> Result<OwnedFd, Errno> {
         return Ok(unsafe { OwnedFd::from_raw_fd(ret as i32) });
     }
     match Errno::last() {
-        Errno::ENOSYS => nix::fcntl::openat(
-            root,
-            relative.as_c_str(),
-            OFlag::O_PATH | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ),
+        Errno::ENOSYS => open_in_root_by_hand(root, path),
         errno => Err(errno),
     }
+}
+
+/// How many symlinks one lookup may follow: the kernel's MAXSYMLINKS.
+const MAX_SYMLINKS: usize = 40;
+
+/// What `RESOLVE_IN_ROOT` does, one component at a time: each opened with `O_NOFOLLOW`; a
+/// symlink's target is walked in its place, from `root` when it is absolute; `..` never goes
+/// above `root`. A plain `openat` would follow `/sbin/init -> /lib/systemd/systemd` into the
+/// initramfs instead of the new root, and judge a good init missing.
+pub(crate) fn open_in_root_by_hand(root: &OwnedFd, path: &str) -> Result<OwnedFd, Errno> {
+    use std::collections::VecDeque;
+    use std::os::unix::ffi::OsStrExt;
+    let components = |p: &[u8]| -> Vec<Vec<u8>> {
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let mut pending: VecDeque<Vec<u8>> = components(path.as_bytes()).into();
+    // The directories walked so far, below `root`; `..` pops one.
+    let mut walked: Vec<OwnedFd> = Vec::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == b".." {
+            walked.pop();
+            continue;
+        }
+        let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
+        let here = walked.last().unwrap_or(root);
+        let fd = nix::fcntl::openat(
+            here,
+            name.as_c_str(),
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        let kind = SFlag::from_bits_truncate(fstat(&fd)?.st_mode) & SFlag::S_IFMT;
+        if kind != SFlag::S_IFLNK {
+            walked.push(fd);
+            continue;
+        }
+        links += 1;
+        if links > MAX_SYMLINKS {
+            return Err(Errno::ELOOP);
+        }
+        // An empty path reads the link an O_PATH descriptor points at (readlinkat(2)).
+        let target = nix::fcntl::readlinkat(&fd, c"")?;
+        let target = target.as_bytes();
+        if target.starts_with(b"/") {
+            walked.clear();
+        }
+        for component in components(target).into_iter().rev() {
+            pending.push_front(component);
+        }
+    }
+    match walked.pop() {
+        Some(fd) => Ok(fd),
+        None => nix::unistd::dup(root),
+    }
+}
+
+/// The directories the real init needs in the new root before anything is changed: /dev
+/// for its console (and for /dev to be moved there), /proc for everything else. Without
+/// them the switch would succeed and the real init fail with no console to say so.
+pub fn check_new_root(new_root: &Path) -> Result<()> {
+    let root = open(
+        new_root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("failed to open the new root {}", new_root.display()))?;
+    for dir in ["/dev", "/proc"] {
+        if !is_real_dir(&root, dir.trim_start_matches('/')) {
+            bail!(
+                "the new root {} has no {dir} directory, which the real init needs (for its console and the kernel's API filesystems): create it in the root filesystem (mkdir {dir})",
+                new_root.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` in `dir` is a directory itself, not a symlink to one: mount(2) follows
+/// symlinks in its target, and a link in the new root could point the move anywhere.
+fn is_real_dir<Fd: std::os::fd::AsFd>(dir: Fd, name: &str) -> bool {
+    nix::sys::stat::fstatat(&dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
 }
 
 /// Result of a switch, for the log.
@@ -155,9 +236,16 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
     ) {
         log::warn!("failed to make / private: {}", errno.desc());
     }
+    let root = open(
+        new_root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("failed to open the new root {}", new_root.display()))?;
     for api in MOVED_MOUNTS {
-        move_mount(api, new_root)?;
+        move_mount(api, new_root, &root)?;
     }
+    drop(root);
 
     nix::unistd::chdir(new_root)
         .with_context(|| format!("failed to chdir to {}", new_root.display()))?;
@@ -188,13 +276,14 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
 
 /// Moves one API mount into the new root, or detaches it if the new root has nowhere to put
 /// it (a mount left behind in the initramfs would pin it in memory).
-fn move_mount(api: &str, new_root: &Path) -> Result<()> {
+fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) -> Result<()> {
     let source = Path::new(api);
     if !is_mount_point(source) {
         return Ok(());
     }
-    let target = new_root.join(api.trim_start_matches('/'));
-    if target.is_dir() {
+    let name = api.trim_start_matches('/');
+    let target = new_root.join(name);
+    if is_real_dir(root, name) {
         mount(
             Some(source),
             &target,
@@ -205,7 +294,7 @@ fn move_mount(api: &str, new_root: &Path) -> Result<()> {
         .with_context(|| format!("failed to move {api} to {}", target.display()))
     } else {
         log::warn!(
-            "{} does not exist in the new root; unmounting {api}",
+            "{} is not a directory in the new root; unmounting {api}",
             target.display()
         );
         umount2(source, MntFlags::MNT_DETACH).with_context(|| format!("failed to unmount {api}"))
@@ -228,15 +317,127 @@ pub fn reopen_console() -> Result<()> {
 
 /// Execs the real init with the arguments and environment the kernel gave us: the kernel
 /// already put its unknown words and everything after `--` in our argv, exactly what it would
-/// have handed to the real init.
-pub fn exec_init(init: &str, args: &[String], env: &[String]) -> Result<Infallible> {
-    let to_c =
-        |s: &str| CString::new(s).with_context(|| format!("argument {s:?} contains a NUL byte"));
-    let path = to_c(init)?;
+/// have handed to the real init. They are bytes, not necessarily UTF-8.
+pub fn exec_init(init: &str, args: &[OsString], env: &[OsString]) -> Result<Infallible> {
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |s: &[u8]| {
+        CString::new(s).with_context(|| {
+            format!(
+                "argument {:?} contains a NUL byte",
+                String::from_utf8_lossy(s)
+            )
+        })
+    };
+    let path = to_c(init.as_bytes())?;
     let mut argv = vec![path.clone()];
     for arg in args {
-        argv.push(to_c(arg)?);
+        argv.push(to_c(arg.as_bytes())?);
     }
-    let envp = env.iter().map(|e| to_c(e)).collect::<Result<Vec<_>>>()?;
+    let envp = env
+        .iter()
+        .map(|e| to_c(e.as_bytes()))
+        .collect::<Result<Vec<_>>>()?;
     nix::unistd::execve(&path, &argv, &envp).with_context(|| format!("failed to exec {init}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    /// A new root with `/sbin/init -> /lib/systemd/systemd` (absolute, as Debian ships it),
+    /// a relative link, and links that try to leave the root.
+    fn tree() -> (std::path::PathBuf, OwnedFd) {
+        let dir = std::env::temp_dir().join(format!(
+            "baton-resolve-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("lib/systemd")).unwrap();
+        std::fs::create_dir_all(dir.join("sbin")).unwrap();
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let systemd = dir.join("lib/systemd/systemd");
+        std::fs::write(&systemd, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&systemd, std::fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("/lib/systemd/systemd", dir.join("sbin/init")).unwrap();
+        symlink("../lib/systemd/systemd", dir.join("bin/init")).unwrap();
+        symlink(
+            "../../../../../../lib/systemd/systemd",
+            dir.join("bin/deep"),
+        )
+        .unwrap();
+        symlink("/sbin/loop", dir.join("sbin/loop")).unwrap();
+        let fd = open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        (dir, fd)
+    }
+
+    fn same_file(a: &OwnedFd, b: &Path) -> bool {
+        let (a, b) = (fstat(a).unwrap(), stat(b).unwrap());
+        (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    }
+
+    #[test]
+    fn by_hand_resolution_stays_inside_the_root() {
+        let (dir, root) = tree();
+        let systemd = dir.join("lib/systemd/systemd");
+        for path in ["/sbin/init", "/bin/init", "bin/deep", "/../sbin/./init"] {
+            let fd = open_in_root_by_hand(&root, path).unwrap();
+            assert!(same_file(&fd, &systemd), "{path}");
+        }
+        assert_eq!(
+            open_in_root_by_hand(&root, "/sbin/loop").unwrap_err(),
+            Errno::ELOOP
+        );
+        assert_eq!(
+            open_in_root_by_hand(&root, "/sbin/nothing").unwrap_err(),
+            Errno::ENOENT
+        );
+        assert!(same_file(&open_in_root_by_hand(&root, "/").unwrap(), &dir));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn by_hand_resolution_agrees_with_openat2() {
+        let (dir, root) = tree();
+        for path in [
+            "/sbin/init",
+            "/bin/init",
+            "/bin/deep",
+            "/sbin/loop",
+            "/nope",
+        ] {
+            let by_hand = open_in_root_by_hand(&root, path).map(|fd| fstat(&fd).unwrap().st_ino);
+            let kernel = open_in_root(&root, path).map(|fd| fstat(&fd).unwrap().st_ino);
+            assert_eq!(by_hand, kernel, "{path}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn init_behind_an_absolute_symlink_is_chosen() {
+        let (dir, _root) = tree();
+        assert_eq!(choose_init(&dir, None).unwrap(), "/sbin/init");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_new_root_needs_dev_and_proc() {
+        let (dir, _root) = tree();
+        let err = check_new_root(&dir).unwrap_err().to_string();
+        assert!(err.contains("has no /dev directory"), "{err}");
+        std::fs::create_dir(dir.join("dev")).unwrap();
+        let err = check_new_root(&dir).unwrap_err().to_string();
+        assert!(err.contains("has no /proc directory"), "{err}");
+        symlink("/dev", dir.join("proc")).unwrap();
+        let err = check_new_root(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("has no /proc directory"),
+            "a symlink is not a mount point: {err}"
+        );
+        std::fs::remove_file(dir.join("proc")).unwrap();
+        std::fs::create_dir(dir.join("proc")).unwrap();
+        check_new_root(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

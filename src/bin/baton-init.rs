@@ -7,7 +7,8 @@ fn main() -> ExitCode {
     // switch roots: refuse before doing anything.
     if std::process::id() != 1 {
         // The kernel asking for a module while baton runs (see baton::modprobe).
-        let args: Vec<String> = std::env::args().collect();
+        // args_os: std::env::args() panics on an argument that is not UTF-8.
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         if let Some(name) = baton::modprobe::request(&args) {
             return ExitCode::from(baton::modprobe::run(name));
         }
