@@ -54,6 +54,9 @@ pub struct Listener {
 /// Receive buffer: module loading can announce hundreds of devices at once, and a full
 /// buffer drops events (the caller rescans sysfs anyway, so nothing is lost for good).
 const RECEIVE_BUFFER: usize = 4 << 20;
+/// Events taken per wait at most: a device that never stops announcing itself must not
+/// keep the root search from looking at the clock.
+pub const MAX_EVENTS_PER_WAIT: usize = 1024;
 
 impl Listener {
     pub fn open() -> nix::Result<Listener> {
@@ -75,7 +78,10 @@ impl Listener {
         let _ = poll(&mut fds, PollTimeout::from(millis));
         let mut events = Vec::new();
         let mut buf = vec![0u8; 8192];
-        while let Ok(n) = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+        for _ in 0..MAX_EVENTS_PER_WAIT {
+            let Ok(n) = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) else {
+                break;
+            };
             if let Some(event) = buf.get(..n).and_then(parse) {
                 events.push(event);
             }

@@ -164,4 +164,59 @@ mod tests {
         assert!(data.read_at(9, 2).is_none());
         assert!(data.read_at(u64::MAX, 1).is_none());
     }
+
+    /// Records what a probe asks for, so a test can bound it.
+    struct Watched<'a> {
+        data: &'a [u8],
+        reads: std::cell::Cell<usize>,
+        largest: std::cell::Cell<usize>,
+    }
+
+    impl ReadAt for Watched<'_> {
+        fn read_at(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+            self.reads.set(self.reads.get() + 1);
+            self.largest.set(self.largest.get().max(len));
+            self.data.read_at(offset, len)
+        }
+    }
+
+    /// Every probe's magic, with every other byte at its most hostile (all ones, then all
+    /// zeros): each probe answers after a few bounded reads, whatever the fields claim.
+    #[test]
+    fn hostile_superblocks_cost_a_bounded_read() {
+        let magics: [(&str, usize, &[u8]); 7] = [
+            ("ext4", 1024 + 0x38, &[0x53, 0xEF]),
+            ("xfs", 0, b"XFSB"),
+            ("btrfs", 0x10000 + 0x40, b"_BHRfS_M"),
+            ("f2fs", 0x400, &[0x10, 0x20, 0xF5, 0xF2]),
+            ("squashfs", 0, b"hsqs"),
+            ("vfat", 0x1FE, &[0x55, 0xAA]),
+            ("vfat bpb", 0x0B, &[0x00, 0x02, 0x80]),
+        ];
+        for fill in [0xFFu8, 0x00, 0x5A] {
+            for (name, at, magic) in magics {
+                let mut disk = vec![fill; 192 * 1024];
+                disk[at..at + magic.len()].copy_from_slice(magic);
+                if name == "vfat bpb" {
+                    disk[0x1FE] = 0x55;
+                    disk[0x1FF] = 0xAA;
+                    disk[0x15] = 0xF8;
+                    disk[0x10] = 2;
+                }
+                let dev = Watched {
+                    data: &disk,
+                    reads: Default::default(),
+                    largest: Default::default(),
+                };
+                let _ = probe_filesystem(&dev);
+                let _ = partitions::probe(&dev, 512);
+                assert!(dev.reads.get() <= 16, "{name}: {} reads", dev.reads.get());
+                assert!(
+                    dev.largest.get() as u64 <= vfat::MAX_ROOT_DIR_READ,
+                    "{name}: read {} bytes at once",
+                    dev.largest.get()
+                );
+            }
+        }
+    }
 }

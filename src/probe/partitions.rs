@@ -36,8 +36,11 @@ const MBR_ENTRIES: usize = 446;
 const MBR_ENTRY_LEN: usize = 16;
 const MBR_TYPE_PROTECTIVE: u8 = 0xEE;
 const MBR_EXTENDED: [u8; 3] = [0x05, 0x0F, 0x85];
-/// Logical partitions are chained; a loop in the chain must not hang the boot.
-const MAX_LOGICAL: u32 = 128;
+/// Extended boot records read at most. Logical partitions are chained, and a chain from a
+/// hostile disk may loop, or run through empty records: the bound counts records read, not
+/// partitions found, so the walk ends whatever the chain holds. The kernel stops at its own
+/// partition limit too (parse_extended() in block/partitions/msdos.c).
+pub const MAX_EBR_RECORDS: usize = 128;
 
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
 const GPT_HEADER_SIZE: usize = 12;
@@ -46,14 +49,19 @@ const GPT_DISK_GUID: usize = 56;
 const GPT_ENTRIES_LBA: usize = 72;
 const GPT_NUM_ENTRIES: usize = 80;
 const GPT_ENTRY_SIZE: usize = 84;
+const GPT_ENTRIES_CRC: usize = 88;
 const GPT_ENTRY_TYPE: usize = 0;
 const GPT_ENTRY_UNIQUE: usize = 16;
 const GPT_ENTRY_FIRST_LBA: usize = 32;
 const GPT_ENTRY_LAST_LBA: usize = 40;
 const GPT_ENTRY_NAME: usize = 56;
 const GPT_ENTRY_NAME_LEN: usize = 72;
-/// The spec's minimum entry array is 128 entries; allow generous tables but bound the read.
-const GPT_MAX_ENTRIES: u32 = 4096;
+/// The one entry size the kernel accepts (is_gpt_valid() in block/partitions/efi.c).
+const GPT_ENTRY_LEN: usize = 128;
+/// The kernel refuses an entry array larger than it can kmalloc (KMALLOC_MAX_SIZE, 4 MiB on
+/// x86-64): such a table has no partitions in the kernel, so reading it would be useless as
+/// well as a way for a hostile header to make PID 1 read gigabytes.
+pub const GPT_MAX_ARRAY_BYTES: u64 = 4 << 20;
 
 /// Reads the partition table, GPT first (its protective MBR would otherwise read as an MBR
 /// with one partition). `sector` is the device's logical block size.
@@ -125,8 +133,13 @@ fn mbr_table(dev: &dyn ReadAt, sector0: &[u8], entries: &[MbrEntry], sector: u64
     if let Some(base) = extended {
         let mut ebr = base;
         let mut number = 5u32;
-        while number < 5 + MAX_LOGICAL {
-            let Some(record) = dev.read_at(ebr.checked_mul(sector)?, 512) else {
+        let mut visited = Vec::new();
+        for _ in 0..MAX_EBR_RECORDS {
+            if visited.contains(&ebr) {
+                break;
+            }
+            visited.push(ebr);
+            let Some(record) = ebr.checked_mul(sector).and_then(|at| dev.read_at(at, 512)) else {
                 break;
             };
             if record.get(MBR_SIGNATURE_AT..MBR_SIGNATURE_AT + 2) != Some(&[0x55, 0xAA][..]) {
@@ -137,7 +150,7 @@ fn mbr_table(dev: &dyn ReadAt, sector0: &[u8], entries: &[MbrEntry], sector: u64
             if first.kind != 0 && first.sectors > 0 {
                 partitions.push(Partition {
                     number,
-                    start: ebr + first.start,
+                    start: ebr.checked_add(first.start)?,
                     sectors: first.sectors,
                     partuuid: partuuid(number),
                     partlabel: None,
@@ -147,7 +160,7 @@ fn mbr_table(dev: &dyn ReadAt, sector0: &[u8], entries: &[MbrEntry], sector: u64
             if second.kind == 0 || second.start == 0 {
                 break;
             }
-            ebr = base + second.start;
+            ebr = base.checked_add(second.start)?;
         }
     }
     Some(Table {
@@ -174,15 +187,23 @@ fn gpt(dev: &dyn ReadAt, sector: u64) -> Option<Table> {
         return None;
     }
     let entries_lba = le64(&header, GPT_ENTRIES_LBA)?;
-    let count = le32(&header, GPT_NUM_ENTRIES)?.min(GPT_MAX_ENTRIES);
+    let count = u64::from(le32(&header, GPT_NUM_ENTRIES)?);
     let entry_size = usize::try_from(le32(&header, GPT_ENTRY_SIZE)?).ok()?;
-    if !(128..=4096).contains(&entry_size) {
+    if entry_size != GPT_ENTRY_LEN {
+        return None;
+    }
+    let array_len = count.checked_mul(GPT_ENTRY_LEN as u64)?;
+    if array_len == 0 || array_len > GPT_MAX_ARRAY_BYTES {
         return None;
     }
     let array = dev.read_at(
         entries_lba.checked_mul(sector)?,
-        entry_size * count as usize,
+        usize::try_from(array_len).ok()?,
     )?;
+    // As the kernel does: entries whose checksum is wrong are not the table it uses.
+    if crc32(&array) != le32(&header, GPT_ENTRIES_CRC)? {
+        return None;
+    }
     let mut partitions = Vec::new();
     for (index, entry) in (0u32..).zip(array.chunks_exact(entry_size)) {
         if entry
@@ -204,27 +225,45 @@ fn gpt(dev: &dyn ReadAt, sector: u64) -> Option<Table> {
     }
     Some(Table {
         kind: TableKind::Gpt,
-        id: guid_string(header.get(GPT_DISK_GUID..GPT_DISK_GUID + 16)?)?,
+        // An all-zero disk GUID is odd but harmless: the partitions are what matter.
+        id: guid_string(header.get(GPT_DISK_GUID..GPT_DISK_GUID + 16)?).unwrap_or_default(),
         partitions,
     })
 }
 
-/// CRC-32 (IEEE 802.3, reflected), as GPT uses for its header. Bitwise: the header is 92
-/// bytes, a table would cost more than it saves.
+/// CRC-32 (IEEE 802.3, reflected), as GPT uses for its header and entry array. A table
+/// made at compile time: the array is 16 KiB on a usual disk and up to 4 MiB on a hostile
+/// one, read at every boot.
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
+        let index = usize::from((crc as u8) ^ byte);
+        crc = (crc >> 8) ^ CRC32_TABLE.get(index).copied().unwrap_or(0);
+    }
+    !crc
+}
+
+// Evaluated at compile time: an index out of range would be a build error, never a panic.
+#[allow(clippy::indexing_slicing)]
+const CRC32_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
             crc = if crc & 1 != 0 {
                 (crc >> 1) ^ 0xEDB8_8320
             } else {
                 crc >> 1
             };
+            bit += 1;
         }
+        table[i] = crc;
+        i += 1;
     }
-    !crc
-}
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -245,5 +284,178 @@ mod tests {
         sector[510] = 0x55;
         sector[511] = 0xAA;
         assert_eq!(probe(&sector, 512), None);
+    }
+
+    /// A device that counts what is asked of it and refuses to go on for ever: a walk that
+    /// does not end fails the test instead of hanging it.
+    struct Counted<'a> {
+        data: &'a [u8],
+        reads: std::cell::Cell<usize>,
+        largest: std::cell::Cell<usize>,
+    }
+
+    impl<'a> Counted<'a> {
+        fn new(data: &'a [u8]) -> Counted<'a> {
+            Counted {
+                data,
+                reads: Default::default(),
+                largest: Default::default(),
+            }
+        }
+    }
+
+    impl ReadAt for Counted<'_> {
+        fn read_at(&self, offset: u64, len: usize) -> Option<Vec<u8>> {
+            self.reads.set(self.reads.get() + 1);
+            self.largest.set(self.largest.get().max(len));
+            assert!(self.reads.get() < 10_000, "the probe does not stop reading");
+            self.data.read_at(offset, len)
+        }
+    }
+
+    fn put_entry(disk: &mut [u8], lba: usize, slot: usize, kind: u8, start: u32, sectors: u32) {
+        let at = lba * 512 + MBR_ENTRIES + slot * MBR_ENTRY_LEN;
+        disk[at + 4] = kind;
+        disk[at + 8..at + 12].copy_from_slice(&start.to_le_bytes());
+        disk[at + 12..at + 16].copy_from_slice(&sectors.to_le_bytes());
+        disk[lba * 512 + 510] = 0x55;
+        disk[lba * 512 + 511] = 0xAA;
+    }
+
+    /// An MBR whose extended partition starts at LBA 1, with `records` EBRs at LBA 1, 2, ...:
+    /// record i holds a partition when `full(i)` and links to `next(i)` (relative to the
+    /// extended partition), or ends the chain when that is `None`.
+    fn chained(
+        records: usize,
+        full: impl Fn(usize) -> bool,
+        next: impl Fn(usize) -> Option<u32>,
+    ) -> Vec<u8> {
+        let mut disk = vec![0u8; (records + 2) * 512];
+        disk[MBR_DISK_SIGNATURE..MBR_DISK_SIGNATURE + 4]
+            .copy_from_slice(&0x1bad_cafe_u32.to_le_bytes());
+        put_entry(&mut disk, 0, 0, 0x05, 1, records as u32 + 1);
+        for i in 0..records {
+            if full(i) {
+                put_entry(&mut disk, 1 + i, 0, 0x83, 1, 1);
+            }
+            if let Some(link) = next(i) {
+                put_entry(&mut disk, 1 + i, 1, 0x05, link, 1);
+            }
+            disk[(1 + i) * 512 + 510] = 0x55;
+            disk[(1 + i) * 512 + 511] = 0xAA;
+        }
+        disk
+    }
+
+    fn logical(table: &Table) -> Vec<u32> {
+        table
+            .partitions
+            .iter()
+            .map(|p| p.number)
+            .filter(|&n| n >= 5)
+            .collect()
+    }
+
+    #[test]
+    fn a_chain_looping_through_empty_records_ends() {
+        // Empty records, the last linking back to the second: the chain never reaches an
+        // end, and never adds a partition either.
+        let disk = chained(
+            3,
+            |_| false,
+            |i| Some(if i == 2 { 1 } else { i as u32 + 1 }),
+        );
+        let dev = Counted::new(&disk);
+        let table = probe(&dev, 512).unwrap();
+        assert!(logical(&table).is_empty());
+        assert_eq!(dev.reads.get(), 4, "the MBR and each record once");
+    }
+
+    #[test]
+    fn a_loop_back_to_a_full_record_is_read_once() {
+        let disk = chained(3, |_| true, |i| Some(if i == 2 { 1 } else { i as u32 + 1 }));
+        let table = probe(&Counted::new(&disk), 512).unwrap();
+        assert_eq!(logical(&table), [5, 6, 7]);
+    }
+
+    #[test]
+    fn the_chain_bound_counts_records_not_partitions() {
+        // Exactly at the bound: every logical partition is found.
+        let at = chained(
+            MAX_EBR_RECORDS,
+            |_| true,
+            |i| (i + 1 < MAX_EBR_RECORDS).then_some(i as u32 + 1),
+        );
+        let table = probe(&Counted::new(&at), 512).unwrap();
+        assert_eq!(logical(&table).len(), MAX_EBR_RECORDS);
+        // Past it, the walk stops at the bound.
+        let past = chained(MAX_EBR_RECORDS + 20, |_| true, |i| Some(i as u32 + 1));
+        let table = probe(&Counted::new(&past), 512).unwrap();
+        assert_eq!(logical(&table).len(), MAX_EBR_RECORDS);
+        // Mostly empty records still count.
+        let sparse = chained(
+            MAX_EBR_RECORDS + 20,
+            |i| i % 10 == 0,
+            |i| Some(i as u32 + 1),
+        );
+        let dev = Counted::new(&sparse);
+        let table = probe(&dev, 512).unwrap();
+        assert_eq!(logical(&table).len(), MAX_EBR_RECORDS.div_ceil(10));
+        assert!(dev.reads.get() <= MAX_EBR_RECORDS + 1);
+    }
+
+    /// A GPT disk of `sectors` sectors with `count` entries of which the first is used.
+    fn gpt_disk(count: u32, entry_size: u32, array_crc: Option<u32>) -> Vec<u8> {
+        let mut disk = vec![0u8; 64 * 512];
+        put_entry(&mut disk, 0, 0, MBR_TYPE_PROTECTIVE, 1, 63);
+        let entries = 2 * 512;
+        disk[entries..entries + 16].copy_from_slice(&[0xAF; 16]);
+        disk[entries + 16..entries + 32].copy_from_slice(&[0x11; 16]);
+        disk[entries + 32..entries + 40].copy_from_slice(&34u64.to_le_bytes());
+        disk[entries + 40..entries + 48].copy_from_slice(&40u64.to_le_bytes());
+        let header = 512;
+        disk[header..header + 8].copy_from_slice(GPT_SIGNATURE);
+        disk[header + 12..header + 16].copy_from_slice(&92u32.to_le_bytes());
+        disk[header + 72..header + 80].copy_from_slice(&2u64.to_le_bytes());
+        disk[header + 80..header + 84].copy_from_slice(&count.to_le_bytes());
+        disk[header + 84..header + 88].copy_from_slice(&entry_size.to_le_bytes());
+        let array_len = (u64::from(count) * 128).min(62 * 512) as usize;
+        let crc = array_crc.unwrap_or_else(|| crc32(&disk[entries..entries + array_len]));
+        disk[header + 88..header + 92].copy_from_slice(&crc.to_le_bytes());
+        let header_crc = crc32(&disk[header..header + 92]);
+        disk[header + 16..header + 20].copy_from_slice(&header_crc.to_le_bytes());
+        disk
+    }
+
+    #[test]
+    fn gpt_is_read_as_the_kernel_reads_it() {
+        let good = probe(&gpt_disk(128, 128, None), 512).unwrap();
+        assert_eq!(good.kind, TableKind::Gpt);
+        assert_eq!(good.partitions.len(), 1);
+        assert_eq!(good.partitions[0].sectors, 7);
+        // A wrong entry-array checksum, or an entry size the kernel refuses: no table.
+        assert_eq!(probe(&gpt_disk(128, 128, Some(1)), 512), None);
+        assert_eq!(probe(&gpt_disk(128, 256, None), 512), None);
+    }
+
+    #[test]
+    fn a_gpt_header_claiming_billions_of_entries_is_not_read() {
+        let disk = gpt_disk(u32::MAX, 128, Some(0));
+        let dev = Counted::new(&disk);
+        assert_eq!(probe(&dev, 512), None);
+        assert!(dev.largest.get() <= 512, "read {} bytes", dev.largest.get());
+        // At the bound the array is read (this small disk cannot hold it), one entry more
+        // and it is not even asked for.
+        let at = (GPT_MAX_ARRAY_BYTES / 128) as u32;
+        let dev = Counted::new(&disk);
+        let _ = probe(&dev, 512);
+        let at_bound = gpt_disk(at, 128, Some(0));
+        let dev = Counted::new(&at_bound);
+        assert_eq!(probe(&dev, 512), None);
+        assert_eq!(dev.largest.get() as u64, GPT_MAX_ARRAY_BYTES);
+        let big = gpt_disk(at + 1, 128, Some(0));
+        let dev = Counted::new(&big);
+        assert_eq!(probe(&dev, 512), None);
+        assert!(dev.largest.get() <= 512);
     }
 }

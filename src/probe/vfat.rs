@@ -57,20 +57,30 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         return None;
     }
     let fat16_size = u64::from(le16(&bs, BPB_FAT_SIZE_16)?);
+    // Every value here comes from the disk: checked arithmetic, so a hostile boot sector
+    // is "not FAT" rather than an overflow.
     let (volume_id_at, label_at, root_dir) = if fat16_size == 0 {
         let fat_size = u64::from(le32(&bs, BPB32_FAT_SIZE)?);
         let root_cluster = u64::from(le32(&bs, BPB32_ROOT_CLUSTER)?);
-        let data_start = reserved + fats * fat_size;
-        let root_sector = data_start + root_cluster.checked_sub(2)? * per_cluster;
-        let len = per_cluster * sector;
-        (BS32_VOLUME_ID, BS32_LABEL, (root_sector * sector, len))
+        let data_start = reserved.checked_add(fats.checked_mul(fat_size)?)?;
+        let root_sector =
+            data_start.checked_add(root_cluster.checked_sub(2)?.checked_mul(per_cluster)?)?;
+        let len = per_cluster.checked_mul(sector)?;
+        (
+            BS32_VOLUME_ID,
+            BS32_LABEL,
+            (root_sector.checked_mul(sector)?, len),
+        )
     } else {
         let root_entries = u64::from(le16(&bs, BPB_ROOT_ENTRIES)?);
-        let root_sector = reserved + fats * fat16_size;
+        let root_sector = reserved.checked_add(fats.checked_mul(fat16_size)?)?;
         (
             BS16_VOLUME_ID,
             BS16_LABEL,
-            (root_sector * sector, root_entries * DIR_ENTRY_LEN as u64),
+            (
+                root_sector.checked_mul(sector)?,
+                root_entries.checked_mul(DIR_ENTRY_LEN as u64)?,
+            ),
         )
     };
     let id = bs.get(volume_id_at..volume_id_at + 4)?;
@@ -90,10 +100,14 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
     })
 }
 
+/// The most of the root directory read for its label: the label is among the first
+/// entries mkfs and the renaming tools write, and a hostile BPB may claim any size.
+pub const MAX_ROOT_DIR_READ: u64 = 64 * 1024;
+
 /// The volume-label entry of the root directory, read from its first cluster (or the fixed
-/// FAT12/16 root area), at most 64 KiB.
+/// FAT12/16 root area), at most [`MAX_ROOT_DIR_READ`] bytes: at most 2,048 entries scanned.
 fn root_dir_label(dev: &dyn ReadAt, offset: u64, len: u64) -> Option<String> {
-    let len = usize::try_from(len.min(64 * 1024)).ok()?;
+    let len = usize::try_from(len.min(MAX_ROOT_DIR_READ)).ok()?;
     let dir = dev.read_at(offset, len)?;
     for entry in dir.chunks_exact(DIR_ENTRY_LEN) {
         let first = *entry.first()?;
