@@ -20,8 +20,10 @@
 pub mod boot;
 pub mod cmdline;
 pub mod devices;
+#[cfg(feature = "host")]
 pub mod elf;
 pub mod emergency;
+#[cfg(feature = "host")]
 pub mod image;
 pub mod inputs;
 pub mod kmsg;

@@ -6,6 +6,7 @@ use super::entry::{Body, Entry, Image};
 use super::{newc, skeleton};
 use crate::elf::Elf;
 use crate::manifest::{self, Manifest, ModuleEntry};
+use crate::modules::config::KernelConfig;
 use crate::modules::order::{self, Catalog};
 
 use crate::modules::tree::ModuleTree;
@@ -176,7 +177,8 @@ pub const STORAGE: &[&str] = &[
     "kernel/fs/fat/",
     "kernel/fs/f2fs/",
     "kernel/fs/squashfs/",
-    // FAT asks for its codepage and character set at mount time (kernel request).
+    // The tables a FAT root's `codepage=`/`iocharset=` options commonly name; the ones the
+    // kernel's defaults need come with the filesystem anyway (modules::requests).
     "kernel/fs/nls/nls_cp437",
     "kernel/fs/nls/nls_utf8",
     "kernel/fs/nls/nls_ascii",
@@ -267,7 +269,7 @@ fn add_modules(
         ModuleCompression::Keep => true,
         ModuleCompression::Decompress => false,
         ModuleCompression::Auto => {
-            opts.storage != Storage::None && kernel_decompresses(dir, &release)
+            opts.storage != Storage::None && kernel_decompresses(tree.config())
         }
     };
     let in_image: std::collections::BTreeSet<String> = all.modules.iter().cloned().collect();
@@ -331,23 +333,15 @@ fn add_modules(
 }
 
 /// Whether the kernel these modules belong to decompresses modules itself, in the format
-/// they are compressed with, according to its config (looked for where Debian, Fedora and
-/// qemu/fetch-kernel put it). Unknown means no.
-fn kernel_decompresses(modules_dir: &Path, release: &str) -> bool {
-    let candidates = [
-        modules_dir.join("config"),
-        modules_dir.join("build/.config"),
-        modules_dir.join(format!("../../../boot/config-{release}")),
-        modules_dir.join("../../../config"),
-    ];
-    let Some(config) = candidates.iter().find_map(|p| fs::read_to_string(p).ok()) else {
+/// they are compressed with, according to its config. Unknown means no.
+fn kernel_decompresses(config: Option<&KernelConfig>) -> bool {
+    let Some(config) = config else {
         return false;
     };
-    let set = |option: &str| config.lines().any(|l| l == format!("{option}=y"));
-    set("CONFIG_MODULE_DECOMPRESS")
-        && (set("CONFIG_MODULE_COMPRESS_XZ")
-            || set("CONFIG_MODULE_COMPRESS_ZSTD")
-            || set("CONFIG_MODULE_COMPRESS_GZIP"))
+    config.is_set("CONFIG_MODULE_DECOMPRESS")
+        && (config.is_set("CONFIG_MODULE_COMPRESS_XZ")
+            || config.is_set("CONFIG_MODULE_COMPRESS_ZSTD")
+            || config.is_set("CONFIG_MODULE_COMPRESS_GZIP"))
 }
 
 fn add_shell(image: &mut Image, shell: &Path) -> Result<()> {

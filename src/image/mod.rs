@@ -1,15 +1,12 @@
-//! The initramfs image: its entries, the skeleton every image starts from, the newc cpio
-//! format the kernel unpacks, and (on the build host) compression, building and inspection.
+//! The initramfs image, on the build host: its entries, the skeleton every image starts
+//! from, the newc cpio format the kernel unpacks, compression, building and inspection.
+//! None of it reaches the init, which only reads what the kernel unpacked.
 
+pub mod build;
+pub mod compress;
 pub mod entry;
+pub mod inspect;
 pub mod newc;
 pub mod skeleton;
-
-#[cfg(feature = "host")]
-pub mod build;
-#[cfg(feature = "host")]
-pub mod compress;
-#[cfg(feature = "host")]
-pub mod inspect;
 
 pub use entry::{Body, Entry, Image};

@@ -2,6 +2,7 @@
 //! NUL-terminated `key=value` strings (see `MODULE_INFO()` in include/linux/moduleparam.h).
 //! Debian's kernel packages ship no `modules.dep`, so dependencies come from here.
 
+#[cfg(feature = "host")]
 use crate::elf::{Elf, ElfError};
 
 /// What one module says about itself.
@@ -19,6 +20,7 @@ pub struct ModInfo {
 }
 
 /// Reads the `.modinfo` section of a module file (uncompressed ELF bytes).
+#[cfg(feature = "host")]
 pub fn read(module: &[u8]) -> Result<ModInfo, ElfError> {
     let elf = Elf::parse(module)?;
     Ok(elf.section(".modinfo")?.map(parse).unwrap_or_default())

@@ -2,8 +2,10 @@
 //! extracted from a kernel package): finds module files by name, reads their `.modinfo`,
 //! and knows what `modules.builtin` says is compiled in.
 
+use super::config::KernelConfig;
 use super::modinfo::{self, ModInfo};
 use super::order::{Catalog, Lookup};
+use super::requests;
 use crate::image::compress;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,9 +21,17 @@ pub struct ModuleTree {
     /// Alias pattern -> module, built on first use: reading every module's `.modinfo`
     /// costs a second or so, and most builds never need it.
     aliases: Option<Vec<(String, String)>>,
+    /// The kernel's config, when it is beside the tree: it names what filesystems request
+    /// at mount time.
+    config: Option<KernelConfig>,
 }
 
 impl ModuleTree {
+    /// The kernel config found beside the tree, if any.
+    pub fn config(&self) -> Option<&KernelConfig> {
+        self.config.as_ref()
+    }
+
     pub fn open(root: &Path) -> Result<Self> {
         let meta = std::fs::metadata(root)
             .with_context(|| format!("failed to open modules directory {}", root.display()))?;
@@ -45,12 +55,18 @@ impl ModuleTree {
             files.entry(name).or_insert(rel);
         }
         let builtin = read_builtin(&root.join("modules.builtin"))?;
+        let release = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let config = KernelConfig::find(root, release);
         Ok(ModuleTree {
             root: root.to_owned(),
             files,
             builtin,
             infos: BTreeMap::new(),
             aliases: None,
+            config,
         })
     }
 
@@ -197,8 +213,15 @@ impl Catalog for ModuleTree {
             return Ok(info.clone());
         }
         let bytes = self.read_module(module)?;
-        let info = modinfo::read(&bytes)
+        let mut info = modinfo::read(&bytes)
             .with_context(|| format!("failed to read .modinfo of {module}"))?;
+        // What the module requests when it mounts is as needed as a softdep, and optional
+        // in the same way (a table built into the kernel needs nothing).
+        for request in requests::mount_time(module, self.config.as_ref()) {
+            if !info.softdep_pre.contains(&request) {
+                info.softdep_pre.push(request);
+            }
+        }
         self.infos.insert(module.to_owned(), info.clone());
         Ok(info)
     }
