@@ -385,7 +385,14 @@ pub fn mount_root(
                     attempt |= MsFlags::MS_RDONLY;
                 }
                 Err(errno) => {
-                    tried.push(explain_mount_error(fstype, probed, errno));
+                    let mut why = explain_mount_error(fstype, probed, errno);
+                    if errno == Errno::EINVAL && data.is_some() {
+                        why.push_str(&format!(
+                            " (or it refuses rootflags={:?})",
+                            data.unwrap_or_default()
+                        ));
+                    }
+                    tried.push(why);
                     break;
                 }
             }

@@ -139,7 +139,11 @@ impl<'m> Loader<'m> {
                 State::NoDevice
             }
             Err(errno) => {
-                log::warn!("failed to load module {}: {errno}", entry.name);
+                log::warn!(
+                    "failed to load module {}: {}",
+                    entry.name,
+                    explain_load_error(errno)
+                );
                 State::Failed
             }
         }
@@ -154,6 +158,26 @@ impl<'m> Loader<'m> {
         }
         matched
     }
+}
+
+/// Why `finit_module` refused a module, in words that say what to change. The boot goes on:
+/// the root may not need this module.
+pub fn explain_load_error(errno: Errno) -> String {
+    let why = match errno {
+        Errno::ENOEXEC => {
+            "it is not a module for this kernel (built for another version, or damaged); rebuild the image from this kernel's own modules"
+        }
+        Errno::EKEYREJECTED | Errno::EBADMSG | Errno::ENOKEY => {
+            "its signature was refused (Secure Boot or module.sig_enforce); use the kernel's own signed modules"
+        }
+        Errno::ENOENT => {
+            "it needs a symbol the kernel does not have (a dependency missing, or one from another kernel); dmesg names it"
+        }
+        Errno::EINVAL => "the kernel refused it (bad parameters, or a version mismatch); dmesg says which",
+        Errno::EPERM => "loading modules is not allowed (kernel.modules_disabled or lockdown)",
+        _ => "dmesg may say more",
+    };
+    format!("{errno}: {why}")
 }
 
 /// `MODULE_INIT_COMPRESSED_FILE` (include/uapi/linux/module.h, Linux 5.17+ built with
@@ -196,6 +220,13 @@ pub fn matching(aliases: &[(String, String)], alias: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_failures_say_what_to_change() {
+        assert!(explain_load_error(Errno::ENOEXEC).contains("not a module for this kernel"));
+        assert!(explain_load_error(Errno::EKEYREJECTED).contains("signature was refused"));
+        assert!(explain_load_error(Errno::ENOENT).starts_with("ENOENT: "));
+    }
 
     #[test]
     fn aliases_match_by_pattern() {

@@ -251,3 +251,109 @@ pub fn loaded_modules(log: &str) -> Vec<String> {
         .map(|m| m.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default()
 }
+
+/// A whole-disk ext4 root made from qemu/root-tree after `change` has edited the tree: a
+/// root without an init, without /dev, and the like. Built once per name.
+pub fn custom_disk(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
+    once(&format!("custom-{name}.img"), |out| {
+        let tree = work_dir().join(format!("custom-{name}.tree"));
+        let _ = fs::remove_dir_all(&tree);
+        let status = Command::new(repo().join("qemu/root-tree"))
+            .arg(&tree)
+            .status()
+            .unwrap();
+        assert!(status.success(), "qemu/root-tree failed");
+        change(&tree);
+        let status = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", "batonroot", "-d"])
+            .arg(&tree)
+            .arg(out)
+            .arg("32M")
+            .env("E2FSPROGS_FAKE_TIME", "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "mkfs.ext4 failed");
+        fs::remove_dir_all(&tree).unwrap();
+    })
+}
+
+/// A copy of `disk` with `bytes` written at `offset`: a damaged filesystem.
+pub fn patched_disk(name: &str, disk: &Path, offset: u64, bytes: &[u8]) -> PathBuf {
+    once(&format!("patched-{name}.img"), |out| {
+        use std::os::unix::fs::FileExt;
+        fs::copy(disk, out).unwrap();
+        let file = fs::OpenOptions::new().write(true).open(out).unwrap();
+        file.write_all_at(bytes, offset).unwrap();
+    })
+}
+
+/// What an appended archive puts in the image.
+pub enum Extra<'a> {
+    File(&'a str, &'a [u8]),
+    Dir(&'a str),
+}
+
+/// `image` with an uncompressed newc archive appended, as the kernel accepts them: later
+/// entries replace earlier ones, so this damages or overrides what `baton build` wrote.
+pub fn with_appended(image: &Path, name: &str, extras: &[Extra<'_>]) -> PathBuf {
+    let out = work_dir().join(format!("{name}.img"));
+    let tree = work_dir().join(format!("{name}.extra"));
+    let _ = fs::remove_dir_all(&tree);
+    for extra in extras {
+        match extra {
+            Extra::File(path, data) => {
+                let path = tree.join(path.trim_start_matches('/'));
+                fs::create_dir_all(path.parent().unwrap()).unwrap();
+                fs::write(path, data).unwrap();
+            }
+            Extra::Dir(path) => {
+                fs::create_dir_all(tree.join(path.trim_start_matches('/'))).unwrap()
+            }
+        }
+    }
+    // Only the entries themselves: a "." or parent directory entry would change the modes
+    // of the image's own directories.
+    let mut list = String::new();
+    for extra in extras {
+        let path = match extra {
+            Extra::File(path, _) | Extra::Dir(path) => path.trim_start_matches('/'),
+        };
+        list.push_str(path);
+        list.push('\n');
+    }
+    let archive = Command::new("sh")
+        .arg("-c")
+        .arg("cpio --quiet -o -H newc -R 0:0")
+        .current_dir(&tree)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(list.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(archive.status.success(), "cpio failed");
+    let mut bytes = fs::read(image).unwrap();
+    // The kernel looks for an archive header only at 4-byte offsets, skipping zeros.
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes.extend_from_slice(&archive.stdout);
+    fs::write(&out, bytes).unwrap();
+    fs::remove_dir_all(&tree).unwrap();
+    out
+}
+
+/// The console shows that the kernel carried out `action`, with no panic, and that the
+/// real init never ran.
+pub fn assert_action(log: &str, action: &str) {
+    let line = match action {
+        "poweroff" => "reboot: Power down",
+        "reboot" => "reboot: Restarting system",
+        "halt" => "reboot: System halted",
+        other => panic!("unknown action {other}"),
+    };
+    assert_has(log, line);
+    assert!(!log.contains("Kernel panic"), "{log}");
+    assert!(!log.contains("BATON-MARKER"), "the real init ran:\n{log}");
+}
