@@ -385,3 +385,15 @@ fn forced_and_blacklisted_modules() {
     assert!(!loaded.iter().any(|m| m == "sr_mod"), "{loaded:?}");
     assert_has(&log, "sr_mod: skipped, module_blacklist= names it");
 }
+
+#[test]
+fn rootwait_zero_still_loads_the_disk_driver() {
+    // On 6.1 the disk appears only once coldplug has loaded virtio_pci and virtio_blk:
+    // `rootwait=0` means "do not wait for a slow disk", not "give up before looking".
+    boots_root(
+        "rootwait-0",
+        common::plain_disk(),
+        "UUID=8c1f3a7e-0d3b-4a5e-9a43-5f2d7c9e1b20 rootwait=0",
+        "/dev/vda",
+    );
+}
