@@ -42,7 +42,7 @@ impl Record {
                     s.push_str(&format!(" UUID={u}"));
                 }
                 if let Some(l) = &fs.label {
-                    s.push_str(&format!(" LABEL={l:?}"));
+                    s.push_str(&format!(" LABEL={:?}", shortened(l)));
                 }
             }
             None if self.has_table => s.push_str(" (partition table)"),
@@ -52,6 +52,15 @@ impl Record {
             s.push_str(&format!(" PARTUUID={p}"));
         }
         s
+    }
+}
+
+/// A label as logged: a hostile disk's label may be hundreds of characters of garbage.
+fn shortened(label: &str) -> String {
+    const MAX_CHARS: usize = 48;
+    match label.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", label.get(..cut).unwrap_or_default()),
+        None => label.to_owned(),
     }
 }
 
