@@ -115,14 +115,24 @@ fn builtin_and_unknown_modules() {
 fn fat_brings_the_tables_it_asks_for_when_it_mounts() {
     // Debian's config: codepage 437, iocharset "ascii". FAT's mount fails without them, and
     // no depends= or softdep names them.
-    for kernel in [common::kernel(), common::kernel_new()].into_iter().flatten() {
+    for kernel in [common::kernel(), common::kernel_new()]
+        .into_iter()
+        .flatten()
+    {
         let mut tree = ModuleTree::open(&kernel.modules).unwrap();
-        assert!(tree.config().is_some(), "{}: no kernel config found", kernel.tag);
+        assert!(
+            tree.config().is_some(),
+            "{}: no kernel config found",
+            kernel.tag
+        );
         let order = resolve(&mut tree, &names(&["vfat"])).unwrap();
         let position = |m: &str| order.modules.iter().position(|x| x == m);
         for table in ["nls_cp437", "nls_ascii"] {
             let (Some(table_at), Some(vfat_at)) = (position(table), position("vfat")) else {
-                panic!("{}: {table} or vfat missing from {:?}", kernel.tag, order.modules);
+                panic!(
+                    "{}: {table} or vfat missing from {:?}",
+                    kernel.tag, order.modules
+                );
             };
             assert!(table_at < vfat_at, "{}: {:?}", kernel.tag, order.modules);
         }
