@@ -1,16 +1,17 @@
 //! The host tool's command line: parsed into a [`Command`] by a pure function, then run.
 
 use crate::image::build::{build, mtime_from_env, BuildOptions, ModuleCompression, Storage};
-use crate::image::compress::Compression;
-use crate::image::inspect::{format_listing, read_image};
+use crate::image::compress::{human_size, parse_size, read_bounded, Compression, Limits};
+use crate::image::inspect::{format_listing, read_image_with, Listing};
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 pub const USAGE: &str = "\
 usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all]]
                    [--module-compression keep|decompress|auto] [--include SRC[:DEST]]...
                    [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
-       baton inspect IMAGE
+       baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
        baton --version
 
 build    write an initramfs image: the static baton init as /init, the skeleton of
@@ -21,12 +22,16 @@ build    write an initramfs image: the static baton init as /init, the skeleton 
          for the hardware present and the root's filesystem.
          SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same bytes.
 inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concatenated).
+         Whatever the image's headers claim, reading it stops with an error past
+         --max-unpacked bytes of archives (default 1G) or when a decompressor asks for more
+         than --max-decoder-memory (default 128M, for a zstd window or an xz dictionary).
+         SIZE is bytes, or with a K, M or G suffix.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Build(BuildOptions),
-    Inspect(PathBuf),
+    Inspect { image: PathBuf, limits: Limits },
     Help,
     Version,
 }
@@ -41,16 +46,40 @@ pub fn parse(args: &[String], mtime: u32) -> Result<Command> {
     match sub.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "-V" | "--version" => Ok(Command::Version),
-        "inspect" => {
-            let image = args.next().context("inspect needs an IMAGE")?;
-            if let Some(extra) = args.next() {
-                bail!("unexpected argument {extra:?}");
-            }
-            Ok(Command::Inspect(PathBuf::from(image)))
-        }
+        "inspect" => parse_inspect(&mut args),
         "build" => parse_build(&mut args, mtime).map(Command::Build),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+fn parse_inspect(args: &mut std::slice::Iter<'_, String>) -> Result<Command> {
+    let mut limits = Limits::DEFAULT;
+    let mut image = None;
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<u64> {
+            let v = match &inline {
+                Some(v) => v.clone(),
+                None => args
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value"))?,
+            };
+            parse_size(&v).with_context(|| flag.to_owned())
+        };
+        match flag {
+            "--max-unpacked" => limits.max_unpacked = value()?,
+            "--max-decoder-memory" => limits.max_decoder_memory = value()?,
+            _ if flag.starts_with("--") => bail!("unknown option {arg:?}\n{USAGE}"),
+            _ if image.is_none() => image = Some(PathBuf::from(arg)),
+            _ => bail!("unexpected argument {arg:?}"),
+        }
+    }
+    let image = image.context("inspect needs an IMAGE")?;
+    Ok(Command::Inspect { image, limits })
 }
 
 fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<BuildOptions> {
@@ -131,27 +160,69 @@ fn parse_include(spec: &str) -> Result<(PathBuf, String)> {
     Ok((PathBuf::from(src), dest.to_owned()))
 }
 
+/// Reads an image file, at most `limits.max_unpacked` bytes of it: a compressed image is
+/// smaller than the archives it unpacks to, an uncompressed one is them (give or take zero
+/// padding), and the path may name something endless (`/dev/zero`, a pipe).
+fn read_image_file(path: &Path, limits: &Limits) -> Result<Vec<u8>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let max = usize::try_from(limits.max_unpacked).unwrap_or(usize::MAX);
+    let mut data = Vec::new();
+    let complete = read_bounded(file, max, &mut data)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    if !complete {
+        bail!(
+            "{} is larger than {}, the limit on unpacked data (--max-unpacked)",
+            path.display(),
+            human_size(limits.max_unpacked)
+        );
+    }
+    Ok(data)
+}
+
+fn write_listing(out: &mut dyn Write, listings: &[Listing]) -> io::Result<()> {
+    let mut last_segment = None;
+    for l in listings {
+        if last_segment != Some(l.segment) {
+            writeln!(out, "# archive {} ({})", l.segment, l.compression.name())?;
+            last_segment = Some(l.segment);
+        }
+        writeln!(out, "{}", format_listing(l))?;
+    }
+    Ok(())
+}
+
+/// Writes to standard output through `write`. A reader that went away (`baton inspect | head`)
+/// is the normal end of the output, not an error: it ends quietly. Any other failure is.
+fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let result = write(&mut out).and_then(|()| out.flush());
+    // After a failed write, dropping the writer would only try the buffered rest again.
+    let _ = out.into_parts();
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.context("failed to write to standard output"),
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     match parse(args, mtime_from_env()?)? {
-        Command::Help => print!("{USAGE}"),
-        Command::Version => println!("baton {}", env!("CARGO_PKG_VERSION")),
-        Command::Inspect(path) => {
-            let data = std::fs::read(&path)
-                .with_context(|| format!("failed to read {}", path.display()))?;
-            let listings = read_image(&data)
-                .with_context(|| format!("failed to read image {}", path.display()))?;
-            let mut last_segment = None;
-            for l in &listings {
-                if last_segment != Some(l.segment) {
-                    println!("# archive {} ({})", l.segment, l.compression.name());
-                    last_segment = Some(l.segment);
-                }
-                println!("{}", format_listing(l));
-            }
+        Command::Help => to_stdout(|out| out.write_all(USAGE.as_bytes()))?,
+        Command::Version => {
+            to_stdout(|out| writeln!(out, "baton {}", env!("CARGO_PKG_VERSION")))?;
+        }
+        Command::Inspect { image, limits } => {
+            let data = read_image_file(&image, &limits)?;
+            let listings = read_image_with(&data, &limits)
+                .with_context(|| format!("failed to read image {}", image.display()))?;
+            drop(data);
+            to_stdout(|out| write_listing(out, &listings))?;
         }
         Command::Build(opts) => {
             let report = build(&opts)?;
-            eprintln!(
+            // The image is written; a closed stderr must not turn that into a failure.
+            let _ = writeln!(
+                io::stderr(),
                 "baton: wrote {} ({} bytes, {} entries, {}; {} modules{})",
                 opts.output.display(),
                 report.bytes,
@@ -208,6 +279,41 @@ mod tests {
         assert!(parse(&args("build -o x --frobnicate"), 0).is_err());
         assert!(parse(&args("inspect"), 0).is_err());
         assert!(parse(&args("explode"), 0).is_err());
+    }
+
+    #[test]
+    fn inspect_options() {
+        assert_eq!(
+            parse(&args("inspect img"), 0).unwrap(),
+            Command::Inspect {
+                image: PathBuf::from("img"),
+                limits: Limits::DEFAULT
+            }
+        );
+        assert_eq!(
+            parse(
+                &args("inspect --max-unpacked 64M img --max-decoder-memory=8388608"),
+                0
+            )
+            .unwrap(),
+            Command::Inspect {
+                image: PathBuf::from("img"),
+                limits: Limits {
+                    max_unpacked: 64 << 20,
+                    max_decoder_memory: 8 << 20
+                }
+            }
+        );
+        for bad in [
+            "inspect a b",
+            "inspect --max-unpacked",
+            "inspect --max-unpacked 0 img",
+            "inspect --max-unpacked 12X img",
+            "inspect --max-unpacked 99999999999G img",
+            "inspect --frobnicate img",
+        ] {
+            assert!(parse(&args(bad), 0).is_err(), "{bad}");
+        }
     }
 
     #[test]

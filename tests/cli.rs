@@ -276,3 +276,113 @@ fn inspects_images_other_tools_wrote() {
         }
     }
 }
+
+/// An uncompressed image with `files` empty files: its listing is about 40 bytes a file.
+fn many_files_image(dir: &Path, files: usize) -> PathBuf {
+    let mut image = baton::image::Image::new();
+    for i in 0..files {
+        image
+            .insert(
+                &format!("files/file-{i:06}"),
+                baton::image::Entry::file(0o644, Vec::new()),
+            )
+            .unwrap();
+    }
+    let path = dir.join("many.img");
+    fs::write(&path, baton::image::newc::write(&image, 0).unwrap()).unwrap();
+    path
+}
+
+/// `baton inspect IMAGE | head -1`: the reader goes away after one line, with far more
+/// than a pipe buffer (64 KiB) still to come. That is the normal end of a listing.
+#[test]
+fn inspect_into_a_pipe_closed_early_stops_quietly() {
+    use std::io::BufRead;
+    let dir = tmp("epipe");
+    let image = many_files_image(&dir, 20_000);
+    let mut child = baton()
+        .arg("inspect")
+        .arg(&image)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "# archive 0 (none)\n");
+    // The reader (and with it the pipe's only read end) is dropped here.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", out.status);
+    assert_eq!(stderr, "");
+}
+
+/// Any other failure to write the listing is an error like any other: one line, exit 1.
+#[test]
+fn inspect_reports_a_failed_write_in_one_line() {
+    let dir = tmp("full");
+    let image = many_files_image(&dir, 10);
+    let out = baton()
+        .arg("inspect")
+        .arg(&image)
+        .stdout(fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("baton: error: "), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Runs `baton ARGS` with its address space limited to `mib` MiB, so that asking for more
+/// memory than the limits allow fails the process instead of passing unnoticed.
+fn baton_in_bounded_memory(mib: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", mib * 1024))
+        .arg(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The image the `image` fuzz target ran out of memory on (a zstd frame declaring a 2 GiB
+/// window) is refused by the limit on decoder memory, in far less memory than that.
+#[test]
+fn inspect_refuses_the_zstd_window_finding_in_bounded_memory() {
+    let finding = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/fuzz/image/oom-zstd.bin"
+    );
+    let out = baton_in_bounded_memory(512, &["inspect", finding]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("baton: error: ") && stderr.contains("2 GiB window"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("128 MiB"), "{stderr}");
+}
+
+/// Unpacked data is bounded whatever the input: an endless file, and a small zstd stream
+/// that unpacks to 64 MiB, each against a 16 MiB limit.
+#[test]
+fn inspect_stops_at_the_unpacked_limit() {
+    let dir = tmp("unpacked");
+    let bomb = dir.join("bomb.zst");
+    let zeros = vec![0u8; 64 << 20];
+    let packed =
+        baton::image::compress::compress(&zeros, baton::image::compress::Compression::Zstd)
+            .unwrap();
+    assert!(packed.len() < 1 << 20);
+    fs::write(&bomb, packed).unwrap();
+    for image in ["/dev/zero", bomb.to_str().unwrap()] {
+        let out = baton_in_bounded_memory(256, &["inspect", "--max-unpacked", "16M", image]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{image}: {stderr}");
+        assert!(stderr.contains("16 MiB"), "{image}: {stderr}");
+    }
+}

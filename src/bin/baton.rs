@@ -2,6 +2,7 @@
 //! inspect` lists any image. Arguments are parsed into options with no I/O (see
 //! `baton::cli`); this file only runs them and turns errors into exit code 1.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -9,7 +10,8 @@ fn main() -> ExitCode {
     match baton::cli::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("baton: error: {err:#}");
+            // eprintln! would panic if stderr is gone; the exit code still tells.
+            let _ = writeln!(std::io::stderr(), "baton: error: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -65,6 +65,8 @@ const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
 const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
 /// The legacy lz4 format's fixed block size (uncompressed), as `lz4 -l` writes it.
 const LZ4_LEGACY_BLOCK: usize = 8 << 20;
+/// The most an 8 MiB block compresses to: LZ4_compressBound, which the kernel's unlz4 enforces.
+const LZ4_LEGACY_MAX_PACKED: usize = LZ4_LEGACY_BLOCK + LZ4_LEGACY_BLOCK / 255 + 16;
 /// Largest zstd window we ask the kernel to allocate: 8 MiB, zstd's own level-19 default.
 const ZSTD_MAX_WINDOW_LOG: u32 = 23;
 
@@ -110,40 +112,220 @@ pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
     })
 }
 
-/// Decompresses one stream at the start of `data`. Returns the output and how many input
-/// bytes the stream used, so the caller can look for what follows it.
-pub fn decompress_stream(data: &[u8], how: Compression) -> Result<(Vec<u8>, usize)> {
+/// What reading compressed data may cost, whatever its headers claim. Sizes and windows in
+/// a header are the input's word only; readers take them as upper bounds to check, never as
+/// amounts to allocate, and stop at these limits with an error that names the limit.
+///
+/// With them, reading an image takes at most the image itself, `max_unpacked` for one stream's
+/// output, `max_decoder_memory` for the decompressor, and the listing (at most about twice
+/// the unpacked bytes, since every cpio entry takes at least 112 of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes one stream may unpack to, and all the archives of an image together.
+    pub max_unpacked: u64,
+    /// Most memory a decompressor may set aside for the window or dictionary its stream's
+    /// header asks for (zstd, xz; gzip's window is 32 KiB and lz4's block is fixed at 8 MiB).
+    pub max_decoder_memory: u64,
+}
+
+impl Limits {
+    /// For real images. Initramfs images unpack to a few hundred MB at most, so 1 GiB leaves
+    /// room without letting a 100-byte file make a host tool allocate gigabytes. 128 MiB of decoder memory reads every zstd
+    /// level up to `--ultra -22` and `--long` (window 2^27), and xz up to `-9e` (64 MiB).
+    pub const DEFAULT: Limits = Limits {
+        max_unpacked: 1 << 30,
+        max_decoder_memory: 128 << 20,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::DEFAULT
+    }
+}
+
+/// A byte count as a person reads it: `2 GiB`, `128 MiB`, or exact bytes.
+pub fn human_size(n: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// Parses a size given on the command line: bytes, or with a K, M or G suffix (binary).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (s.get(..i), 10),
+        Some((i, 'M' | 'm')) => (s.get(..i), 20),
+        Some((i, 'G' | 'g')) => (s.get(..i), 30),
+        _ => (Some(s), 0),
+    };
+    digits
+        .and_then(|d| d.parse::<u64>().ok())
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .with_context(|| format!("bad size {s:?}: expected a number of bytes, or with K, M or G"))
+}
+
+/// Reads `r` to its end into `out`, growing the buffer as bytes arrive and never beyond
+/// `limit` bytes of capacity. Returns false (with `out` full up to at most `limit`) if there
+/// was more than `limit`.
+pub fn read_bounded(mut r: impl Read, limit: usize, out: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let got = chunk.get(..n).unwrap_or_default();
+        if got.len() > limit.saturating_sub(out.len()) {
+            return Ok(false);
+        }
+        if out.capacity() - out.len() < got.len() {
+            // Doubling as a Vec does, but capped at the limit, which is the bound we promise.
+            let want = out
+                .capacity()
+                .saturating_mul(2)
+                .max(out.len() + got.len())
+                .min(limit);
+            out.try_reserve_exact(want - out.len())
+                .map_err(std::io::Error::other)?;
+        }
+        out.extend_from_slice(got);
+    }
+}
+
+fn unpacked_limit_error(how: Compression, limits: &Limits) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the {} stream unpacks to more than {}, the limit on unpacked data",
+        how.name(),
+        human_size(limits.max_unpacked)
+    )
+}
+
+fn decoder_memory_error(what: &str, limits: &Limits) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what}, over the {} limit on decoder memory",
+        human_size(limits.max_decoder_memory)
+    )
+}
+
+/// Decompresses one stream at the start of `data`, within `limits`. Returns the output and
+/// how many input bytes the stream used, so the caller can look for what follows it.
+pub fn decompress_stream(
+    data: &[u8],
+    how: Compression,
+    limits: &Limits,
+) -> Result<(Vec<u8>, usize)> {
+    let max = usize::try_from(limits.max_unpacked).unwrap_or(usize::MAX);
     let mut out = Vec::new();
     let used = match how {
         Compression::None => {
+            if data.len() > max {
+                return Err(unpacked_limit_error(how, limits));
+            }
             out.extend_from_slice(data);
             data.len()
         }
         Compression::Gzip => {
             let mut reader = std::io::Cursor::new(data);
-            let mut dec = flate2::bufread::GzDecoder::new(&mut reader);
-            dec.read_to_end(&mut out).context("bad gzip data")?;
-            drop(dec);
+            let dec = flate2::bufread::GzDecoder::new(&mut reader);
+            if !read_bounded(dec, max, &mut out).context("bad gzip data")? {
+                return Err(unpacked_limit_error(how, limits));
+            }
             reader.position() as usize
         }
         Compression::Zstd => {
+            // Refuse a window over the limit before the decoder allocates it, so the error can
+            // say what the frame asked for; the decoder is bounded too, should the two differ.
+            if let Some(window) = zstd_window_size(data) {
+                if window > limits.max_decoder_memory {
+                    return Err(decoder_memory_error(
+                        &format!("the zstd frame asks for a {} window", human_size(window)),
+                        limits,
+                    ));
+                }
+            }
             let mut reader = std::io::BufReader::new(std::io::Cursor::new(data));
             let mut dec = zstd::stream::read::Decoder::with_buffer(&mut reader)?.single_frame();
-            dec.window_log_max(31)?;
-            dec.read_to_end(&mut out).context("bad zstd data")?;
+            dec.window_log_max(zstd_window_log_max(limits.max_decoder_memory))?;
+            if !read_bounded(&mut dec, max, &mut out).context("bad zstd data")? {
+                return Err(unpacked_limit_error(how, limits));
+            }
             drop(dec);
             consumed(reader)
         }
         Compression::Xz => {
+            let stream = liblzma::stream::Stream::new_stream_decoder(limits.max_decoder_memory, 0)
+                .context("failed to set up the xz decoder")?;
             let mut reader = std::io::BufReader::new(std::io::Cursor::new(data));
-            let mut dec = liblzma::bufread::XzDecoder::new(&mut reader);
-            dec.read_to_end(&mut out).context("bad xz data")?;
+            let mut dec = liblzma::bufread::XzDecoder::new_stream(&mut reader, stream);
+            match read_bounded(&mut dec, max, &mut out) {
+                Ok(true) => {}
+                Ok(false) => return Err(unpacked_limit_error(how, limits)),
+                Err(e) if is_xz_memlimit(&e) => {
+                    return Err(decoder_memory_error(
+                        "the xz stream's dictionary needs more memory",
+                        limits,
+                    ))
+                }
+                Err(e) => return Err(e).context("bad xz data"),
+            }
             drop(dec);
             consumed(reader)
         }
-        Compression::Lz4 => decompress_lz4_legacy(data, &mut out)?,
+        Compression::Lz4 => decompress_lz4_legacy(data, max, &mut out)?
+            .ok_or_else(|| unpacked_limit_error(how, limits))?,
     };
     Ok((out, used))
+}
+
+fn is_xz_memlimit(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>())
+        .is_some_and(|inner| matches!(inner, liblzma::stream::Error::MemLimit))
+}
+
+/// The window a zstd frame's header declares (RFC 8878, 3.1.1.1): the memory a decoder sets
+/// aside for it. None if the header is cut short (the decoder then reports the error).
+fn zstd_window_size(data: &[u8]) -> Option<u64> {
+    let descriptor = *data.get(4)?;
+    if descriptor & 0x20 == 0 {
+        // A window descriptor: exponent and mantissa of a size between 1 KiB and 3.75 TiB.
+        let wd = *data.get(5)?;
+        let base = 1u64 << (10 + u32::from(wd >> 3));
+        return Some(base + base / 8 * u64::from(wd & 7));
+    }
+    // A single segment: the window is the whole content, whose size follows the dictionary ID.
+    let dict_id_len = match descriptor & 3 {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        _ => 4,
+    };
+    let size_len = match descriptor >> 6 {
+        0 => 1,
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let field = data.get(5 + dict_id_len..5 + dict_id_len + size_len)?;
+    let mut bytes = [0u8; 8];
+    bytes.get_mut(..size_len)?.copy_from_slice(field);
+    let size = u64::from_le_bytes(bytes);
+    // The two-byte form counts from 256.
+    Some(if size_len == 2 { size + 256 } else { size })
+}
+
+/// The smallest window log zstd's decoder takes that admits every window up to `max` bytes,
+/// within the bounds it accepts (2^10 to 2^31).
+fn zstd_window_log_max(max: u64) -> u32 {
+    let log = u64::BITS - max.saturating_sub(1).leading_zeros();
+    log.clamp(10, 31)
 }
 
 /// Bytes consumed from a cursor behind a BufReader: its position minus what is buffered.
@@ -153,12 +335,16 @@ fn consumed(mut reader: std::io::BufReader<std::io::Cursor<&[u8]>>) -> usize {
 }
 
 /// The legacy lz4 format has no end marker: blocks continue until the data ends or the next
-/// "length" is another stream's magic number (as the kernel's unlz4 assumes).
-fn decompress_lz4_legacy(data: &[u8], out: &mut Vec<u8>) -> Result<usize> {
+/// "length" is another stream's magic number (as the kernel's unlz4 assumes). Returns the
+/// bytes used, or None once the output would pass `max`.
+fn decompress_lz4_legacy(data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<Option<usize>> {
+    // Every block unpacks into this one buffer, allocated on the first block: a stream of
+    // many tiny blocks must cost their size, not 8 MiB each.
+    let mut buf = Vec::new();
     let mut at = LZ4_LEGACY_MAGIC.len();
     loop {
         let Some(len_bytes) = data.get(at..at + 4) else {
-            return Ok(data.len().min(at));
+            return Ok(Some(data.len().min(at)));
         };
         let len_bytes: [u8; 4] = len_bytes.try_into().unwrap_or_default();
         if len_bytes == LZ4_LEGACY_MAGIC {
@@ -168,13 +354,26 @@ fn decompress_lz4_legacy(data: &[u8], out: &mut Vec<u8>) -> Result<usize> {
         let len = u32::from_le_bytes(len_bytes) as usize;
         if len == 0 {
             // Zero padding after the stream (e.g. to a 512-byte boundary): the end.
-            return Ok(at);
+            return Ok(Some(at));
+        }
+        // As the kernel's unlz4 checks: no 8 MiB block compresses to more than this.
+        if len > LZ4_LEGACY_MAX_PACKED {
+            bail!(
+                "lz4 block of {len} bytes at byte {at}, over the {LZ4_LEGACY_MAX_PACKED} bytes \
+                 any {} block compresses to",
+                human_size(LZ4_LEGACY_BLOCK as u64)
+            );
         }
         let block = data
             .get(at + 4..at + 4 + len)
-            .context("truncated lz4 block")?;
-        let mut buf = vec![0u8; LZ4_LEGACY_BLOCK];
+            .with_context(|| format!("truncated lz4 block at byte {at}"))?;
+        if buf.is_empty() {
+            buf.resize(LZ4_LEGACY_BLOCK, 0);
+        }
         let n = lz4_flex::block::decompress_into(block, &mut buf).context("bad lz4 block")?;
+        if n > max.saturating_sub(out.len()) {
+            return Ok(None);
+        }
         out.extend_from_slice(buf.get(..n).unwrap_or_default());
         at += 4 + len;
     }
@@ -195,7 +394,10 @@ pub fn decompress_module(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     };
     match (expected, Compression::detect(&raw)) {
         (None, _) => Ok(raw),
-        (Some(want), Some(found)) if want == found => Ok(decompress_stream(&raw, want)?.0),
+        // A module file is untrusted input like an image, and bounded by the same limits.
+        (Some(want), Some(found)) if want == found => {
+            Ok(decompress_stream(&raw, want, &Limits::DEFAULT)?.0)
+        }
         (Some(want), _) => bail!("expected {} data, found something else", want.name()),
     }
 }
@@ -228,7 +430,7 @@ mod tests {
                 "{} did not compress",
                 how.name()
             );
-            let (back, used) = decompress_stream(&packed, how).unwrap();
+            let (back, used) = decompress_stream(&packed, how, &Limits::DEFAULT).unwrap();
             assert_eq!(back, data, "{}", how.name());
             assert_eq!(used, packed.len(), "{}", how.name());
         }
@@ -241,8 +443,114 @@ mod tests {
             let mut packed = compress(&data, how).unwrap();
             let len = packed.len();
             packed.extend_from_slice(b"\x00\x00\x00\x00070701");
-            let (_, used) = decompress_stream(&packed, how).unwrap();
+            let (_, used) = decompress_stream(&packed, how, &Limits::DEFAULT).unwrap();
             assert_eq!(used, len, "{}", how.name());
+        }
+    }
+
+    fn small(max_unpacked: u64) -> Limits {
+        Limits {
+            max_unpacked,
+            max_decoder_memory: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn unpacked_output_stops_at_the_limit() {
+        // Periodic, so that even zstd -19 and xz compress it at once.
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        for how in [
+            Compression::Gzip,
+            Compression::Zstd,
+            Compression::Xz,
+            Compression::Lz4,
+        ] {
+            let packed = compress(&data, how).unwrap();
+            let exact = small(data.len() as u64);
+            assert_eq!(decompress_stream(&packed, how, &exact).unwrap().0, data);
+            let err = decompress_stream(&packed, how, &small(1 << 20)).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the {} stream unpacks to more than 1 MiB, the limit on unpacked data",
+                    how.name()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn zstd_window_is_read_from_every_header_form() {
+        // Window descriptor 0xa8: 2^(10+21) = 2 GiB, as in the fuzzer's finding.
+        assert_eq!(
+            zstd_window_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xa8]),
+            Some(2 << 30)
+        );
+        // Exponent 13, mantissa 3: 8 MiB + 3/8 of it.
+        assert_eq!(
+            zstd_window_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x00, (13 << 3) | 3]),
+            Some((8 << 20) + (3 << 20))
+        );
+        // Single segment, a 2-byte content size (counted from 256) after a 1-byte dict ID.
+        assert_eq!(
+            zstd_window_size(&[0x28, 0xb5, 0x2f, 0xfd, 0x61, 0x07, 0x00, 0x01]),
+            Some(256 + 256)
+        );
+        // Single segment, an 8-byte content size of 2^40.
+        let mut header = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        header.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        assert_eq!(zstd_window_size(&header), Some(1 << 40));
+        assert_eq!(zstd_window_size(&header[..8]), None);
+        // What baton itself writes (a window of at most 8 MiB, even for larger images) is
+        // within the default limit.
+        let packed = compress(&vec![0u8; 9 << 20], Compression::Zstd).unwrap();
+        assert_eq!(zstd_window_size(&packed), Some(1 << ZSTD_MAX_WINDOW_LOG));
+        assert!(zstd_window_size(&packed).unwrap() <= Limits::DEFAULT.max_decoder_memory);
+    }
+
+    #[test]
+    fn zstd_decoder_is_bounded_even_without_the_header_check() {
+        assert_eq!(zstd_window_log_max(128 << 20), 27);
+        assert_eq!(zstd_window_log_max((128 << 20) + 1), 28);
+        assert_eq!(zstd_window_log_max(1), 10);
+        assert_eq!(zstd_window_log_max(u64::MAX), 31);
+    }
+
+    #[test]
+    fn lz4_blocks_larger_than_any_8_mib_block_compresses_to_are_refused() {
+        // LZ4_compressBound(8 MiB), as lz4.h computes it.
+        assert_eq!(LZ4_LEGACY_MAX_PACKED, 8_421_520);
+        let mut data = LZ4_LEGACY_MAGIC.to_vec();
+        let len = LZ4_LEGACY_MAX_PACKED + 1;
+        data.extend_from_slice(&(len as u32).to_le_bytes());
+        data.resize(data.len() + len, 0);
+        let err = decompress_stream(&data, Compression::Lz4, &Limits::DEFAULT).unwrap_err();
+        assert!(err.to_string().contains("8421521 bytes"), "{err}");
+    }
+
+    #[test]
+    fn reading_is_bounded_in_capacity_too() {
+        let mut out = Vec::new();
+        let complete = read_bounded(std::io::repeat(0), 1_000_000, &mut out).unwrap();
+        assert!(!complete);
+        assert!(out.capacity() <= 1_000_000, "{}", out.capacity());
+        let mut out = Vec::new();
+        assert!(read_bounded(&[1u8; 100][..], 100, &mut out).unwrap());
+        assert_eq!(out, [1; 100]);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(2 << 30), "2 GiB");
+        assert_eq!(human_size(128 << 20), "128 MiB");
+        assert_eq!(human_size(1536), "1536 bytes");
+        assert_eq!(human_size(3 << 10), "3 KiB");
+        assert_eq!(human_size(1000), "1000 bytes");
+        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        for bad in ["", "M", "0", "-1", "1T", "1.5G", "99999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
 
