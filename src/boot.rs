@@ -23,6 +23,9 @@ use std::time::Duration;
 /// Where the real root is mounted before it becomes `/`.
 pub const NEW_ROOT: &str = "/sysroot";
 
+/// The rescue shell when the manifest cannot say: where `baton build --shell` puts it.
+const FALLBACK_SHELL: &str = "/bin/sh";
+
 /// What the emergency path needs to know, learnt as early in each attempt as it can be, so
 /// that even a failed early mount or a damaged manifest honours `rd.emergency=`,
 /// `rd.shell=` and the image's shell.
@@ -114,9 +117,12 @@ fn prepare(known: &mut Known) -> Result<String> {
         known.shell_allowed = params.shell;
     }
     let manifest_text = inputs::manifest_text();
-    if let Ok(Some(text)) = &manifest_text {
-        known.shell = manifest::shell_of(text).filter(|s| Path::new(s).exists());
-    }
+    // The shell the manifest names; without a readable manifest, the usual place.
+    let shell = match &manifest_text {
+        Ok(Some(text)) => manifest::shell_of(text),
+        Ok(None) | Err(_) => Some(FALLBACK_SHELL.to_owned()),
+    };
+    known.shell = shell.filter(|s| Path::new(s).exists());
     mounted?;
     if let Ok(printk) = std::fs::read_to_string("/proc/sys/kernel/printk") {
         kmsg::set_console_level(&printk);

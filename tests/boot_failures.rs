@@ -172,7 +172,7 @@ fn corrupt_manifest_opens_the_image_shell_by_default() {
 }
 
 #[test]
-fn unreadable_manifest_honours_rd_emergency() {
+fn unreadable_manifest_still_finds_the_shell() {
     let Some(k) = kernel() else { return };
     let image = virtio_ext4_image(&k, "shell", SHELL);
     let image = with_appended(
@@ -180,18 +180,16 @@ fn unreadable_manifest_honours_rd_emergency() {
         "unreadable-manifest",
         &[Extra::Dir("etc/baton/manifest")],
     );
-    let log = Boot::new(
-        &k,
-        image,
-        plain_disk(),
-        "root=/dev/vda rd.emergency=poweroff",
-    )
-    .run("unreadable-manifest");
+    let mut boot = Boot::new(&k, image, plain_disk(), "root=/dev/vda");
+    let input = typed("echo RESCUE-$((6 * 7))\nbusybox poweroff -f\n");
+    boot.input = Some(&input);
+    let log = boot.run("unreadable-manifest");
     assert_has(
         &log,
         "baton: boot failed: failed to read /etc/baton/manifest: Is a directory",
     );
-    assert_action(&log, "poweroff");
+    assert_has(&log, "starting the rescue shell");
+    assert_has(&log, "RESCUE-42");
 }
 
 #[test]
