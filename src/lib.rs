@@ -19,6 +19,7 @@
 
 pub mod boot;
 pub mod cmdline;
+pub mod consoles;
 pub mod devices;
 #[cfg(feature = "host")]
 pub mod elf;
