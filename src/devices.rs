@@ -134,7 +134,7 @@ fn sys_block(name: &str) -> Option<SysBlock> {
     let size_bytes = read_trimmed(&dir.join("size"))
         .and_then(|s| s.parse::<u64>().ok())
         .unwrap_or(0)
-        * 512;
+        .saturating_mul(512);
     Some(SysBlock {
         name: name.to_owned(),
         major: field("MAJOR")?.parse().ok()?,
