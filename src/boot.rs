@@ -165,7 +165,7 @@ fn prepare(known: &mut Known) -> Result<String> {
     };
 
     log::info!("switching to {NEW_ROOT}, then running {init}");
-    let switched = switch::switch_root(Path::new(NEW_ROOT))?;
+    let switched = switch::switch_root(Path::new(NEW_ROOT), true)?;
     known.switched = true;
     match &switched.removal {
         Some(removal) => {

@@ -61,6 +61,12 @@ pub fn kernel_prints(level: log::Level) -> bool {
     console != UNKNOWN && priority(level) < console
 }
 
+/// Writes one message to the kernel log only, never to the console: for programs that
+/// report on stderr themselves (`switch_root`, `run-init`). Returns whether it was logged.
+pub fn record(level: log::Level, message: &str) -> bool {
+    LOGGER.write_kmsg(priority(level), message)
+}
+
 /// Cuts a message to what one kmsg record holds, at a character boundary.
 fn truncate(message: &str) -> &str {
     if message.len() <= MAX_MESSAGE {

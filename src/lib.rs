@@ -17,7 +17,9 @@
     )
 )]
 
+pub mod applets;
 pub mod boot;
+pub mod caps;
 pub mod cmdline;
 pub mod consoles;
 pub mod devices;

@@ -197,9 +197,10 @@ pub struct Switched {
 }
 
 /// Makes `new_root` the root of the system. Refuses, before changing anything, unless this
-/// is PID 1 and `new_root` is a different filesystem from `/`. The old root's contents are
-/// deleted only if it is ramfs or tmpfs.
-pub fn switch_root(new_root: &Path) -> Result<Switched> {
+/// is PID 1 and `new_root` is a mount point of a different filesystem from `/`. The old
+/// root's contents are deleted only if `delete_old` and it is ramfs or tmpfs.
+pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
+    check_new_root_is_mounted(new_root)?;
     let pid = nix::unistd::getpid().as_raw();
     if pid != 1 {
         bail!("refusing to switch root: this process is PID {pid}, not 1");
@@ -211,19 +212,10 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
     )
     .context("failed to open the old root /")?;
     let deletable = rmrf::is_ram_filesystem(&old_root).context("failed to statfs /")?;
-    let old_dev = fstat(&old_root).context("failed to stat /")?.st_dev;
-    let new_dev = stat(new_root)
-        .with_context(|| format!("failed to stat the new root {}", new_root.display()))?
-        .st_dev;
-    if new_dev == old_dev {
-        bail!(
-            "refusing to switch root: {} is on the same filesystem as / (is the root mounted?)",
-            new_root.display()
-        );
-    }
     if !deletable {
         log::warn!("/ is not ramfs or tmpfs: switching without deleting anything in it");
     }
+    let deletable = deletable && delete_old;
 
     // MS_MOVE fails when the parent mount is shared; the initramfs is private already, but
     // a tmpfs root set up by someone else may not be.
@@ -274,6 +266,46 @@ pub fn switch_root(new_root: &Path) -> Result<Switched> {
     Ok(Switched { removal })
 }
 
+/// Refuses a new root that is not a mount point of another filesystem: switching to a
+/// directory of the initramfs itself would delete the new root with the old, and MS_MOVE
+/// needs a mount point anyway.
+pub fn check_new_root_is_mounted(new_root: &Path) -> Result<()> {
+    let new = stat(new_root)
+        .with_context(|| format!("failed to stat the new root {}", new_root.display()))?;
+    let old = stat("/").context("failed to stat /")?;
+    if (new.st_dev, new.st_ino) == (old.st_dev, old.st_ino) {
+        bail!(
+            "refusing to switch root: {} is the current root",
+            new_root.display()
+        );
+    }
+    if new.st_dev == old.st_dev {
+        bail!(
+            "refusing to switch root: {} is on the same filesystem as / (is the root mounted there?)",
+            new_root.display()
+        );
+    }
+    if !is_mount_point(new_root) {
+        bail!(
+            "refusing to switch root: {} is not a mount point; mount the root on it, not above it",
+            new_root.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether `path` names an executable regular file inside `new_root` (symlinks resolved
+/// there): what `run-init -n` answers, and what the switch checks before it starts.
+pub fn check_init(new_root: &Path, path: &str) -> Result<(), String> {
+    let root = open(
+        new_root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open {}: {}", new_root.display(), e.desc()))?;
+    check_executable(&root, path)
+}
+
 /// Moves one API mount into the new root, or detaches it if the new root has nowhere to put
 /// it (a mount left behind in the initramfs would pin it in memory).
 fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) -> Result<()> {
@@ -303,13 +335,19 @@ fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) -> Result<()> {
 
 /// Points fds 0-2 at the new root's /dev/console, as the kernel does for the init it starts.
 pub fn reopen_console() -> Result<()> {
-    let console = open("/dev/console", OFlag::O_RDWR, Mode::empty())
-        .context("failed to open /dev/console")?;
+    reopen_console_at(std::ffi::OsStr::new("/dev/console"))
+}
+
+/// Points fds 0-2 at `path` (`switch_root -c`, `run-init -c`).
+pub fn reopen_console_at(path: &std::ffi::OsStr) -> Result<()> {
+    let shown = path.to_string_lossy();
+    let console = open(path, OFlag::O_RDWR, Mode::empty())
+        .with_context(|| format!("failed to open {shown}"))?;
     for target in 0..=2 {
         // SAFETY: dup2 onto the standard descriptors, which this process owns.
         if unsafe { libc::dup2(console.as_raw_fd(), target) } < 0 {
             return Err(Errno::last())
-                .with_context(|| format!("failed to point fd {target} at /dev/console"));
+                .with_context(|| format!("failed to point fd {target} at {shown}"));
         }
     }
     Ok(())

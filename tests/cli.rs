@@ -84,6 +84,11 @@ fn build_then_inspect_lists_everything() {
         "etc/baton/manifest",
         "-0644          5 opt/extra/sub/hello",
         "l0777          9 opt/extra/link -> sub/hello",
+        // baton's binary under the names busybox, klibc and util-linux scripts call.
+        "l0777          5 usr/bin/switch_root -> /init",
+        "l0777          5 usr/bin/run-init -> /init",
+        "l0777          5 sbin/switch_root -> /init",
+        "l0777          5 bin/run-init -> /init",
     ] {
         assert!(
             listing.contains(expected),
@@ -95,6 +100,40 @@ fn build_then_inspect_lists_everything() {
         listing.contains(&format!("{init_size:>10} init")),
         "{listing}"
     );
+}
+
+#[test]
+fn a_script_init_keeps_baton_under_the_applet_names() {
+    let dir = tmp("script-init");
+    let script = dir.join("init.sh");
+    fs::write(&script, "#!/bin/sh\nexec switch_root /newroot /sbin/init\n").unwrap();
+    let image = dir.join("out.img");
+    run(baton().args(["build", "-o"]).arg(&image).arg("--init").arg(&script));
+    let listing = inspect(&image);
+    let binary = fs::metadata(init_binary()).unwrap().len();
+    for expected in [
+        "-0755         41 init\n".to_owned(),
+        format!("-0755 {binary:>10} usr/lib/baton/baton-init"),
+        "usr/bin/switch_root -> /usr/lib/baton/baton-init".to_owned(),
+        "usr/bin/run-init -> /usr/lib/baton/baton-init".to_owned(),
+        "sbin/switch_root -> /usr/lib/baton/baton-init".to_owned(),
+        "bin/run-init -> /usr/lib/baton/baton-init".to_owned(),
+    ] {
+        assert!(listing.contains(&expected), "missing {expected:?} in\n{listing}");
+    }
+    // A text file that is neither a script nor a program is still refused.
+    let text = dir.join("notes.txt");
+    fs::write(&text, "hello").unwrap();
+    let result = baton()
+        .args(["build", "-o"])
+        .arg(dir.join("bad.img"))
+        .arg("--init")
+        .arg(&text)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("is neither a static program nor a #! script"), "{stderr}");
 }
 
 #[test]

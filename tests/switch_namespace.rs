@@ -227,7 +227,7 @@ fn switch_frees_initramfs(work: &Path) {
             "/sbin/init",
             "a missing init= falls back to /sbin/init"
         );
-        let switched = switch::switch_root(Path::new("/sysroot")).unwrap();
+        let switched = switch::switch_root(Path::new("/sysroot"), true).unwrap();
         let removal = switched.removal.expect("tmpfs root is emptied");
         assert!(removal.first_error.is_none(), "{removal:?}");
         assert!(removal.removed >= 10, "{removal:?}");
@@ -304,7 +304,7 @@ fn refuses_on_disk(work: &Path) {
     let code = as_pid1(|| {
         chroot(&root).unwrap();
         std::env::set_current_dir("/").unwrap();
-        let switched = switch::switch_root(Path::new("/sysroot")).unwrap();
+        let switched = switch::switch_root(Path::new("/sysroot"), true).unwrap();
         assert!(switched.removal.is_none());
         0
     });
@@ -319,7 +319,7 @@ fn refuses_when_not_pid_1(work: &Path) {
     write(&fake.join("file"), "stays");
     tmpfs(&fake.join("sysroot"));
     // This process is not in the new PID namespace it created: its PID is not 1.
-    let err = switch::switch_root(&fake.join("sysroot")).unwrap_err();
+    let err = switch::switch_root(&fake.join("sysroot"), true).unwrap_err();
     assert!(err.to_string().contains("not 1"), "{err}");
     assert!(fake.join("file").exists());
 }
@@ -332,7 +332,7 @@ fn refuses_unmounted_new_root(work: &Path) {
     let code = as_pid1(|| {
         chroot(&fake).unwrap();
         std::env::set_current_dir("/").unwrap();
-        let err = switch::switch_root(Path::new("/sysroot")).unwrap_err();
+        let err = switch::switch_root(Path::new("/sysroot"), true).unwrap_err();
         assert!(err.to_string().contains("same filesystem"), "{err}");
         0
     });

@@ -47,13 +47,25 @@ pub struct BuildReport {
 /// Where the rescue shell goes in the image.
 const SHELL_PATH: &str = "bin/sh";
 
+/// Where baton's binary goes when `/init` is something else (`--init SCRIPT`), so the
+/// script can still `exec switch_root`.
+pub const BATON_BINARY: &str = "usr/lib/baton/baton-init";
+
+/// The names baton's binary answers to, where the peers' scripts look for them: busybox
+/// images call `switch_root` through PATH (its applet links live in /sbin), mkinitcpio calls
+/// /usr/bin/switch_root, initramfs-tools /usr/bin/run-init (merged /usr) or /bin/run-init.
+pub const APPLET_LINKS: [&str; 4] = [
+    "usr/bin/switch_root",
+    "usr/bin/run-init",
+    "sbin/switch_root",
+    "bin/run-init",
+];
+
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
-    let init = find_init(opts.init.as_deref())?;
     let mut image = skeleton::default_image().map_err(anyhow::Error::msg)?;
     let mut manifest = Manifest::default();
 
-    let init_bytes = read_static_program(&init, "init")?;
-    image.insert("init", Entry::file(0o755, init_bytes))?;
+    let init = add_init(&mut image, opts.init.as_deref())?;
 
     let modules = add_modules(&mut image, &mut manifest, opts)?;
 
@@ -86,6 +98,57 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         entries: image.len(),
         modules,
         init,
+    })
+}
+
+/// Puts the init at /init (`--init`: a static program or a `#!` script; by default baton's
+/// own) and baton's binary under its applet names. Returns the path /init came from.
+fn add_init(image: &mut Image, explicit: Option<&Path>) -> Result<PathBuf> {
+    let (init, init_bytes) = match explicit {
+        Some(path) => (path.to_owned(), read_init(path)?),
+        None => {
+            let path = find_init(None)?;
+            let bytes = read_static_program(&path, "init")?;
+            (path, bytes)
+        }
+    };
+    // baton's own binary, for the applet names: the one /init is, unless --init named
+    // something else (a script, another init), then the one beside this program.
+    let baton = match (explicit, find_init(None)) {
+        (None, _) => None,
+        (Some(_), Ok(path)) => Some(read_static_program(&path, "baton's init")?),
+        (Some(_), Err(_)) if !init_bytes.starts_with(b"#!") => None,
+        (Some(_), Err(e)) => {
+            return Err(e.context("an --init script needs baton's own binary beside it"))
+        }
+    };
+    let target = match baton {
+        Some(bytes) if bytes != init_bytes => {
+            image.insert(BATON_BINARY, Entry::file(0o755, bytes))?;
+            format!("/{BATON_BINARY}")
+        }
+        _ => "/init".to_owned(),
+    };
+    image.insert("init", Entry::file(0o755, init_bytes))?;
+    for link in APPLET_LINKS {
+        image.insert(link, Entry::symlink(&target))?;
+    }
+    Ok(init)
+}
+
+/// `--init`: a static program, or a script the kernel can run (`#!`, its interpreter in the
+/// image: the `--shell` busybox, say).
+fn read_init(path: &Path) -> Result<Vec<u8>> {
+    let bytes =
+        fs::read(path).with_context(|| format!("failed to read init {}", path.display()))?;
+    if bytes.starts_with(b"#!") {
+        return Ok(bytes);
+    }
+    read_static_program(path, "init").map_err(|e| {
+        e.context(format!(
+            "init {} is neither a static program nor a #! script",
+            path.display()
+        ))
     })
 }
 

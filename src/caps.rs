@@ -1,0 +1,229 @@
+//! Dropping capabilities before the real init runs (`run-init -d`, initramfs-tools'
+//! `drop_capabilities=`): from the bounding set, so no process can ever regain them; from
+//! the inheritable set; and from the sets the kernel gives the programs it starts itself
+//! (the usermode helper's `bset` and `inheritable`, in /proc/sys/kernel/usermodehelper/),
+//! which would otherwise be a way back in. This is what klibc's run-init does.
+
+use std::fmt;
+
+/// Capability names, by number (include/uapi/linux/capability.h), without the `cap_` prefix.
+const NAMES: [&str; 41] = [
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+/// A name in a `-d` list that is no capability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCapability(pub String);
+
+impl fmt::Display for UnknownCapability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown capability: {}", self.0)
+    }
+}
+
+/// Parses `cap_sys_module,CAP_SYS_RAWIO,sys_boot`: names with or without `cap_`, any case,
+/// comma-separated, empty items skipped. Returns the capability numbers.
+pub fn parse_list(list: &str) -> Result<Vec<u32>, UnknownCapability> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let lower = name.to_ascii_lowercase();
+            let bare = lower.strip_prefix("cap_").unwrap_or(&lower);
+            (0u32..)
+                .zip(NAMES)
+                .find(|(_, known)| *known == bare)
+                .map(|(number, _)| number)
+                .ok_or_else(|| UnknownCapability(name.to_owned()))
+        })
+        .collect()
+}
+
+/// The name of capability `number`, as the kernel's headers spell it.
+pub fn name(number: u32) -> String {
+    usize::try_from(number)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("cap_{number}"), |n| format!("cap_{n}"))
+}
+
+/// `bset`/`inheritable` in /proc/sys/kernel/usermodehelper: two 32-bit words, low first,
+/// separated by a tab (proc_cap_handler() in kernel/umh.c).
+pub fn parse_mask(text: &str) -> Option<u64> {
+    let mut words = text.split_whitespace().map(str::parse::<u32>);
+    match (words.next(), words.next(), words.next()) {
+        (Some(Ok(low)), Some(Ok(high)), None) => Some(u64::from(low) | (u64::from(high) << 32)),
+        _ => None,
+    }
+}
+
+pub fn render_mask(mask: u64) -> String {
+    format!("{}\t{}", mask as u32, (mask >> 32) as u32)
+}
+
+/// The mask with the bits of `caps` cleared.
+pub fn without(mask: u64, caps: &[u32]) -> u64 {
+    caps.iter()
+        .filter(|&&c| c < 64)
+        .fold(mask, |mask, &c| mask & !(1u64 << c))
+}
+
+const USERMODEHELPER: [&str; 2] = [
+    "/proc/sys/kernel/usermodehelper/bset",
+    "/proc/sys/kernel/usermodehelper/inheritable",
+];
+
+/// Drops `caps` from the bounding set, this process's inheritable set and the usermode
+/// helper's sets. Stops at the first failure, naming it: an init that keeps a capability
+/// it was meant to lose must not start as if all were well.
+pub fn drop_all(caps: &[u32]) -> Result<(), String> {
+    if caps.is_empty() {
+        return Ok(());
+    }
+    for &cap in caps {
+        // SAFETY: prctl with integer arguments only.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_DROP,
+                libc::c_ulong::from(cap),
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if ret != 0 {
+            return Err(format!(
+                "failed to drop {} from the bounding set: {}",
+                name(cap),
+                nix::errno::Errno::last()
+            ));
+        }
+    }
+    drop_inheritable(caps)?;
+    for path in USERMODEHELPER {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("failed to read {path}: {e}"))?;
+        let mask = parse_mask(&text).ok_or_else(|| format!("cannot read {path}: {text:?}"))?;
+        std::fs::write(path, format!("{}\n", render_mask(without(mask, caps))))
+            .map_err(|e| format!("failed to write {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// capget/capset, version 3: two 32-bit sets of (effective, permitted, inheritable).
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+fn drop_inheritable(caps: &[u32]) -> Result<(), String> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: a valid header and room for the two sets version 3 uses.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(format!(
+            "failed to read this process's capabilities: {}",
+            nix::errno::Errno::last()
+        ));
+    }
+    let [low, high] = &mut data;
+    let inheritable = u64::from(low.inheritable) | (u64::from(high.inheritable) << 32);
+    let inheritable = without(inheritable, caps);
+    low.inheritable = inheritable as u32;
+    high.inheritable = (inheritable >> 32) as u32;
+    // SAFETY: as above.
+    if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
+        return Err(format!(
+            "failed to drop capabilities from the inheritable set: {}",
+            nix::errno::Errno::last()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_in_any_case_with_or_without_the_prefix() {
+        assert_eq!(
+            parse_list("cap_sys_module,CAP_SYS_RAWIO,sys_boot,,").unwrap(),
+            [16, 17, 22]
+        );
+        assert_eq!(parse_list("").unwrap(), Vec::<u32>::new());
+        assert_eq!(parse_list("checkpoint_restore").unwrap(), [40]);
+        assert_eq!(
+            parse_list("cap_sys_module,cap_flying").unwrap_err(),
+            UnknownCapability("cap_flying".into())
+        );
+        assert!(parse_list("16").is_err(), "names, not numbers");
+        assert_eq!(name(16), "cap_sys_module");
+        assert_eq!(name(99), "cap_99");
+    }
+
+    #[test]
+    fn usermodehelper_masks() {
+        let all = "4294967295\t511\n";
+        let mask = parse_mask(all).unwrap();
+        assert_eq!(mask, 0x1ff_ffff_ffff);
+        let dropped = without(mask, &[16, 40]);
+        assert_eq!(render_mask(dropped), "4294901759\t255");
+        assert_eq!(parse_mask("1 2 3"), None);
+        assert_eq!(parse_mask("x 1"), None);
+    }
+}
