@@ -201,10 +201,7 @@ pub struct Switched {
 /// root's contents are deleted only if `delete_old` and it is ramfs or tmpfs.
 pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
     check_new_root_is_mounted(new_root)?;
-    let pid = nix::unistd::getpid().as_raw();
-    if pid != 1 {
-        bail!("refusing to switch root: this process is PID {pid}, not 1");
-    }
+    check_pid1()?;
     let old_root = open(
         "/",
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -264,6 +261,15 @@ pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
         None
     };
     Ok(Switched { removal })
+}
+
+/// Only PID 1 may switch: another process would leave the real init's parent behind.
+pub fn check_pid1() -> Result<()> {
+    let pid = nix::unistd::getpid().as_raw();
+    if pid != 1 {
+        bail!("refusing to switch root: this process is PID {pid}, not 1");
+    }
+    Ok(())
 }
 
 /// Refuses a new root that is not a mount point of another filesystem: switching to a

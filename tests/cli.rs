@@ -108,7 +108,11 @@ fn a_script_init_keeps_baton_under_the_applet_names() {
     let script = dir.join("init.sh");
     fs::write(&script, "#!/bin/sh\nexec switch_root /newroot /sbin/init\n").unwrap();
     let image = dir.join("out.img");
-    run(baton().args(["build", "-o"]).arg(&image).arg("--init").arg(&script));
+    run(baton()
+        .args(["build", "-o"])
+        .arg(&image)
+        .arg("--init")
+        .arg(&script));
     let listing = inspect(&image);
     let binary = fs::metadata(init_binary()).unwrap().len();
     for expected in [
@@ -119,7 +123,10 @@ fn a_script_init_keeps_baton_under_the_applet_names() {
         "sbin/switch_root -> /usr/lib/baton/baton-init".to_owned(),
         "bin/run-init -> /usr/lib/baton/baton-init".to_owned(),
     ] {
-        assert!(listing.contains(&expected), "missing {expected:?} in\n{listing}");
+        assert!(
+            listing.contains(&expected),
+            "missing {expected:?} in\n{listing}"
+        );
     }
     // A text file that is neither a script nor a program is still refused.
     let text = dir.join("notes.txt");
@@ -133,7 +140,10 @@ fn a_script_init_keeps_baton_under_the_applet_names() {
         .unwrap();
     assert_eq!(result.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("is neither a static program nor a #! script"), "{stderr}");
+    assert!(
+        stderr.contains("is neither a static program nor a #! script"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -153,6 +153,9 @@ fn perform(name: &'static str, request: &Request) -> u8 {
         tool.info(&format!("-n: {init} can be run in {root}"));
         return 0;
     }
+    if let Err(e) = switch::check_pid1() {
+        return tool.fail(&format!("{e:#}"));
+    }
     tool.info(&format!("switching to {root}, then running {init}"));
     let switched = match switch::switch_root(&request.new_root, !request.keep) {
         Ok(switched) => switched,
