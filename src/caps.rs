@@ -61,8 +61,9 @@ impl fmt::Display for UnknownCapability {
     }
 }
 
-/// Parses `cap_sys_module,CAP_SYS_RAWIO,sys_boot`: names with or without `cap_`, any case,
-/// comma-separated, empty items skipped. Returns the capability numbers.
+/// Parses `cap_sys_module,CAP_SYS_RAWIO,sys_boot,cap_16`: names with or without `cap_`,
+/// any case, or `cap_N` by number; comma-separated, empty items skipped. The union of what
+/// klibc (`CAP_NAME`) and busybox (`name`, `cap_N`) accept. Returns the capability numbers.
 pub fn parse_list(list: &str) -> Result<Vec<u32>, UnknownCapability> {
     list.split(',')
         .map(str::trim)
@@ -70,10 +71,15 @@ pub fn parse_list(list: &str) -> Result<Vec<u32>, UnknownCapability> {
         .map(|name| {
             let lower = name.to_ascii_lowercase();
             let bare = lower.strip_prefix("cap_").unwrap_or(&lower);
+            let by_number = lower
+                .strip_prefix("cap_")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|&n| (n as usize) < NAMES.len());
             (0u32..)
                 .zip(NAMES)
                 .find(|(_, known)| *known == bare)
                 .map(|(number, _)| number)
+                .or(by_number)
                 .ok_or_else(|| UnknownCapability(name.to_owned()))
         })
         .collect()
@@ -120,6 +126,17 @@ pub fn drop_all(caps: &[u32]) -> Result<(), String> {
     if caps.is_empty() {
         return Ok(());
     }
+    // klibc's order: the kernel's helpers first (writing their sets needs CAP_SETPCAP and
+    // CAP_SYS_MODULE, which this process keeps in its effective set throughout), then the
+    // inheritable set, then the bounding set.
+    for path in USERMODEHELPER {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("failed to read {path}: {e}"))?;
+        let mask = parse_mask(&text).ok_or_else(|| format!("cannot read {path}: {text:?}"))?;
+        std::fs::write(path, format!("{}\n", render_mask(without(mask, caps))))
+            .map_err(|e| format!("failed to write {path}: {e}"))?;
+    }
+    drop_inheritable(caps)?;
     for &cap in caps {
         // SAFETY: prctl with integer arguments only.
         let ret = unsafe {
@@ -138,14 +155,6 @@ pub fn drop_all(caps: &[u32]) -> Result<(), String> {
                 nix::errno::Errno::last()
             ));
         }
-    }
-    drop_inheritable(caps)?;
-    for path in USERMODEHELPER {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("failed to read {path}: {e}"))?;
-        let mask = parse_mask(&text).ok_or_else(|| format!("cannot read {path}: {text:?}"))?;
-        std::fs::write(path, format!("{}\n", render_mask(without(mask, caps))))
-            .map_err(|e| format!("failed to write {path}: {e}"))?;
     }
     Ok(())
 }
@@ -211,7 +220,9 @@ mod tests {
             parse_list("cap_sys_module,cap_flying").unwrap_err(),
             UnknownCapability("cap_flying".into())
         );
-        assert!(parse_list("16").is_err(), "names, not numbers");
+        assert!(parse_list("16").is_err(), "names, or numbers as cap_N");
+        assert_eq!(parse_list("cap_16,CAP_40").unwrap(), [16, 40]);
+        assert!(parse_list("cap_41").is_err());
         assert_eq!(name(16), "cap_sys_module");
         assert_eq!(name(99), "cap_99");
     }

@@ -321,7 +321,9 @@ fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) -> Result<()> {
     }
     let name = api.trim_start_matches('/');
     let target = new_root.join(name);
-    if is_real_dir(root, name) {
+    // util-linux's rule: a target that is a mount point already (the script mounted a
+    // fresh /proc there itself) keeps its mount, and ours is detached.
+    if is_real_dir(root, name) && !is_mount_point(&target) {
         mount(
             Some(source),
             &target,
@@ -332,7 +334,7 @@ fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) -> Result<()> {
         .with_context(|| format!("failed to move {api} to {}", target.display()))
     } else {
         log::warn!(
-            "{} is not a directory in the new root; unmounting {api}",
+            "{} is not a directory in the new root, or has its own mount; unmounting {api}",
             target.display()
         );
         umount2(source, MntFlags::MNT_DETACH).with_context(|| format!("failed to unmount {api}"))
