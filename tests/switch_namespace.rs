@@ -17,12 +17,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const SCENARIOS: [&str; 5] = [
+const SCENARIOS: [&str; 7] = [
     "switch_frees_initramfs_and_spares_other_filesystems",
     "deletion_stops_at_mount_points_and_symlinks",
     "refuses_to_delete_when_root_is_on_disk",
     "refuses_when_not_pid_1",
     "refuses_when_new_root_is_not_mounted",
+    "keeps_the_initramfs_when_asked",
+    "a_target_with_its_own_mount_keeps_it",
 ];
 
 fn main() -> ExitCode {
@@ -92,6 +94,8 @@ fn run_scenario(name: &str, work: &Path) -> ExitCode {
         "refuses_to_delete_when_root_is_on_disk" => refuses_on_disk(work),
         "refuses_when_not_pid_1" => refuses_when_not_pid_1(work),
         "refuses_when_new_root_is_not_mounted" => refuses_unmounted_new_root(work),
+        "keeps_the_initramfs_when_asked" => keeps_the_initramfs(work),
+        "a_target_with_its_own_mount_keeps_it" => own_mount_kept(work),
         other => panic!("unknown scenario {other}"),
     });
     if result.is_ok() {
@@ -338,4 +342,54 @@ fn refuses_unmounted_new_root(work: &Path) {
     });
     assert_eq!(code, 0);
     assert!(fake.join("file").exists());
+}
+
+/// `run-init -p`: the switch happens, the initramfs contents stay.
+fn keeps_the_initramfs(work: &Path) {
+    let fake = work.join("fake");
+    tmpfs(&fake);
+    write(&fake.join("init"), "the old init");
+    let new_root = fake.join("sysroot");
+    tmpfs(&new_root);
+    executable(&new_root.join("sbin/init"));
+    let old_root = open_dir(&fake);
+    let code = as_pid1(|| {
+        chroot(&fake).unwrap();
+        std::env::set_current_dir("/").unwrap();
+        let switched = switch::switch_root(Path::new("/sysroot"), false).unwrap();
+        assert!(switched.removal.is_none());
+        assert!(Path::new("/sbin/init").exists(), "in the new root");
+        0
+    });
+    assert_eq!(code, 0);
+    assert_eq!(
+        fs::read_to_string(fd_path(&old_root).join("init")).unwrap(),
+        "the old init"
+    );
+}
+
+/// util-linux's rule: when the script already mounted something on NEW_ROOT/run, that mount
+/// stays and the initramfs's /run is detached instead of stacked on top.
+fn own_mount_kept(work: &Path) {
+    let fake = work.join("fake");
+    tmpfs(&fake);
+    tmpfs(&fake.join("run"));
+    write(&fake.join("run/initramfs-run"), "from the initramfs");
+    let new_root = fake.join("sysroot");
+    tmpfs(&new_root);
+    executable(&new_root.join("sbin/init"));
+    tmpfs(&new_root.join("run"));
+    write(&new_root.join("run/own-run"), "mounted by the script");
+    let code = as_pid1(|| {
+        chroot(&fake).unwrap();
+        std::env::set_current_dir("/").unwrap();
+        switch::switch_root(Path::new("/sysroot"), true).unwrap();
+        assert_eq!(
+            fs::read_to_string("/run/own-run").unwrap(),
+            "mounted by the script"
+        );
+        assert!(!Path::new("/run/initramfs-run").exists());
+        0
+    });
+    assert_eq!(code, 0);
 }
