@@ -89,13 +89,38 @@ fn mount_one(row: &EarlyMount) -> Result<()> {
         .with_context(|| format!("failed to mount {} on {}", row.fstype, row.target))
 }
 
-/// A directory is a mount point when it sits on another device than its parent.
+/// A directory is a mount point when it sits on another device than its parent. A symlink
+/// never is, even one pointing at a mount point: initramfs-tools' udev script leaves /dev as
+/// a symlink to the real root's /dev, and following it would move /root/dev onto itself.
 pub fn is_mount_point(path: &Path) -> bool {
     let Some(parent) = path.parent() else {
         return true;
     };
-    match (nix::sys::stat::stat(path), nix::sys::stat::stat(parent)) {
-        (Ok(here), Ok(above)) => here.st_dev != above.st_dev,
+    match (nix::sys::stat::lstat(path), nix::sys::stat::stat(parent)) {
+        (Ok(here), Ok(above)) => {
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(here.st_mode)
+                & nix::sys::stat::SFlag::S_IFMT;
+            kind == nix::sys::stat::SFlag::S_IFDIR && here.st_dev != above.st_dev
+        }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_to_a_mount_point_is_not_one() {
+        let dir = std::env::temp_dir().join(format!("baton-mountpoint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // /proc is a mount point wherever the tests run; a link to it is not.
+        let link = dir.join("proc");
+        std::os::unix::fs::symlink("/proc", &link).unwrap();
+        assert!(is_mount_point(Path::new("/proc")));
+        assert!(!is_mount_point(&link));
+        assert!(!is_mount_point(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

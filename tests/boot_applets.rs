@@ -151,3 +151,41 @@ $bb ls /newroot/etc/issue >/dev/null && echo "CHECK nothing-deleted"
     // And the real switch after them still works.
     assert!(marker(&log).contains("init=/sbin/init pid=1 "), "{log}");
 }
+
+#[test]
+fn debian_initramfs_tools_image_with_batons_run_init() {
+    let Some(k) = common::kernel() else { return };
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var("BATON_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+            "building the initramfs-tools image needs root (debootstrap)"
+        );
+        eprintln!("skipped: building the initramfs-tools image needs root");
+        return;
+    }
+    // initramfs-tools' own /init: `run-init -n` to check the init, then
+    // `exec run-init ${drop_caps} /root /sbin/init`, with drop_caps from the command line.
+    let image = common::initramfs_tools_image_with_baton();
+    let mut boot = Boot::new(
+        &k,
+        image,
+        plain_disk(),
+        "root=/dev/vda drop_capabilities=cap_sys_module,CAP_SYS_RAWIO",
+    );
+    boot.timeout = 120;
+    let log = boot.run("initramfs-tools-baton");
+    let line = marker(&log);
+    assert!(line.contains("init=/sbin/init pid=1 "), "{line}");
+    assert!(line.contains("root=[/dev/vda ext4 "), "{line}");
+    dmesg_has(&log, "baton: run-init: -n: /sbin/init can be run in /root");
+    dmesg_has(
+        &log,
+        "baton: run-init: switching to /root, then running /sbin/init",
+    );
+    dmesg_has(
+        &log,
+        "baton: run-init: dropped cap_sys_module,cap_sys_rawio",
+    );
+    // Bits 16 and 17 are gone from the bounding set the real init runs with.
+    assert_has(&log, "BATON-CAPS CapBnd:\t000001fffffcffff");
+}

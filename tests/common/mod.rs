@@ -357,3 +357,37 @@ pub fn assert_action(log: &str, action: &str) {
     assert!(!log.contains("Kernel panic"), "{log}");
     assert!(!log.contains("BATON-MARKER"), "the real init ran:\n{log}");
 }
+
+/// The static init `scripts/build` made, beside the host tool cargo built for the tests.
+pub fn init_binary() -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_baton"));
+    let path = exe
+        .parent()
+        .unwrap()
+        .join("../x86_64-unknown-linux-musl/release/baton-init");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/build",
+        path.display()
+    );
+    path
+}
+
+/// Debian's own initramfs-tools image for `kernel` (built in a debootstrapped bookworm tree
+/// by qemu/make-initramfs-tools-image, cached outside the repository), with baton's binary
+/// as its run-init.
+pub fn initramfs_tools_image_with_baton() -> PathBuf {
+    once("initramfs-tools-baton.img", |out| {
+        let result = Command::new(repo().join("qemu/make-initramfs-tools-image"))
+            .arg(out)
+            .arg("--baton-run-init")
+            .arg(init_binary())
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "qemu/make-initramfs-tools-image: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    })
+}
