@@ -44,3 +44,5 @@ pub mod uevent;
 
 #[cfg(feature = "host")]
 pub mod cli;
+#[cfg(feature = "host")]
+pub mod config;
