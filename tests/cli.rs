@@ -116,7 +116,7 @@ fn a_script_init_keeps_baton_under_the_applet_names() {
     let listing = inspect(&image);
     let binary = fs::metadata(init_binary()).unwrap().len();
     for expected in [
-        "-0755         41 init\n".to_owned(),
+        "-0755         47 init\n".to_owned(),
         format!("-0755 {binary:>10} usr/lib/baton/baton-init"),
         "usr/bin/switch_root -> /usr/lib/baton/baton-init".to_owned(),
         "usr/bin/run-init -> /usr/lib/baton/baton-init".to_owned(),
