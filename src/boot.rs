@@ -24,6 +24,11 @@ use std::time::Duration;
 /// Where the real root is mounted before it becomes `/`.
 pub const NEW_ROOT: &str = "/sysroot";
 
+/// A rescue shell that ends sooner than this, `MAX_QUICK_EXITS` times in a row, ends the
+/// retries.
+const QUICK_EXIT: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_QUICK_EXITS: u32 = 5;
+
 /// The rescue shell when the manifest cannot say: where `baton build --shell` puts it.
 const FALLBACK_SHELL: &str = "/bin/sh";
 
@@ -65,12 +70,27 @@ impl Known {
 pub fn run() -> ! {
     kmsg::install();
     let mut known = Known::default();
+    let mut quick_exits = 0;
     loop {
         let error = match attempt(&mut known) {
             Ok(never) => match never {},
             Err(error) => error,
         };
+        let shell_started = std::time::Instant::now();
         emergency::handle(&error, known.action(), known.rescue_shell());
+        // A shell that ends at once (no console to read, input at its end) would make the
+        // boot fail and retry in a tight loop: after a few, stop with the message on screen.
+        quick_exits = if shell_started.elapsed() < QUICK_EXIT {
+            quick_exits + 1
+        } else {
+            0
+        };
+        if quick_exits >= MAX_QUICK_EXITS {
+            log::error!(
+                "the rescue shell exited at once {MAX_QUICK_EXITS} times (no input on the console?); halting"
+            );
+            emergency::stop(Action::Halt);
+        }
         log::info!("rescue shell exited; trying the boot again");
     }
 }
@@ -85,22 +105,16 @@ fn attempt(known: &mut Known) -> Result<Infallible> {
     // The kernel put its unknown words and everything after `--` in our argv: exactly what
     // it would have handed to the real init. Bytes, not necessarily UTF-8.
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let env: Vec<OsString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut pair = k;
-            pair.push("=");
-            pair.push(v);
-            pair
-        })
-        .collect();
+    let env = switch::environment();
     let error = match switch::exec_init(&init, &args, &env) {
         Ok(never) => match never {},
         Err(error) => error,
     };
     // Past the switch there is no initramfs to go back to: as the kernel does, try the
     // usual inits before giving up.
+    log::error!("{error:#}");
     for fallback in switch::FALLBACK_INITS.iter().filter(|f| **f != init) {
-        log::error!("{error:#}; trying {fallback}");
+        log::error!("trying {fallback}");
         let Err(e) = switch::exec_init(fallback, &args, &env);
         log::error!("{e:#}");
     }
@@ -139,7 +153,6 @@ fn prepare(known: &mut Known) -> Result<String> {
     for warning in &params.warnings {
         log::warn!("{warning}");
     }
-    consoles::warn_missing(&params.consoles);
     let manifest = inputs::parse_manifest(manifest_text?.as_deref())?;
     log::info!(
         "image carries {} modules, {} aliases",
@@ -159,6 +172,9 @@ fn prepare(known: &mut Known) -> Result<String> {
         stop_at(&params, BreakPoint::PreMount, known);
         mount_new_root(&params, &manifest, &mut loader, known)?;
         log_loaded_modules();
+        // Now that every module is loaded: a console whose driver is a module (hvc0,
+        // ttyUSB0) has appeared by now if it ever will.
+        consoles::warn_missing(&params.consoles);
         stop_at(&params, BreakPoint::PreSwitch, known);
         switch::check_new_root(Path::new(NEW_ROOT))?;
         switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?
@@ -227,6 +243,10 @@ fn mount_new_root(
         .map(|s| Duration::from_secs(u64::from(s)));
     let found = root::wait_for_root(&spec, limit, loader)?;
     stop_at(params, BreakPoint::Mount, known);
+    if is_mount_point(target) {
+        log::info!("{NEW_ROOT} was mounted in the shell, using it");
+        return Ok(());
+    }
     // The filesystem: as given, else as probed, else whatever the kernel knows.
     let fstypes = if !params.rootfstype.is_empty() {
         params.rootfstype.clone()

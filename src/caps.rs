@@ -119,6 +119,32 @@ const USERMODEHELPER: [&str; 2] = [
     "/proc/sys/kernel/usermodehelper/inheritable",
 ];
 
+/// Whether `caps` can all be dropped: each known to the running kernel
+/// (/proc/sys/kernel/cap_last_cap), and the usermode helper's sets readable. Checked before
+/// the switch, so a failure changes nothing.
+pub fn check(caps: &[u32]) -> Result<(), String> {
+    if caps.is_empty() {
+        return Ok(());
+    }
+    let last_path = "/proc/sys/kernel/cap_last_cap";
+    let last = std::fs::read_to_string(last_path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        .ok_or_else(|| format!("cannot read {last_path} (is /proc mounted?)"))?;
+    if let Some(&unknown) = caps.iter().find(|&&c| c > last) {
+        return Err(format!(
+            "this kernel has no {} (its last capability is {})",
+            name(unknown),
+            name(last)
+        ));
+    }
+    for path in USERMODEHELPER {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        parse_mask(&text).ok_or_else(|| format!("cannot read {path}: {text:?}"))?;
+    }
+    Ok(())
+}
+
 /// Drops `caps` from the bounding set, this process's inheritable set and the usermode
 /// helper's sets. Stops at the first failure, naming it: an init that keeps a capability
 /// it was meant to lose must not start as if all were well.

@@ -85,11 +85,19 @@ impl ReadAt for Head {
     }
 }
 
-fn open(name: &str, size: u64) -> Option<Head> {
-    let file = File::open(format!("/dev/{name}")).ok()?;
-    let head_len = usize::try_from(size.min(HEAD as u64)).ok()?;
-    let head = file.read_at(0, head_len)?;
-    Some(Head { file, head })
+/// Why a device could not be probed.
+enum Unprobed {
+    /// The node cannot be opened (yet: devtmpfs adds it just after sysfs): look again.
+    NotYet,
+    /// It opens but its start cannot be read (a failing disk): not worth reading again.
+    Unreadable,
+}
+
+fn open(name: &str, size: u64) -> Result<Head, Unprobed> {
+    let file = File::open(format!("/dev/{name}")).map_err(|_| Unprobed::NotYet)?;
+    let head_len = usize::try_from(size.min(HEAD as u64)).map_err(|_| Unprobed::Unreadable)?;
+    let head = file.read_at(0, head_len).ok_or(Unprobed::Unreadable)?;
+    Ok(Head { file, head })
 }
 
 /// Everything probed so far; probing is done once per device.
@@ -97,6 +105,8 @@ fn open(name: &str, size: u64) -> Option<Head> {
 pub struct Registry {
     records: BTreeMap<String, Record>,
     tables: BTreeMap<String, Option<Table>>,
+    /// Devices whose node could not be opened yet (said once).
+    unreadable: std::collections::BTreeSet<String>,
 }
 
 struct SysBlock {
@@ -161,8 +171,8 @@ impl Registry {
         self.records.values().cloned().collect()
     }
 
-    /// Lists /sys/class/block and probes what is new. Returns the names probed now.
-    pub fn refresh(&mut self) -> Vec<String> {
+    /// Lists /sys/class/block and probes what is new.
+    pub fn refresh(&mut self) {
         let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
             .map(|dir| {
                 dir.filter_map(|e| e.ok())
@@ -172,7 +182,6 @@ impl Registry {
             .unwrap_or_default();
         // Disks before their partitions, so a partition finds its disk's table.
         names.sort_by_key(|n| (n.len(), n.clone()));
-        let mut new = Vec::new();
         for name in names {
             if self.records.contains_key(&name) {
                 continue;
@@ -185,15 +194,21 @@ impl Registry {
             if block.size_bytes == 0 {
                 continue;
             }
-            let record = self.probe(&block);
+            // The kernel adds the sysfs entry before devtmpfs has the node: a device that
+            // cannot be opened yet is looked at again next time, not remembered as empty.
+            let Some(record) = self.probe(&block) else {
+                if self.unreadable.insert(name.clone()) {
+                    log::info!("cannot open /dev/{name} yet; will look again");
+                }
+                continue;
+            };
             log::info!("found {}", record.describe());
-            new.push(name.clone());
             self.records.insert(name, record);
         }
-        new
     }
 
-    fn probe(&mut self, block: &SysBlock) -> Record {
+    /// Probes one device; `None` when its node cannot be opened (yet).
+    fn probe(&mut self, block: &SysBlock) -> Option<Record> {
         let mut record = Record {
             name: block.name.clone(),
             major: block.major,
@@ -205,9 +220,13 @@ impl Registry {
             partuuid: None,
             partlabel: None,
         };
-        let Some(dev) = open(&block.name, block.size_bytes) else {
-            log::warn!("cannot read /dev/{}", block.name);
-            return record;
+        let dev = match open(&block.name, block.size_bytes) {
+            Ok(dev) => dev,
+            Err(Unprobed::NotYet) => return None,
+            Err(Unprobed::Unreadable) => {
+                log::warn!("cannot read /dev/{}", block.name);
+                return Some(record);
+            }
         };
         match (&block.disk, block.partition) {
             (Some(disk), Some(number)) => {
@@ -229,13 +248,18 @@ impl Registry {
                 }
             }
         }
-        record
+        Some(record)
     }
 
     fn table(&mut self, disk: &str) -> Option<&Table> {
         if !self.tables.contains_key(disk) {
             let size = sys_block(disk).map(|b| b.size_bytes).unwrap_or(0);
-            let table = open(disk, size).and_then(|dev| partitions::probe(&dev, sector_size(disk)));
+            // Not remembered when the disk cannot be opened yet: next time, it may.
+            let table = match open(disk, size) {
+                Ok(dev) => partitions::probe(&dev, sector_size(disk)),
+                Err(Unprobed::NotYet) => return None,
+                Err(Unprobed::Unreadable) => None,
+            };
             self.tables.insert(disk.to_owned(), table);
         }
         self.tables.get(disk).and_then(Option::as_ref)

@@ -39,7 +39,7 @@ pub fn handle(error: &anyhow::Error, action: Action, shell: Option<&str>) {
         }
         (Action::Shell, None) => {
             console_line(
-                "baton: no rescue shell (the image has none: build with --shell; or rd.shell=0); halting",
+                "baton: no rescue shell here (none in the image: build with --shell; rd.shell=0; or the initramfs is already gone); halting",
             );
             stop(Action::Halt);
         }

@@ -242,8 +242,12 @@ impl<'l, 'm> Search<'l, 'm> {
     fn wait_for_events(&mut self, limit: Option<Duration>) {
         let waited = self.started.elapsed();
         let mut wait = self.next_report.saturating_sub(waited).min(RESCAN_EVERY);
-        if let Some(limit) = limit {
-            wait = wait.min(limit.saturating_sub(waited));
+        // Up to the limit, not past it: once it has passed, the search goes on only until
+        // coldplug settles, and must sleep between looks rather than spin.
+        if let Some(left) = limit.map(|l| l.saturating_sub(waited)) {
+            if !left.is_zero() {
+                wait = wait.min(left);
+            }
         }
         if !self.tiers.is_empty() {
             wait = wait.min(SETTLE.saturating_sub(self.last_event.elapsed()));

@@ -170,7 +170,7 @@ pub fn find<'a>(spec: &RootSpec, records: &'a [Record]) -> Vec<&'a Record> {
                 if *offset == 0 {
                     return Some(anchor);
                 }
-                let number = i64::from(anchor.partition?) + offset;
+                let number = i64::from(anchor.partition?).checked_add(*offset)?;
                 records
                     .iter()
                     .find(|r| r.disk == anchor.disk && r.partition.map(i64::from) == Some(number))
@@ -297,6 +297,20 @@ mod tests {
                 minor: 0x10003
             }
         );
+    }
+
+    #[test]
+    fn a_huge_partnroff_matches_nothing() {
+        assert!(pick(&format!(
+            "PARTUUID=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee2/PARTNROFF={}",
+            i64::MAX
+        ))
+        .is_empty());
+        assert!(pick(&format!(
+            "PARTUUID=aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee2/PARTNROFF={}",
+            i64::MIN
+        ))
+        .is_empty());
     }
 
     #[test]

@@ -225,6 +225,9 @@ pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
     ) {
         log::warn!("failed to make / private: {}", errno.desc());
     }
+    // Nothing has changed yet, so a failure here leaves the initramfs as it was.
+    nix::unistd::chdir(new_root)
+        .with_context(|| format!("failed to chdir to {}", new_root.display()))?;
     let root = open(
         new_root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -232,19 +235,18 @@ pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
     )
     .with_context(|| format!("failed to open the new root {}", new_root.display()))?;
     for api in MOVED_MOUNTS {
-        move_mount(api, new_root, &root)?;
+        move_mount(api, new_root, &root);
     }
     drop(root);
 
-    nix::unistd::chdir(new_root)
-        .with_context(|| format!("failed to chdir to {}", new_root.display()))?;
     // pivot_root keeps the old root reachable until unmounted, then frees it; it fails with
     // EINVAL when / is the kernel's rootfs, which can never be unmounted: there we move the
     // new root over / instead.
     match nix::unistd::pivot_root(".", ".") {
         Ok(()) => {
-            umount2(".", MntFlags::MNT_DETACH)
-                .context("failed to detach the old root after pivot_root")?;
+            if let Err(errno) = umount2(".", MntFlags::MNT_DETACH) {
+                log::warn!("failed to detach the old root after pivot_root: {errno}");
+            }
         }
         Err(Errno::EINVAL) => {
             mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
@@ -253,10 +255,19 @@ pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
         }
         Err(errno) => return Err(errno).context("failed to pivot_root into the new root"),
     }
-    nix::unistd::chdir("/").context("failed to chdir to the new /")?;
-
+    // The point of no return: the new root is `/`. Whatever fails from here on is reported
+    // and the real init still runs; there is no initramfs to go back to.
+    if let Err(errno) = nix::unistd::chdir("/") {
+        log::warn!("failed to chdir to the new /: {errno}");
+    }
     let removal = if deletable {
-        Some(rmrf::remove_children(&old_root).context("failed to empty the old root")?)
+        match rmrf::remove_children(&old_root) {
+            Ok(removal) => Some(removal),
+            Err(e) => {
+                log::warn!("failed to empty the old root: {e:#}");
+                None
+            }
+        }
     } else {
         None
     };
@@ -314,30 +325,36 @@ pub fn check_init(new_root: &Path, path: &str) -> Result<(), String> {
 
 /// Moves one API mount into the new root, or detaches it if the new root has nowhere to put
 /// it (a mount left behind in the initramfs would pin it in memory).
-fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) -> Result<()> {
+fn move_mount(api: &str, new_root: &Path, root: &OwnedFd) {
     let source = Path::new(api);
     if !is_mount_point(source) {
-        return Ok(());
+        return;
     }
     let name = api.trim_start_matches('/');
     let target = new_root.join(name);
     // util-linux's rule: a target that is a mount point already (the script mounted a
-    // fresh /proc there itself) keeps its mount, and ours is detached.
-    if is_real_dir(root, name) && !is_mount_point(&target) {
-        mount(
+    // fresh /proc there itself) keeps its mount, and ours is detached. A move that fails is
+    // a warning too, as there: the switch goes on, and the real init mounts its own.
+    let why = if !is_real_dir(root, name) || is_mount_point(&target) {
+        format!(
+            "{} is not a directory in the new root, or has its own mount",
+            target.display()
+        )
+    } else {
+        match mount(
             Some(source),
             &target,
             None::<&str>,
             MsFlags::MS_MOVE,
             None::<&str>,
-        )
-        .with_context(|| format!("failed to move {api} to {}", target.display()))
-    } else {
-        log::warn!(
-            "{} is not a directory in the new root, or has its own mount; unmounting {api}",
-            target.display()
-        );
-        umount2(source, MntFlags::MNT_DETACH).with_context(|| format!("failed to unmount {api}"))
+        ) {
+            Ok(()) => return,
+            Err(errno) => format!("failed to move {api} to {}: {errno}", target.display()),
+        }
+    };
+    log::warn!("{why}; unmounting {api}");
+    if let Err(errno) = umount2(source, MntFlags::MNT_DETACH) {
+        log::warn!("failed to unmount {api}: {errno}");
     }
 }
 
@@ -361,10 +378,28 @@ pub fn reopen_console_at(path: &std::ffi::OsStr) -> Result<()> {
     Ok(())
 }
 
+/// This process's environment as `KEY=VALUE` strings for execve: the kernel's own, for the
+/// real init. Bytes, not necessarily UTF-8.
+pub fn environment() -> Vec<OsString> {
+    std::env::vars_os()
+        .map(|(key, value)| {
+            let mut pair = key;
+            pair.push("=");
+            pair.push(value);
+            pair
+        })
+        .collect()
+}
+
 /// Execs the real init with the arguments and environment the kernel gave us: the kernel
 /// already put its unknown words and everything after `--` in our argv, exactly what it would
 /// have handed to the real init. They are bytes, not necessarily UTF-8.
-pub fn exec_init(init: &str, args: &[OsString], env: &[OsString]) -> Result<Infallible> {
+pub fn exec_init(
+    init: impl AsRef<std::ffi::OsStr>,
+    args: &[OsString],
+    env: &[OsString],
+) -> Result<Infallible> {
+    let init = init.as_ref();
     use std::os::unix::ffi::OsStrExt;
     let to_c = |s: &[u8]| {
         CString::new(s).with_context(|| {
@@ -375,6 +410,7 @@ pub fn exec_init(init: &str, args: &[OsString], env: &[OsString]) -> Result<Infa
         })
     };
     let path = to_c(init.as_bytes())?;
+    let shown = init.to_string_lossy();
     let mut argv = vec![path.clone()];
     for arg in args {
         argv.push(to_c(arg.as_bytes())?);
@@ -383,7 +419,7 @@ pub fn exec_init(init: &str, args: &[OsString], env: &[OsString]) -> Result<Infa
         .iter()
         .map(|e| to_c(e.as_bytes()))
         .collect::<Result<Vec<_>>>()?;
-    nix::unistd::execve(&path, &argv, &envp).with_context(|| format!("failed to exec {init}"))
+    nix::unistd::execve(&path, &argv, &envp).with_context(|| format!("failed to exec {shown}"))
 }
 
 #[cfg(test)]

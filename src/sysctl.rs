@@ -34,6 +34,9 @@ impl Override {
         let original = remember(path, current.as_deref());
         let result = if current.as_deref() == Some(value) {
             Ok(())
+        } else if original.is_none() {
+            // What could not be read could not be put back: leave it alone.
+            Err(io::Error::other(format!("cannot read {path}")))
         } else {
             std::fs::write(path, format!("{value}\n"))
         };

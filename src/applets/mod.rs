@@ -136,12 +136,20 @@ impl Tool {
 /// only on failure (or after a dry run), with the exit code.
 fn perform(name: &'static str, request: &Request) -> u8 {
     let tool = Tool(name);
-    let root = request.new_root.display().to_string();
+    // As busybox and klibc take it: relative to the current directory, through symlinks.
+    let new_root = match std::fs::canonicalize(&request.new_root) {
+        Ok(path) => path,
+        Err(e) => {
+            let shown = request.new_root.display();
+            return tool.fail(&format!("refusing to switch root: {shown}: {e}"));
+        }
+    };
+    let root = new_root.display().to_string();
     let init = request.init.to_string_lossy().into_owned();
-    if let Err(e) = switch::check_new_root_is_mounted(&request.new_root) {
+    if let Err(e) = switch::check_new_root_is_mounted(&new_root) {
         return tool.fail(&format!("{e:#}"));
     }
-    if let Err(why) = switch::check_init(&request.new_root, &init) {
+    if let Err(why) = switch::check_init(&new_root, &init) {
         let message = format!("{init}: {why} (in the new root {root})");
         if request.dry_run {
             tool.info(&format!("-n: {message}"));
@@ -156,8 +164,12 @@ fn perform(name: &'static str, request: &Request) -> u8 {
     if let Err(e) = switch::check_pid1() {
         return tool.fail(&format!("{e:#}"));
     }
+    // What could make dropping capabilities fail, found out while nothing has changed.
+    if let Err(why) = crate::caps::check(&request.drop_caps) {
+        return tool.fail(&format!("refusing to switch root: {why}"));
+    }
     tool.info(&format!("switching to {root}, then running {init}"));
-    let switched = match switch::switch_root(&request.new_root, !request.keep) {
+    let switched = match switch::switch_root(&new_root, !request.keep) {
         Ok(switched) => switched,
         Err(e) => return tool.fail(&format!("{e:#}")),
     };
@@ -196,15 +208,7 @@ fn perform(name: &'static str, request: &Request) -> u8 {
     }
     crate::emergency::reap_children();
     tool.info(&format!("running {init}"));
-    let env: Vec<OsString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut pair = k;
-            pair.push("=");
-            pair.push(v);
-            pair
-        })
-        .collect();
-    let error = match switch::exec_init(&init, &request.args, &env) {
+    let error = match switch::exec_init(&request.init, &request.args, &switch::environment()) {
         Ok(never) => match never {},
         Err(error) => error,
     };
