@@ -204,30 +204,34 @@ fn gpt(dev: &dyn ReadAt, sector: u64) -> Option<Table> {
     if crc32(&array) != le32(&header, GPT_ENTRIES_CRC)? {
         return None;
     }
-    let mut partitions = Vec::new();
-    for (index, entry) in (0u32..).zip(array.chunks_exact(entry_size)) {
-        if entry
-            .get(GPT_ENTRY_TYPE..GPT_ENTRY_TYPE + 16)?
-            .iter()
-            .all(|&b| b == 0)
-        {
-            continue;
-        }
-        let first = le64(entry, GPT_ENTRY_FIRST_LBA)?;
-        let last = le64(entry, GPT_ENTRY_LAST_LBA)?;
-        partitions.push(Partition {
-            number: index + 1,
-            start: first,
-            sectors: last.checked_sub(first)?.checked_add(1)?,
-            partuuid: guid_string(entry.get(GPT_ENTRY_UNIQUE..GPT_ENTRY_UNIQUE + 16)?)?,
-            partlabel: utf16_label(entry.get(GPT_ENTRY_NAME..GPT_ENTRY_NAME + GPT_ENTRY_NAME_LEN)?),
-        });
-    }
+    // One odd entry (last before first, a zero GUID) is skipped, not the whole table: the
+    // kernel creates the other partitions all the same.
+    let partitions = (0u32..)
+        .zip(array.chunks_exact(entry_size))
+        .filter_map(|(index, entry)| gpt_entry(index, entry))
+        .collect();
     Some(Table {
         kind: TableKind::Gpt,
         // An all-zero disk GUID is odd but harmless: the partitions are what matter.
         id: guid_string(header.get(GPT_DISK_GUID..GPT_DISK_GUID + 16)?).unwrap_or_default(),
         partitions,
+    })
+}
+
+/// One GPT entry, if it is used and makes sense.
+fn gpt_entry(index: u32, entry: &[u8]) -> Option<Partition> {
+    let kind = entry.get(GPT_ENTRY_TYPE..GPT_ENTRY_TYPE + 16)?;
+    if kind.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let first = le64(entry, GPT_ENTRY_FIRST_LBA)?;
+    let last = le64(entry, GPT_ENTRY_LAST_LBA)?;
+    Some(Partition {
+        number: index.checked_add(1)?,
+        start: first,
+        sectors: last.checked_sub(first)?.checked_add(1)?,
+        partuuid: guid_string(entry.get(GPT_ENTRY_UNIQUE..GPT_ENTRY_UNIQUE + 16)?)?,
+        partlabel: utf16_label(entry.get(GPT_ENTRY_NAME..GPT_ENTRY_NAME + GPT_ENTRY_NAME_LEN)?),
     })
 }
 
@@ -436,6 +440,26 @@ mod tests {
         // A wrong entry-array checksum, or an entry size the kernel refuses: no table.
         assert_eq!(probe(&gpt_disk(128, 128, Some(1)), 512), None);
         assert_eq!(probe(&gpt_disk(128, 256, None), 512), None);
+    }
+
+    #[test]
+    fn one_odd_gpt_entry_does_not_hide_the_others() {
+        let mut disk = gpt_disk(128, 128, None);
+        // Entry 2: used, but its last LBA is before its first.
+        let second = 2 * 512 + 128;
+        disk[second..second + 16].copy_from_slice(&[0xAF; 16]);
+        disk[second + 16..second + 32].copy_from_slice(&[0x22; 16]);
+        disk[second + 32..second + 40].copy_from_slice(&50u64.to_le_bytes());
+        disk[second + 40..second + 48].copy_from_slice(&45u64.to_le_bytes());
+        // Fix the checksums for the change.
+        let crc = crc32(&disk[1024..1024 + 128 * 128]);
+        disk[512 + 88..512 + 92].copy_from_slice(&crc.to_le_bytes());
+        disk[512 + 16..512 + 20].fill(0);
+        let header_crc = crc32(&disk[512..512 + 92]);
+        disk[512 + 16..512 + 20].copy_from_slice(&header_crc.to_le_bytes());
+        let table = probe(&disk, 512).unwrap();
+        assert_eq!(table.partitions.len(), 1);
+        assert_eq!(table.partitions[0].number, 1);
     }
 
     #[test]
