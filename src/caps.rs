@@ -119,18 +119,25 @@ const USERMODEHELPER: [&str; 2] = [
     "/proc/sys/kernel/usermodehelper/inheritable",
 ];
 
-/// Whether `caps` can all be dropped: each known to the running kernel
-/// (/proc/sys/kernel/cap_last_cap), and the usermode helper's sets readable. Checked before
-/// the switch, so a failure changes nothing.
-pub fn check(caps: &[u32]) -> Result<(), String> {
+/// Whether `caps` can all be dropped: each known to the running kernel (`cap_last_cap`),
+/// and the usermode helper's sets readable. Checked before the switch, so a failure changes
+/// nothing. /proc is looked for where the drop will find it: in `new_root` when the caller
+/// moved it there already (initramfs-tools does, before `exec run-init`), else at /proc.
+pub fn check(caps: &[u32], new_root: &std::path::Path) -> Result<(), String> {
     if caps.is_empty() {
         return Ok(());
     }
-    let last_path = "/proc/sys/kernel/cap_last_cap";
-    let last = std::fs::read_to_string(last_path)
+    let moved = new_root.join("proc/sys/kernel/cap_last_cap");
+    let proc = if moved.is_file() {
+        new_root.join("proc")
+    } else {
+        std::path::PathBuf::from("/proc")
+    };
+    let last_path = proc.join("sys/kernel/cap_last_cap");
+    let last = std::fs::read_to_string(&last_path)
         .ok()
         .and_then(|t| t.trim().parse::<u32>().ok())
-        .ok_or_else(|| format!("cannot read {last_path} (is /proc mounted?)"))?;
+        .ok_or_else(|| format!("cannot read {} (is /proc mounted?)", last_path.display()))?;
     if let Some(&unknown) = caps.iter().find(|&&c| c > last) {
         return Err(format!(
             "this kernel has no {} (its last capability is {})",
@@ -139,8 +146,10 @@ pub fn check(caps: &[u32]) -> Result<(), String> {
         ));
     }
     for path in USERMODEHELPER {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        parse_mask(&text).ok_or_else(|| format!("cannot read {path}: {text:?}"))?;
+        let path = proc.join(path.trim_start_matches("/proc/"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        parse_mask(&text).ok_or_else(|| format!("cannot read {}: {text:?}", path.display()))?;
     }
     Ok(())
 }
@@ -262,5 +271,25 @@ mod tests {
         assert_eq!(render_mask(dropped), "4294901759\t255");
         assert_eq!(parse_mask("1 2 3"), None);
         assert_eq!(parse_mask("x 1"), None);
+    }
+
+    #[test]
+    fn checked_against_the_proc_the_script_moved_into_the_new_root() {
+        let root = std::env::temp_dir().join(format!("baton-caps-{}", std::process::id()));
+        let sys = root.join("proc/sys/kernel");
+        std::fs::create_dir_all(sys.join("usermodehelper")).unwrap();
+        std::fs::write(sys.join("cap_last_cap"), "37\n").unwrap();
+        for set in ["bset", "inheritable"] {
+            std::fs::write(sys.join("usermodehelper").join(set), "4294967295\t63\n").unwrap();
+        }
+        assert_eq!(check(&[16, 37], &root), Ok(()));
+        assert_eq!(
+            check(&[38], &root).unwrap_err(),
+            "this kernel has no cap_perfmon (its last capability is cap_audit_read)"
+        );
+        std::fs::write(sys.join("usermodehelper/bset"), "garbage").unwrap();
+        assert!(check(&[16], &root).unwrap_err().contains("usermodehelper/bset"));
+        assert_eq!(check(&[], &root), Ok(()));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -165,7 +165,7 @@ fn perform(name: &'static str, request: &Request) -> u8 {
         return tool.fail(&format!("{e:#}"));
     }
     // What could make dropping capabilities fail, found out while nothing has changed.
-    if let Err(why) = crate::caps::check(&request.drop_caps) {
+    if let Err(why) = crate::caps::check(&request.drop_caps, &new_root) {
         return tool.fail(&format!("refusing to switch root: {why}"));
     }
     tool.info(&format!("switching to {root}, then running {init}"));
