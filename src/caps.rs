@@ -288,7 +288,9 @@ mod tests {
             "this kernel has no cap_perfmon (its last capability is cap_audit_read)"
         );
         std::fs::write(sys.join("usermodehelper/bset"), "garbage").unwrap();
-        assert!(check(&[16], &root).unwrap_err().contains("usermodehelper/bset"));
+        assert!(check(&[16], &root)
+            .unwrap_err()
+            .contains("usermodehelper/bset"));
         assert_eq!(check(&[], &root), Ok(()));
         std::fs::remove_dir_all(&root).unwrap();
     }
