@@ -3,6 +3,7 @@
 use crate::image::build::{build, mtime_from_env, BuildOptions, ModuleCompression, Storage};
 use crate::image::compress::{human_size, parse_size, read_bounded, Compression, Limits};
 use crate::image::inspect::{format_listing, read_image_with, Listing};
+use crate::update::{self, Kernels, UpdateOptions};
 use anyhow::{bail, Context, Result};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all
                    [--module-compression keep|decompress|auto] [--include SRC[:DEST]]...
                    [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
+       baton update [-k KVER|all] [--root DIR]
        baton --version
 
 build    write an initramfs image: the static baton init as /init, the skeleton of
@@ -26,12 +28,17 @@ inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concaten
          --max-unpacked bytes of archives (default 1G) or when a decompressor asks for more
          than --max-decoder-memory (default 128M, for a zstd window or an xz dictionary).
          SIZE is bytes, or with a K, M or G suffix.
+update   write /boot/initrd.img-KVER for the installed kernels (-k all, the default) or one,
+         as /etc/baton/baton.conf and /etc/baton/conf.d/*.conf say; --root DIR updates the
+         system installed in DIR instead of this one. Each image is written to a temporary
+         name and renamed: a failed build leaves the old image and says why.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Build(BuildOptions),
     Inspect { image: PathBuf, limits: Limits },
+    Update(UpdateOptions),
     Help,
     Version,
 }
@@ -48,6 +55,7 @@ pub fn parse(args: &[String], mtime: u32) -> Result<Command> {
         "-V" | "--version" => Ok(Command::Version),
         "inspect" => parse_inspect(&mut args),
         "build" => parse_build(&mut args, mtime).map(Command::Build),
+        "update" => parse_update(&mut args, mtime).map(Command::Update),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
 }
@@ -93,6 +101,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         shell: None,
         compression: Compression::Gzip,
         init: None,
+        cmdline: None,
         mtime,
     };
     let mut output = None;
@@ -144,6 +153,43 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         }
     }
     opts.output = output.context("build needs -o OUT")?;
+    Ok(opts)
+}
+
+fn parse_update(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<UpdateOptions> {
+    let mut opts = UpdateOptions {
+        kernels: Kernels::All,
+        root: PathBuf::from("/"),
+        mtime,
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || -> Result<String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => args
+                    .next()
+                    .cloned()
+                    .with_context(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag {
+            "-k" | "--kernel" => {
+                opts.kernels = match value()?.as_str() {
+                    "all" => Kernels::All,
+                    kver if kver.is_empty() || kver.contains('/') => {
+                        bail!("-k {kver:?}: expected a kernel release or all")
+                    }
+                    kver => Kernels::One(kver.to_owned()),
+                }
+            }
+            "--root" => opts.root = PathBuf::from(value()?),
+            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+        }
+    }
     Ok(opts)
 }
 
@@ -218,6 +264,24 @@ pub fn run(args: &[String]) -> Result<()> {
             drop(data);
             to_stdout(|out| write_listing(out, &listings))?;
         }
+        Command::Update(opts) => {
+            let written = update::run(&opts)?;
+            if written.is_empty() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "baton: no kernels installed in {}",
+                    opts.root.display()
+                );
+            }
+            for (kver, report) in written {
+                let _ = writeln!(
+                    io::stderr(),
+                    "baton: wrote the image for {kver} ({} bytes, {} modules)",
+                    report.bytes,
+                    report.modules.len()
+                );
+            }
+        }
         Command::Build(opts) => {
             let report = build(&opts)?;
             // The image is written; a closed stderr must not turn that into a failure.
@@ -246,6 +310,26 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn update_options() {
+        assert_eq!(
+            parse(&args("update"), 3).unwrap(),
+            Command::Update(UpdateOptions {
+                kernels: Kernels::All,
+                root: PathBuf::from("/"),
+                mtime: 3
+            })
+        );
+        let Command::Update(o) = parse(&args("update -k 6.1.0-57-amd64 --root=/mnt"), 0).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.kernels, Kernels::One("6.1.0-57-amd64".into()));
+        assert_eq!(o.root, PathBuf::from("/mnt"));
+        assert!(parse(&args("update -k ../x"), 0).is_err());
+        assert!(parse(&args("update --force"), 0).is_err());
     }
 
     #[test]

@@ -46,3 +46,5 @@ pub mod uevent;
 pub mod cli;
 #[cfg(feature = "host")]
 pub mod config;
+#[cfg(feature = "host")]
+pub mod update;

@@ -31,6 +31,9 @@ pub struct BuildOptions {
     pub shell: Option<PathBuf>,
     pub compression: Compression,
     pub init: Option<PathBuf>,
+    /// Default kernel parameters for the image (`/etc/baton/cmdline`), replacing the
+    /// skeleton's commented example.
+    pub cmdline: Option<String>,
     /// Timestamp for every entry (`SOURCE_DATE_EPOCH`, else 0).
     pub mtime: u32,
 }
@@ -77,6 +80,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     for (src, dest) in &opts.includes {
         add_include(&mut image, src, dest)
             .with_context(|| format!("failed to include {} as {dest}", src.display()))?;
+    }
+
+    if let Some(cmdline) = &opts.cmdline {
+        image.insert(
+            manifest::DEFAULTS_PATH,
+            Entry::file(0o644, format!("{cmdline}\n").into_bytes()),
+        )?;
     }
 
     // Written last so --include cannot replace it by accident.

@@ -1,0 +1,176 @@
+//! `baton update` on a system tree (Debian's 6.1 modules under `lib/modules`, a kernel in
+//! `boot`, /etc/baton/baton.conf): it writes `boot/initrd.img-KVER` as configured, the image
+//! boots, and a build that fails leaves the old image as it was. The kernel package hooks'
+//! contract (arguments, DEB_MAINT_PARAMS, INITRD=No) against a stand-in `baton`.
+
+mod common;
+
+use common::{marker, plain_disk, Boot};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn baton() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+}
+
+/// A system tree for `kernel`: its modules (linked), a kernel file, and a baton.conf.
+fn system(kernel: &common::Kernel, conf: &str) -> (PathBuf, String) {
+    let root = common::work_dir().join("update-root");
+    let _ = fs::remove_dir_all(&root);
+    let kver = kernel
+        .modules
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    fs::create_dir_all(root.join("lib/modules")).unwrap();
+    std::os::unix::fs::symlink(&kernel.modules, root.join("lib/modules").join(&kver)).unwrap();
+    fs::create_dir_all(root.join("boot")).unwrap();
+    fs::write(root.join(format!("boot/vmlinuz-{kver}")), b"a kernel").unwrap();
+    fs::create_dir_all(root.join("etc/baton")).unwrap();
+    fs::write(root.join("etc/baton/baton.conf"), conf).unwrap();
+    (root, kver)
+}
+
+fn update(root: &Path) -> std::process::Output {
+    baton()
+        .args(["update", "--root"])
+        .arg(root)
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn writes_the_configured_image_and_it_boots() {
+    let Some(k) = common::kernel() else { return };
+    let (root, kver) = system(&k, "compress=zstd\ncmdline=\"rd.emergency=poweroff\"\n");
+    let result = update(&root);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let image = root.join(format!("boot/initrd.img-{kver}"));
+    let listing = baton().arg("inspect").arg(&image).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("# archive 0 (zstd)"), "{listing}");
+    assert!(
+        listing.contains("virtio_blk.ko"),
+        "generic: every storage driver"
+    );
+    assert!(listing.contains("etc/baton/cmdline"), "{listing}");
+    // The generic image finds the root by label on whatever bus it is.
+    let log = Boot::new(&k, image.clone(), plain_disk(), "root=LABEL=batonroot").run("update");
+    assert!(marker(&log).contains("root=[/dev/vda ext4 ro"), "{log}");
+
+    // A configuration mistake: the update fails, naming the line, and the image stays.
+    let before = fs::read(&image).unwrap();
+    fs::write(root.join("etc/baton/baton.conf"), "compress=brotli\n").unwrap();
+    let result = update(&root);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("baton.conf:1: compress=\"brotli\": expected gzip, zstd, xz, lz4 or none"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&image).unwrap(), before);
+    // So does a build that fails half-way (a module that does not exist).
+    fs::write(
+        root.join("etc/baton/baton.conf"),
+        "modules_add=no_such_module\n",
+    )
+    .unwrap();
+    let result = update(&root);
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("the old image, if any, is unchanged"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&image).unwrap(), before);
+    let leftovers: Vec<_> = fs::read_dir(root.join("boot"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+}
+
+/// Runs a kernel hook with a stand-in `baton` that records its arguments.
+fn hook(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let dir = common::work_dir().join(format!("hook-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let record = dir.join("called");
+    let stub = dir.join("baton");
+    fs::write(
+        &stub,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", record.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(common::repo().join(format!("initramfs/hooks/kernel/{name}")));
+    cmd.args(args)
+        .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+        .env_remove("DEB_MAINT_PARAMS")
+        .env_remove("INITRD");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let status = cmd.status().unwrap();
+    let called = fs::read_to_string(&record).unwrap_or_default();
+    (status.code().unwrap_or(-1), called)
+}
+
+#[test]
+fn kernel_postinst_hook_follows_the_kernel_packages_contract() {
+    let postinst = "postinst.d/zz-baton";
+    let image = ["6.1.0-57-amd64", "/boot/vmlinuz-6.1.0-57-amd64"];
+    assert_eq!(
+        hook(
+            postinst,
+            &image,
+            &[("DEB_MAINT_PARAMS", "'configure' '6.1.0-57'")]
+        ),
+        (0, "update -k 6.1.0-57-amd64\n".to_owned())
+    );
+    assert_eq!(
+        hook(postinst, &image, &[]),
+        (0, "update -k 6.1.0-57-amd64\n".to_owned())
+    );
+    // Not on abort-upgrade and the like; not when the package says INITRD=No.
+    assert_eq!(
+        hook(
+            postinst,
+            &image,
+            &[("DEB_MAINT_PARAMS", "'abort-upgrade' '6.1.0-56'")]
+        ),
+        (0, String::new())
+    );
+    assert_eq!(
+        hook(postinst, &image, &[("INITRD", "No")]),
+        (0, String::new())
+    );
+    // A package that passes no version is an error, as for initramfs-tools.
+    assert_eq!(hook(postinst, &[], &[]).0, 2);
+    // The postrm hook does nothing on an upgrade, and nothing for a kernel with no image.
+    assert_eq!(
+        hook(
+            "postrm.d/zz-baton",
+            &["9.9.9-none"],
+            &[("DEB_MAINT_PARAMS", "'upgrade' '1'")]
+        ),
+        (0, String::new())
+    );
+    assert_eq!(
+        hook(
+            "postrm.d/zz-baton",
+            &["9.9.9-none"],
+            &[("DEB_MAINT_PARAMS", "'remove'")]
+        )
+        .0,
+        0
+    );
+}
