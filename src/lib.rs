@@ -47,4 +47,6 @@ pub mod cli;
 #[cfg(feature = "host")]
 pub mod config;
 #[cfg(feature = "host")]
+pub mod host;
+#[cfg(feature = "host")]
 pub mod update;

@@ -77,16 +77,35 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         };
         includes.push((root.join(src.trim_start_matches('/')), dest.to_owned()));
     }
+    let mut modules = config.extra_modules.clone();
     let storage = match config.modules {
         ModuleSet::Generic => Storage::Common,
-        ModuleSet::Host => {
-            bail!("modules=host is not supported by this baton yet; use modules=generic")
-        }
+        ModuleSet::Host => match crate::host::detect(root) {
+            Ok(found) => {
+                // Of the running kernel's names, those this kernel has: the rest are built
+                // into it, or have no module here.
+                let dir = root.join(format!("lib/modules/{kver}"));
+                let mut tree = crate::modules::tree::ModuleTree::open(&dir)?;
+                for name in found {
+                    use crate::modules::order::{Catalog, Lookup};
+                    if let Lookup::Modules(_) = tree.lookup(&name)? {
+                        modules.push(name);
+                    }
+                }
+                Storage::None
+            }
+            Err(why) => {
+                log_warning(&format!(
+                    "modules=host: {why}; building the generic image instead"
+                ));
+                Storage::Common
+            }
+        },
     };
     Ok(BuildOptions {
         output: root.join(format!("boot/initrd.img-{kver}")),
         modules_dir: Some(root.join(format!("lib/modules/{kver}"))),
-        modules: config.extra_modules.clone(),
+        modules,
         storage,
         module_compression: ModuleCompression::Auto,
         includes,
@@ -96,6 +115,12 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         cmdline: (!config.cmdline.is_empty()).then(|| config.cmdline.join(" ")),
         mtime,
     })
+}
+
+/// A warning on stderr: the host tool has no logger.
+fn log_warning(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "baton: warning: {message}");
 }
 
 /// Writes the images; returns each kernel with what was written.
@@ -186,6 +211,13 @@ mod tests {
         );
         assert_eq!(opts.storage, Storage::Common);
         assert_eq!(opts.compression, Compression::Zstd);
+        // modules=host on a tree that is not the running system: generic, with a warning.
+        let host = Config {
+            modules: ModuleSet::Host,
+            ..config.clone()
+        };
+        let opts = build_options(&host, &root, "6.1.0-1-amd64", 0).unwrap();
+        assert_eq!(opts.storage, Storage::Common);
         std::fs::write(root.join("etc/baton/conf.d/30-c.conf"), "colour=blue\n").unwrap();
         let err = read_config(&root).unwrap_err().to_string();
         assert!(

@@ -1,0 +1,190 @@
+//! `modules=host`: what this machine's root needs, read from the running system. The root's
+//! filesystem and device come from /proc/self/mountinfo; the drivers from sysfs, walking up
+//! from the block device through its parents (the disk, its controller, the bus bridge) and
+//! noting the module behind each bound driver, and down through `slaves/` for a root on
+//! device-mapper or md. The names are of the running kernel; the caller keeps those the
+//! target kernel has as modules.
+
+use std::path::{Path, PathBuf};
+
+/// The filesystem mounted on `/`, as mountinfo shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootMount {
+    pub major: u32,
+    pub minor: u32,
+    pub fstype: String,
+}
+
+/// The topmost mount on `/` (the last one listed) in a mountinfo text (proc(5): `ID PARENT MAJ:MIN ROOT MOUNTPOINT
+/// OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS`).
+pub fn root_mount(mountinfo: &str) -> Option<RootMount> {
+    mountinfo.lines().rev().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let mut fields = before.split(' ');
+        let devnum = fields.nth(2)?;
+        let mount_point = fields.nth(1)?;
+        if mount_point != "/" {
+            return None;
+        }
+        let (major, minor) = devnum.split_once(':')?;
+        Some(RootMount {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
+            fstype: after.split(' ').next()?.to_owned(),
+        })
+    })
+}
+
+/// Levels walked up from a device at most, and stacked devices followed down: real sysfs
+/// trees are a dozen levels deep and a stack a few devices tall.
+const MAX_DEPTH: usize = 32;
+
+/// The modules behind the drivers of block device MAJ:MIN, found in the sysfs at `sys`:
+/// each of its ancestors' bound driver, and the same for every device it is stacked on.
+pub fn driver_modules(sys: &Path, major: u32, minor: u32) -> Vec<String> {
+    let mut modules = Vec::new();
+    let mut pending = vec![sys.join(format!("dev/block/{major}:{minor}"))];
+    let mut seen = 0;
+    while let Some(link) = pending.pop() {
+        seen += 1;
+        if seen > MAX_DEPTH {
+            break;
+        }
+        let Ok(device) = std::fs::canonicalize(&link) else {
+            continue;
+        };
+        // A device stacked on others (dm-crypt, LVM, md): their drivers too.
+        if let Ok(slaves) = std::fs::read_dir(device.join("slaves")) {
+            pending.extend(slaves.filter_map(|s| s.ok()).map(|s| s.path()));
+        }
+        let mut dir: Option<PathBuf> = Some(device);
+        for _ in 0..MAX_DEPTH {
+            let Some(here) = dir else { break };
+            if !here.starts_with(sys) {
+                break;
+            }
+            if let Some(module) = module_of(&here.join("driver")) {
+                if !modules.contains(&module) {
+                    modules.push(module);
+                }
+            }
+            dir = here.parent().map(Path::to_path_buf);
+        }
+    }
+    modules
+}
+
+/// The module a bound driver belongs to: the `module` link in its driver directory, or, for
+/// a driver built into the running kernel, the driver's own name, which is its module's
+/// name in kernels that build it as one (the image may be for another kernel).
+fn module_of(driver: &Path) -> Option<String> {
+    let name = match std::fs::read_link(driver.join("module")) {
+        Ok(module) => module.file_name()?.to_str()?.to_owned(),
+        Err(_) => std::fs::read_link(driver)
+            .ok()?
+            .file_name()?
+            .to_str()?
+            .to_owned(),
+    };
+    Some(crate::modules::modinfo::normalize(&name))
+}
+
+/// What the running system's root needs: its filesystem and the drivers of its device.
+/// Fails, saying why, when it cannot tell (an overlay or a network root, a chroot): the
+/// caller falls back to the generic set.
+pub fn detect(root: &Path) -> Result<Vec<String>, String> {
+    if root != Path::new("/") {
+        return Err(format!(
+            "cannot see the devices of the system in {}: host detection works on the running system only",
+            root.display()
+        ));
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let mount = root_mount(&mountinfo).ok_or("no root in /proc/self/mountinfo")?;
+    if mount.major == 0 {
+        return Err(format!(
+            "the root is {} on no block device (a container, an overlay or a network root?)",
+            mount.fstype
+        ));
+    }
+    let mut modules = vec![mount.fstype.clone()];
+    modules.extend(driver_modules(Path::new("/sys"), mount.major, mount.minor));
+    Ok(modules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn the_topmost_root_mount() {
+        let text = "\
+22 1 8:2 / / rw,relatime shared:1 - ext4 /dev/sda2 rw
+23 22 0:21 / /proc rw - proc proc rw
+40 22 254:0 / / rw master:3 - xfs /dev/vda rw
+";
+        assert_eq!(
+            root_mount(text),
+            Some(RootMount {
+                major: 254,
+                minor: 0,
+                fstype: "xfs".into()
+            })
+        );
+        assert_eq!(root_mount("garbage\n1 2 3\n"), None);
+    }
+
+    /// A sysfs with a virtio disk (partition vda1) behind virtio_pci, and dm-0 on it.
+    fn sysfs(base: &Path) {
+        let pci = base.join("devices/pci0000:00/0000:00:04.0");
+        let vda = pci.join("virtio1/block/vda");
+        std::fs::create_dir_all(vda.join("vda1")).unwrap();
+        let dm = base.join("devices/virtual/block/dm-0");
+        std::fs::create_dir_all(dm.join("slaves")).unwrap();
+        symlink(
+            "../../../../pci0000:00/0000:00:04.0/virtio1/block/vda/vda1",
+            dm.join("slaves/vda1"),
+        )
+        .unwrap();
+        for (driver, module) in [
+            ("pci/drivers/virtio-pci", "virtio_pci"),
+            ("virtio/drivers/virtio_blk", "virtio_blk"),
+        ] {
+            let dir = base.join("bus").join(driver);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::create_dir_all(base.join("module").join(module)).unwrap();
+            symlink(base.join("module").join(module), dir.join("module")).unwrap();
+        }
+        symlink(base.join("bus/pci/drivers/virtio-pci"), pci.join("driver")).unwrap();
+        symlink(
+            base.join("bus/virtio/drivers/virtio_blk"),
+            pci.join("virtio1/driver"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(base.join("dev/block")).unwrap();
+        symlink(vda.join("vda1"), base.join("dev/block/254:1")).unwrap();
+        symlink(&dm, base.join("dev/block/253:0")).unwrap();
+    }
+
+    #[test]
+    fn drivers_from_the_partition_up_and_through_stacked_devices() {
+        let base = std::env::temp_dir().join(format!("baton-host-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        sysfs(&base);
+        assert_eq!(driver_modules(&base, 254, 1), ["virtio_blk", "virtio_pci"]);
+        assert_eq!(driver_modules(&base, 253, 0), ["virtio_blk", "virtio_pci"]);
+        assert!(driver_modules(&base, 8, 0).is_empty());
+        // A driver built into the running kernel: its name stands for its module.
+        std::fs::remove_file(base.join("bus/pci/drivers/virtio-pci/module")).unwrap();
+        assert_eq!(driver_modules(&base, 254, 1), ["virtio_blk", "virtio_pci"]);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn another_root_is_not_detected() {
+        let err = detect(Path::new("/mnt")).unwrap_err();
+        assert!(err.contains("running system only"), "{err}");
+    }
+}
