@@ -64,19 +64,9 @@ fn parse_inspect(args: &mut std::slice::Iter<'_, String>) -> Result<Command> {
     let mut limits = Limits::DEFAULT;
     let mut image = None;
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
+        let (flag, inline) = split_flag(arg);
         let mut value = || -> Result<u64> {
-            let v = match &inline {
-                Some(v) => v.clone(),
-                None => args
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value"))?,
-            };
-            parse_size(&v).with_context(|| flag.to_owned())
+            parse_size(&option_value(flag, inline, args)?).with_context(|| flag.to_owned())
         };
         match flag {
             "--max-unpacked" => limits.max_unpacked = value()?,
@@ -107,19 +97,8 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
     let mut output = None;
     while let Some(arg) = args.next() {
         // Accept both `--opt value` and `--opt=value`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => args
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value")),
-            }
-        };
+        let (flag, inline) = split_flag(arg);
+        let mut value = || option_value(flag, inline, args);
         match flag {
             "-o" | "--output" => output = Some(PathBuf::from(value()?)),
             "--modules-dir" => opts.modules_dir = Some(PathBuf::from(value()?)),
@@ -129,7 +108,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
                 }
             }
             "--storage" => {
-                opts.storage = match inline.as_deref() {
+                opts.storage = match inline {
                     None | Some("common") => Storage::Common,
                     Some("all") => Storage::All,
                     Some(other) => bail!("--storage={other}: expected common or all"),
@@ -163,19 +142,8 @@ fn parse_update(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<U
         mtime,
     };
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = || -> Result<String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => args
-                    .next()
-                    .cloned()
-                    .with_context(|| format!("{flag} needs a value")),
-            }
-        };
+        let (flag, inline) = split_flag(arg);
+        let mut value = || option_value(flag, inline, args);
         match flag {
             "-k" | "--kernel" => {
                 opts.kernels = match value()?.as_str() {
@@ -193,9 +161,32 @@ fn parse_update(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<U
     Ok(opts)
 }
 
+/// `--opt=value` split into the flag and its value; anything else is a flag alone.
+fn split_flag(arg: &str) -> (&str, Option<&str>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+        _ => (arg, None),
+    }
+}
+
+/// The value of `flag`: given with `=`, or the next argument (`--opt value`).
+fn option_value(
+    flag: &str,
+    inline: Option<&str>,
+    args: &mut std::slice::Iter<'_, String>,
+) -> Result<String> {
+    match inline {
+        Some(value) => Ok(value.to_owned()),
+        None => args
+            .next()
+            .cloned()
+            .with_context(|| format!("{flag} needs a value")),
+    }
+}
+
 /// `SRC:DEST`, or `SRC` alone to keep the same path. Split at the last colon, since the
 /// destination is an image path the user chose and source paths may contain colons.
-fn parse_include(spec: &str) -> Result<(PathBuf, String)> {
+pub(crate) fn parse_include(spec: &str) -> Result<(PathBuf, String)> {
     let (src, dest) = match spec.rsplit_once(':') {
         Some((src, dest)) if !src.is_empty() && dest.starts_with('/') => (src, dest),
         _ => (spec, spec),

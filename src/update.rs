@@ -71,11 +71,9 @@ pub fn read_config(root: &Path) -> Result<Config> {
 pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Result<BuildOptions> {
     let mut includes = Vec::new();
     for spec in &config.include {
-        let (src, dest) = match spec.rsplit_once(':') {
-            Some((src, dest)) if !src.is_empty() && dest.starts_with('/') => (src, dest),
-            _ => (spec.as_str(), spec.as_str()),
-        };
-        includes.push((root.join(src.trim_start_matches('/')), dest.to_owned()));
+        let (src, dest) = crate::cli::parse_include(spec)?;
+        // The source is a path of the system being updated.
+        includes.push((root.join(src.strip_prefix("/").unwrap_or(&src)), dest));
     }
     let mut modules = config.extra_modules.clone();
     let storage = match config.modules {

@@ -66,6 +66,21 @@ pub struct Request {
     pub keep: bool,
 }
 
+impl Request {
+    /// NEW_ROOT, NEW_INIT and the init's own arguments, from the operands after the options;
+    /// `missing` names the first two as the tool's usage does.
+    fn take_operands(mut self, operands: Vec<OsString>, missing: &str) -> Result<Parsed, Usage> {
+        let mut operands = operands.into_iter();
+        let (Some(new_root), Some(init)) = (operands.next(), operands.next()) else {
+            return Err(Usage(format!("{missing} are required")));
+        };
+        self.new_root = PathBuf::from(new_root);
+        self.init = init;
+        self.args = operands.collect();
+        Ok(Parsed::Run(self))
+    }
+}
+
 /// A command line the tool cannot take: the reason, then the usage text, exit code 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage(pub String);

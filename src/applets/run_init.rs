@@ -5,7 +5,6 @@
 use super::getopt::{self, Opt};
 use super::{Parsed, Request, Usage};
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 Usage: exec run-init [-d caps] [-c consoledev] [-n] [-p] /real-root /sbin/init \"$@\"
@@ -46,14 +45,7 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, Usage> {
             other => return Err(Usage(format!("unexpected option {other:?}"))),
         }
     }
-    let mut operands = operands.into_iter();
-    let (Some(new_root), Some(init)) = (operands.next(), operands.next()) else {
-        return Err(Usage("/real-root and /sbin/init are required".into()));
-    };
-    request.new_root = PathBuf::from(new_root);
-    request.init = init;
-    request.args = operands.collect();
-    Ok(Parsed::Run(request))
+    request.take_operands(operands, "/real-root and /sbin/init")
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 use super::getopt::{self, Opt};
 use super::{Parsed, Request, Usage};
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 pub const USAGE: &str = "\
 Usage: switch_root [-c CONSOLE_DEV] NEW_ROOT NEW_INIT [ARGS]
@@ -35,19 +34,13 @@ pub fn parse(args: &[OsString]) -> Result<Parsed, Usage> {
             other => return Err(Usage(format!("unexpected option {other:?}"))),
         }
     }
-    let mut operands = operands.into_iter();
-    let (Some(new_root), Some(init)) = (operands.next(), operands.next()) else {
-        return Err(Usage("NEW_ROOT and NEW_INIT are required".into()));
-    };
-    request.new_root = PathBuf::from(new_root);
-    request.init = init;
-    request.args = operands.collect();
-    Ok(Parsed::Run(request))
+    request.take_operands(operands, "NEW_ROOT and NEW_INIT")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn args(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()
