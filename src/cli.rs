@@ -9,11 +9,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub const USAGE: &str = "\
-usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all]]
+usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all] | --host]
                    [--module-compression keep|decompress|auto] [--include SRC[:DEST]]...
                    [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
-       baton update [-k KVER|all] [--root DIR]
+       baton update [-k KVER|all] [--root DIR] [-o OUT]
        baton --version
 
 build    write an initramfs image: the static baton init as /init, the skeleton of
@@ -21,7 +21,10 @@ build    write an initramfs image: the static baton init as /init, the skeleton 
          need (from a /lib/modules/KVER-style --modules-dir), and the --include'd files.
          --storage adds the disk-controller and root-filesystem drivers of VMs and PCs
          (--storage=all: also RAID, SAS and Fibre Channel HBAs), each loaded at boot only
-         for the hardware present and the root's filesystem.
+         for the hardware present and the root's filesystem. --host instead adds only what
+         this running system's root needs: its filesystem and the drivers of its disk (from
+         /proc/self/mountinfo and sysfs); where that cannot be seen (a chroot, a root on no
+         block device) it warns and builds as --storage.
          SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same bytes.
 inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concatenated).
          Whatever the image's headers claim, reading it stops with an error past
@@ -30,8 +33,9 @@ inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concaten
          SIZE is bytes, or with a K, M or G suffix.
 update   write /boot/initrd.img-KVER for the installed kernels (-k all, the default) or one,
          as /etc/baton/baton.conf and /etc/baton/conf.d/*.conf say; --root DIR updates the
-         system installed in DIR instead of this one. Each image is written to a temporary
-         name and renamed: a failed build leaves the old image and says why.
+         system installed in DIR instead of this one; -o OUT writes the one kernel's image
+         (-k KVER) to OUT instead. Each image is written to a temporary name and renamed: a
+         failed build leaves the old image and says why.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -107,6 +111,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
                     opts.modules.push(name.to_owned());
                 }
             }
+            "--host" => opts.storage = Storage::Host,
             "--storage" => {
                 opts.storage = match inline {
                     None | Some("common") => Storage::Common,
@@ -139,6 +144,7 @@ fn parse_update(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<U
     let mut opts = UpdateOptions {
         kernels: Kernels::All,
         root: PathBuf::from("/"),
+        output: None,
         mtime,
     };
     while let Some(arg) = args.next() {
@@ -155,6 +161,7 @@ fn parse_update(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<U
                 }
             }
             "--root" => opts.root = PathBuf::from(value()?),
+            "-o" | "--output" => opts.output = Some(PathBuf::from(value()?)),
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
     }
@@ -310,6 +317,7 @@ mod tests {
             Command::Update(UpdateOptions {
                 kernels: Kernels::All,
                 root: PathBuf::from("/"),
+                output: None,
                 mtime: 3
             })
         );
@@ -319,6 +327,11 @@ mod tests {
         };
         assert_eq!(o.kernels, Kernels::One("6.1.0-57-amd64".into()));
         assert_eq!(o.root, PathBuf::from("/mnt"));
+        let Command::Update(o) = parse(&args("update -k 6.1 -o /tmp/stage/initrd"), 0).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(o.output, Some(PathBuf::from("/tmp/stage/initrd")));
         assert!(parse(&args("update -k ../x"), 0).is_err());
         assert!(parse(&args("update --force"), 0).is_err());
     }

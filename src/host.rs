@@ -99,6 +99,11 @@ pub fn detect(root: &Path) -> Result<Vec<String>, String> {
             root.display()
         ));
     }
+    if in_chroot() {
+        return Err(
+            "running in a chroot: the mounted root is not the system being built for".into(),
+        );
+    }
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
     let mount = root_mount(&mountinfo).ok_or("no root in /proc/self/mountinfo")?;
@@ -111,6 +116,22 @@ pub fn detect(root: &Path) -> Result<Vec<String>, String> {
     let mut modules = vec![mount.fstype.clone()];
     modules.extend(driver_modules(Path::new("/sys"), mount.major, mount.minor));
     Ok(modules)
+}
+
+/// Whether this process runs in a chroot: its `/` is not PID 1's (as systemd's
+/// `running_in_chroot` tells). Unknown (no /proc, not allowed to look) counts as no.
+fn in_chroot() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata("/"), std::fs::metadata("/proc/1/root")) {
+        (Ok(ours), Ok(init)) => (ours.dev(), ours.ino()) != (init.dev(), init.ino()),
+        _ => false,
+    }
+}
+
+/// A warning on stderr: the host tool has no logger.
+pub fn warn(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "baton: warning: {message}");
 }
 
 #[cfg(test)]

@@ -49,12 +49,15 @@ pub const EARLY_MOUNTS: [EarlyMount; 4] = [
         data: "mode=0755",
         required: true,
     },
-    // /run is handed to the real root; systemd and udev expect it to exist as a tmpfs.
+    // /run is handed to the real root, mounted as systemd's initrd interface asks
+    // (docs/INITRD_INTERFACE.md: mode=755,nodev,nosuid,strictatime), so systemd keeps it.
     EarlyMount {
         source: "tmpfs",
         target: "/run",
         fstype: "tmpfs",
-        flags: MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV),
+        flags: MsFlags::MS_NOSUID
+            .union(MsFlags::MS_NODEV)
+            .union(MsFlags::MS_STRICTATIME),
         data: "mode=0755",
         required: false,
     },

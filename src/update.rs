@@ -22,6 +22,9 @@ pub struct UpdateOptions {
     pub kernels: Kernels,
     /// The system to update: `/`, or a tree (a chroot, an image being built).
     pub root: PathBuf,
+    /// `-o PATH`: write the one kernel's image there instead of /boot/initrd.img-KVER (for
+    /// systemd's kernel-install, which collects it in a staging directory).
+    pub output: Option<PathBuf>,
     pub mtime: u32,
 }
 
@@ -75,30 +78,17 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         // The source is a path of the system being updated.
         includes.push((root.join(src.strip_prefix("/").unwrap_or(&src)), dest));
     }
-    let mut modules = config.extra_modules.clone();
+    let modules = config.extra_modules.clone();
     let storage = match config.modules {
         ModuleSet::Generic => Storage::Common,
-        ModuleSet::Host => match crate::host::detect(root) {
-            Ok(found) => {
-                // Of the running kernel's names, those this kernel has: the rest are built
-                // into it, or have no module here.
-                let dir = root.join(format!("lib/modules/{kver}"));
-                let mut tree = crate::modules::tree::ModuleTree::open(&dir)?;
-                for name in found {
-                    use crate::modules::order::{Catalog, Lookup};
-                    if let Lookup::Modules(_) = tree.lookup(&name)? {
-                        modules.push(name);
-                    }
-                }
-                Storage::None
-            }
-            Err(why) => {
-                log_warning(&format!(
-                    "modules=host: {why}; building the generic image instead"
-                ));
-                Storage::Common
-            }
-        },
+        ModuleSet::Host if root == Path::new("/") => Storage::Host,
+        ModuleSet::Host => {
+            crate::host::warn(&format!(
+                "modules=host: cannot see the devices of the system in {} (host detection works on the running system only); building the generic image instead",
+                root.display()
+            ));
+            Storage::Common
+        }
     };
     Ok(BuildOptions {
         output: root.join(format!("boot/initrd.img-{kver}")),
@@ -115,14 +105,11 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
     })
 }
 
-/// A warning on stderr: the host tool has no logger.
-fn log_warning(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "baton: warning: {message}");
-}
-
 /// Writes the images; returns each kernel with what was written.
 pub fn run(opts: &UpdateOptions) -> Result<Vec<(String, BuildReport)>> {
+    if opts.output.is_some() && opts.kernels == Kernels::All {
+        bail!("-o PATH writes one image: name its kernel with -k KVER");
+    }
     let config = read_config(&opts.root)?;
     let installed = installed_kernels(&opts.root)?;
     let kernels = match &opts.kernels {
@@ -139,7 +126,10 @@ pub fn run(opts: &UpdateOptions) -> Result<Vec<(String, BuildReport)>> {
     };
     let mut written = Vec::new();
     for kver in kernels {
-        let options = build_options(&config, &opts.root, &kver, opts.mtime)?;
+        let mut options = build_options(&config, &opts.root, &kver, opts.mtime)?;
+        if let Some(output) = &opts.output {
+            options.output = output.clone();
+        }
         let report = build(&options).with_context(|| {
             format!(
                 "failed to write {} (the old image, if any, is unchanged)",

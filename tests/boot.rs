@@ -41,6 +41,17 @@ fn boots_read_only_by_default_and_logs_to_dmesg() {
         );
     }
     assert!(!log.contains("Kernel panic"), "{log}");
+    // /run is handed over as systemd's initrd interface asks: a tmpfs, mode 755, nodev,
+    // nosuid and strictatime (which /proc/mounts shows as the absence of relatime).
+    let run = log
+        .lines()
+        .find_map(|l| l.strip_prefix("BATON-RUN "))
+        .unwrap_or_default();
+    assert!(run.starts_with("tmpfs rw,nosuid,nodev,"), "{run}");
+    assert!(
+        run.contains("mode=755") && !run.contains("relatime"),
+        "{run}"
+    );
 }
 
 #[test]

@@ -174,3 +174,84 @@ fn kernel_postinst_hook_follows_the_kernel_packages_contract() {
         0
     );
 }
+
+/// `-o OUT` puts the one kernel's image where kernel-install collects it, and nowhere else.
+#[test]
+fn update_writes_one_kernels_image_where_told() {
+    let Some(k) = common::kernel() else { return };
+    let (root, kver) = system(&k, "");
+    let staged = root.join("staging/initrd");
+    fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    let result = baton()
+        .args(["update", "--root"])
+        .arg(&root)
+        .args(["-k", &kver, "-o"])
+        .arg(&staged)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(staged.is_file());
+    assert!(!root.join(format!("boot/initrd.img-{kver}")).exists());
+    // One path cannot hold every kernel's image.
+    let result = baton()
+        .args(["update", "--root"])
+        .arg(&root)
+        .arg("-o")
+        .arg(&staged)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("name its kernel with -k KVER"));
+}
+
+/// `baton build --host` on the machine running the tests: the root's filesystem and its
+/// disk's drivers, or, where the root is on no block device, the generic set and a warning.
+/// When the machine's disk is virtio (as on these VMs), the host-only image boots one.
+#[test]
+fn host_only_image_carries_what_this_machines_root_needs() {
+    let Some(k) = common::kernel() else { return };
+    let out = common::work_dir().join("host-only.img");
+    let result = baton()
+        .args(["build", "--host", "-o"])
+        .arg(&out)
+        .arg("--modules-dir")
+        .arg(&k.modules)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let root = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .map(str::to_owned)
+        .unwrap();
+    let on_block_device = !root.split(' ').nth(2).unwrap().starts_with("0:");
+    let fstype = root.split(" - ").nth(1).unwrap().split(' ').next().unwrap();
+    let listing = baton().arg("inspect").arg(&out).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    if !on_block_device {
+        assert!(stderr.contains("warning: host-only:"), "{stderr}");
+        assert!(listing.contains("virtio_blk.ko"), "generic: {listing}");
+        return;
+    }
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(
+        listing.contains(&format!("/{fstype}.ko")),
+        "the root's {fstype}: {listing}"
+    );
+    let generic = common::storage_image(&k);
+    assert!(
+        fs::metadata(&out).unwrap().len() < fs::metadata(&generic).unwrap().len() / 2,
+        "host-only is smaller than generic"
+    );
+    if listing.contains("virtio_blk.ko") && fstype == "ext4" {
+        let log = Boot::new(&k, out, plain_disk(), "root=LABEL=batonroot").run("host-only");
+        assert!(marker(&log).contains("root=[/dev/vda ext4 ro"), "{log}");
+    }
+}

@@ -306,6 +306,9 @@ pub enum Storage {
     None,
     Common,
     All,
+    /// `--host`: only what the running system's root needs (see `host::detect`), or
+    /// `Common` with a warning when that cannot be told.
+    Host,
 }
 
 fn add_modules(
@@ -327,10 +330,31 @@ fn add_modules(
         .kernel_release()
         .context("the modules directory has no usable name (expected .../lib/modules/KVER)")?;
     let mut wanted = opts.modules.clone();
-    if opts.storage != Storage::None {
+    let storage = match opts.storage {
+        Storage::Host => match crate::host::detect(Path::new("/")) {
+            Ok(found) => {
+                // Of the running kernel's names, those this kernel has as modules: the
+                // rest are built into it.
+                for name in found {
+                    if let order::Lookup::Modules(_) = tree.lookup(&name)? {
+                        wanted.push(name);
+                    }
+                }
+                Storage::Host
+            }
+            Err(why) => {
+                crate::host::warn(&format!(
+                    "host-only: {why}; building the generic image instead"
+                ));
+                Storage::Common
+            }
+        },
+        other => other,
+    };
+    if matches!(storage, Storage::Common | Storage::All) {
         wanted.extend(tree.names_under(STORAGE));
     }
-    if opts.storage == Storage::All {
+    if storage == Storage::All {
         wanted.extend(
             tree.names_under(STORAGE_ALL_EXTRA)
                 .into_iter()
@@ -341,9 +365,7 @@ fn add_modules(
     let keep = match opts.module_compression {
         ModuleCompression::Keep => true,
         ModuleCompression::Decompress => false,
-        ModuleCompression::Auto => {
-            opts.storage != Storage::None && kernel_decompresses(tree.config())
-        }
+        ModuleCompression::Auto => storage != Storage::None && kernel_decompresses(tree.config()),
     };
     let in_image: std::collections::BTreeSet<String> = all.modules.iter().cloned().collect();
     for name in &all.modules {
