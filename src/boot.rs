@@ -241,7 +241,27 @@ fn mount_new_root(
         .wait
         .limit_secs()
         .map(|s| Duration::from_secs(u64::from(s)));
-    let found = root::wait_for_root(&spec, limit, loader)?;
+    // `noresume` wins wherever it stands; a resume= that does not parse is a warning, not a
+    // reason to stop a boot that can go on without it.
+    let resume = match params.resume.as_deref().filter(|_| !params.noresume) {
+        Some(value) => match rootspec::parse_root(value) {
+            Ok(spec) => Some(spec),
+            Err(why) => {
+                log::warn!(
+                    "resume: {}; booting without resuming",
+                    why.replace("root=", "resume=")
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let (found, resume_device) = root::wait_for_devices(&spec, resume.as_ref(), limit, loader)?;
+    // Before anything is mounted from a disk: resuming over mounted filesystems would
+    // corrupt them.
+    if let Some(device) = &resume_device {
+        crate::resume::resume_from(device, params.resume_offset);
+    }
     stop_at(params, BreakPoint::Mount, known);
     if is_mount_point(target) {
         log::info!("{NEW_ROOT} was mounted in the shell, using it");

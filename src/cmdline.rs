@@ -104,6 +104,13 @@ pub struct BootParams {
     /// `module.param=value` words, for modules baton loads: modprobe reads these from
     /// /proc/cmdline too, since the kernel applies them only to built-in modules.
     pub module_options: Vec<(String, String)>,
+    /// `resume=`: the swap device holding a hibernation image, in any form `root=` takes.
+    pub resume: Option<String>,
+    /// `noresume`, wherever it stands: boot afresh, ignoring any image (the kernel's
+    /// meaning).
+    pub noresume: bool,
+    /// `resume_offset=`: where the image starts in the device, in pages (a swap file).
+    pub resume_offset: Option<u64>,
     /// Known words whose values made no sense, for the log.
     pub warnings: Vec<String>,
 }
@@ -158,6 +165,9 @@ impl Default for BootParams {
             force_modules: Vec::new(),
             blacklist: Vec::new(),
             module_options: Vec::new(),
+            resume: None,
+            noresume: false,
+            resume_offset: None,
             warnings: Vec::new(),
         }
     }
@@ -316,6 +326,12 @@ fn apply(params: &mut BootParams, word: &Word<'_>) {
                 .collect()
         }
         ("rootflags", Some(v)) => params.rootflags = non_empty(v),
+        ("resume", Some(v)) => params.resume = non_empty(v),
+        ("noresume", None) => params.noresume = true,
+        ("resume_offset", Some(v)) => match v.parse() {
+            Ok(pages) => params.resume_offset = Some(pages),
+            Err(_) => warn_value(params, word, "a number of pages"),
+        },
         ("ro", None) => params.read_only = true,
         ("rw", None) => params.read_only = false,
         ("init", Some(v)) => params.init = non_empty(v),
@@ -605,6 +621,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn resume_words() {
+        let p = parse("resume=UUID=0a1b resume_offset=34816");
+        assert_eq!(p.resume.as_deref(), Some("UUID=0a1b"));
+        assert_eq!(p.resume_offset, Some(34816));
+        assert!(!p.noresume);
+        assert!(parse("noresume resume=/dev/vdb").noresume, "in any order");
+        let p = parse("resume_offset=lots");
+        assert_eq!(p.resume_offset, None);
+        assert_eq!(p.warnings.len(), 1);
     }
 
     #[test]

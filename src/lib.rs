@@ -35,6 +35,7 @@ pub mod modprobe;
 pub mod modules;
 pub mod mounts;
 pub mod probe;
+pub mod resume;
 pub mod rmrf;
 pub mod root;
 pub mod rootspec;

@@ -89,12 +89,25 @@ pub fn wait_for_root(
     limit: Option<Duration>,
     loader: &mut Loader<'_>,
 ) -> Result<Found> {
+    wait_for_devices(spec, None, limit, loader).map(|(root, _)| root)
+}
+
+/// [`wait_for_root`], and then, when `resume=` names one, the device holding a hibernation
+/// image. That one is looked for only until every coldplug driver has loaded and the
+/// devices have settled (as `rootwait=0` waits for the root): a swap device that is not
+/// there by then is not coming, and a boot without hibernation must not wait for it.
+pub fn wait_for_devices(
+    spec: &RootSpec,
+    resume: Option<&RootSpec>,
+    limit: Option<Duration>,
+    loader: &mut Loader<'_>,
+) -> Result<(Found, Option<Found>)> {
     let mut search = Search::start(loader);
-    loop {
+    let root = loop {
         search.registry.refresh();
         let records = search.registry.records();
-        if let Some(found) = search.matching(spec, &records) {
-            return Ok(found);
+        if let Some(found) = search.matching("root", spec, &records) {
+            break found;
         }
         let waited = search.started.elapsed();
         if gives_up(waited, limit, search.coldplug_done()) {
@@ -108,8 +121,32 @@ pub fn wait_for_root(
         if !search.load_next_tier() {
             search.wait_for_events(limit);
         }
+    };
+    let Some(resume) = resume else {
+        return Ok((root, None));
+    };
+    loop {
+        search.registry.refresh();
+        let records = search.registry.records();
+        if let Some(found) = search.matching("resume", resume, &records) {
+            return Ok((root, Some(found)));
+        }
+        if search.coldplug_done() || search.started.elapsed() >= RESUME_LIMIT {
+            log::warn!(
+                "resume device {resume} is not there (block devices present: {}): booting without resuming",
+                seen(&records)
+            );
+            return Ok((root, None));
+        }
+        if !search.load_next_tier() {
+            search.wait_for_events(Some(RESUME_LIMIT));
+        }
     }
 }
+
+/// The longest the search for the resume device goes on, counted from the start of the
+/// search, when coldplug keeps announcing devices.
+const RESUME_LIMIT: Duration = Duration::from_secs(10);
 
 /// Whether to stop looking: the limit has passed and every coldplug driver has had its
 /// chance (so `rootwait=0` still loads the disk's driver before giving up), or the limit and
@@ -173,19 +210,19 @@ impl<'l, 'm> Search<'l, 'm> {
     }
 
     /// The device `spec` names among `records`, if it is there.
-    fn matching(&self, spec: &RootSpec, records: &[Record]) -> Option<Found> {
+    fn matching(&self, what: &str, spec: &RootSpec, records: &[Record]) -> Option<Found> {
         let found = rootspec::find(spec, records);
         if let Some(first) = found.first() {
             if found.len() > 1 {
                 let all: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
                 log::warn!(
-                    "root={spec} matches {}; using {}",
+                    "{what}={spec} matches {}; using {}",
                     all.join(", "),
                     first.name
                 );
             }
             log::info!(
-                "root {spec} is {} (after {} ms)",
+                "{what} {spec} is {} (after {} ms)",
                 first.describe(),
                 self.started.elapsed().as_millis()
             );

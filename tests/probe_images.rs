@@ -104,6 +104,19 @@ fn ext2_ext3_ext4() {
 }
 
 #[test]
+fn swap() {
+    let d = dir("swap");
+    let img = d.join("swap");
+    if !sh(&format!(
+        "truncate -s 8M {0} && mkswap -q -L swp -U {UUID} {0}",
+        img.display()
+    )) {
+        return;
+    }
+    agree(&img, "swap", Some("swp"));
+}
+
+#[test]
 fn xfs() {
     let d = dir("xfs");
     let img = d.join("xfs");

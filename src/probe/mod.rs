@@ -9,6 +9,7 @@ pub mod ext;
 pub mod f2fs;
 pub mod partitions;
 pub mod squashfs;
+pub mod swap;
 pub mod vfat;
 pub mod xfs;
 
@@ -58,6 +59,7 @@ pub fn probe_filesystem(dev: &dyn ReadAt) -> Option<Filesystem> {
         .or_else(|| ext::probe(dev))
         .or_else(|| btrfs::probe(dev))
         .or_else(|| f2fs::probe(dev))
+        .or_else(|| swap::probe(dev))
         .or_else(|| vfat::probe(dev))
 }
 
@@ -184,12 +186,13 @@ mod tests {
     /// zeros): each probe answers after a few bounded reads, whatever the fields claim.
     #[test]
     fn hostile_superblocks_cost_a_bounded_read() {
-        let magics: [(&str, usize, &[u8]); 7] = [
+        let magics: [(&str, usize, &[u8]); 8] = [
             ("ext4", 1024 + 0x38, &[0x53, 0xEF]),
             ("xfs", 0, b"XFSB"),
             ("btrfs", 0x10000 + 0x40, b"_BHRfS_M"),
             ("f2fs", 0x400, &[0x10, 0x20, 0xF5, 0xF2]),
             ("squashfs", 0, b"hsqs"),
+            ("swap", 4086, b"SWAPSPACE2"),
             ("vfat", 0x1FE, &[0x55, 0xAA]),
             ("vfat bpb", 0x0B, &[0x00, 0x02, 0x80]),
         ];
