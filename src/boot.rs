@@ -101,6 +101,8 @@ fn attempt(known: &mut Known) -> Result<Infallible> {
     // The kernel settings baton changed are back to what they were (their guards lived in
     // `prepare`): the real init sees the system as if baton had never been there.
     emergency::reap_children();
+    crate::timeline::mark("exec");
+    crate::timeline::save();
     log::info!("running {init} at {} s after boot", uptime());
     // The kernel put its unknown words and everything after `--` in our argv: exactly what
     // it would have handed to the real init. Bytes, not necessarily UTF-8.
@@ -123,7 +125,12 @@ fn attempt(known: &mut Known) -> Result<Infallible> {
 
 /// Everything up to the exec: returns the init to run, with the new root in place.
 fn prepare(known: &mut Known) -> Result<String> {
-    let mounted = mounts::mount_early(&EARLY_MOUNTS);
+    crate::timeline::mark("start");
+    let mounted = {
+        let _step = crate::timeline::phase("mounts");
+        mounts::mount_early(&EARLY_MOUNTS)
+    };
+    let reading = crate::timeline::phase("manifest");
     // The emergency settings first, whatever else fails: /proc may be there even when a
     // later early mount failed.
     let params = inputs::read_params();
@@ -154,6 +161,7 @@ fn prepare(known: &mut Known) -> Result<String> {
         log::warn!("{warning}");
     }
     let manifest = inputs::parse_manifest(manifest_text?.as_deref())?;
+    drop(reading);
     log::info!(
         "image carries {} modules, {} aliases",
         manifest.modules.len(),
@@ -166,8 +174,11 @@ fn prepare(known: &mut Known) -> Result<String> {
         let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
             params.module_params(name)
         });
-        for name in manifest.load.iter().chain(params.force_modules.iter()) {
-            loader.load(name, "requested");
+        {
+            let _step = crate::timeline::phase("modules");
+            for name in manifest.load.iter().chain(params.force_modules.iter()) {
+                loader.load(name, "requested");
+            }
         }
         stop_at(&params, BreakPoint::PreMount, known);
         mount_new_root(&params, &manifest, &mut loader, known)?;
@@ -181,7 +192,10 @@ fn prepare(known: &mut Known) -> Result<String> {
     };
 
     log::info!("switching to {NEW_ROOT}, then running {init}");
-    let switched = switch::switch_root(Path::new(NEW_ROOT), true)?;
+    let switched = {
+        let _step = crate::timeline::phase("switch");
+        switch::switch_root(Path::new(NEW_ROOT), true)?
+    };
     known.switched = true;
     match &switched.removal {
         Some(removal) => {
@@ -256,10 +270,14 @@ fn mount_new_root(
         },
         None => None,
     };
-    let (found, resume_device) = root::wait_for_devices(&spec, resume.as_ref(), limit, loader)?;
+    let (found, resume_device) = {
+        let _step = crate::timeline::phase("root_search");
+        root::wait_for_devices(&spec, resume.as_ref(), limit, loader)?
+    };
     // Before anything is mounted from a disk: resuming over mounted filesystems would
     // corrupt them.
     if let Some(device) = &resume_device {
+        let _step = crate::timeline::phase("resume");
         crate::resume::resume_from(device, params.resume_offset);
     }
     stop_at(params, BreakPoint::Mount, known);
@@ -287,6 +305,7 @@ fn mount_new_root(
     } else {
         fstypes
     };
+    let mounting = crate::timeline::phase("root_mount");
     let (fstype, read_only) = root::mount_root(
         &found.device,
         target,
@@ -295,6 +314,7 @@ fn mount_new_root(
         params.read_only,
         params.rootflags.as_deref(),
     )?;
+    drop(mounting);
     log::info!(
         "mounted root {} ({fstype}, {}) on {NEW_ROOT}",
         found.device.display(),

@@ -41,6 +41,7 @@ pub mod root;
 pub mod rootspec;
 pub mod switch;
 pub mod sysctl;
+pub mod timeline;
 pub mod uevent;
 
 #[cfg(feature = "host")]

@@ -124,7 +124,16 @@ impl<'m> Loader<'m> {
             log::warn!("parameters for {} contain a NUL byte", entry.name);
             return State::Failed;
         };
-        match finit_module(&file, &params, init_flags(&entry.path)) {
+        let start_us = crate::timeline::now_us();
+        let result = finit_module(&file, &params, init_flags(&entry.path));
+        crate::timeline::record(crate::timeline::Event {
+            start_us,
+            end_us: crate::timeline::now_us(),
+            lane: 1,
+            kind: crate::timeline::Kind::Module,
+            name: entry.name.clone(),
+        });
+        match result {
             Ok(()) => {
                 log::info!(
                     "loaded {} in {} ms ({why})",

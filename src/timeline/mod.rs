@@ -1,0 +1,322 @@
+//! When each step of the boot began and ended: recorded by the init as it goes, left for the
+//! booted system in `/run/baton/timeline` (the `/run` tmpfs is handed over) with one summary
+//! line in dmesg, and read back on the host by `baton timeline`, which prints it as a table or
+//! draws it as an SVG.
+//!
+//! Times are `CLOCK_MONOTONIC` microseconds, the clock of the kernel's log timestamps and of
+//! `/proc/uptime`, so the file lines up with dmesg. The file format is text, one event per
+//! line after a versioned header:
+//!
+//! ```text
+//! # baton timeline 1
+//! START_US END_US LANE KIND NAME
+//! ```
+//!
+//! KIND is `phase` (a step of the boot, lane 0), `module` (one module's load, on the lane of
+//! the thread that loaded it) or `mark` (an instant: START = END).
+
+#[cfg(feature = "host")]
+pub mod command;
+#[cfg(feature = "host")]
+pub mod console;
+#[cfg(feature = "host")]
+pub mod draw;
+
+use std::sync::Mutex;
+
+pub const PATH: &str = "/run/baton/timeline";
+const HEADER: &str = "# baton timeline 1";
+/// Bounds on what a timeline may hold: a boot loads a few hundred modules at most.
+pub const MAX_EVENTS: usize = 4096;
+const MAX_NAME: usize = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Phase,
+    Module,
+    Mark,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Phase => "phase",
+            Kind::Module => "module",
+            Kind::Mark => "mark",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "phase" => Some(Kind::Phase),
+            "module" => Some(Kind::Module),
+            "mark" => Some(Kind::Mark),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub start_us: u64,
+    pub end_us: u64,
+    pub lane: u32,
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Event {
+    pub fn duration_us(&self) -> u64 {
+        self.end_us.saturating_sub(self.start_us)
+    }
+}
+
+/// Microseconds on `CLOCK_MONOTONIC`; 0 if the clock cannot be read (it always can).
+pub fn now_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| {
+            u64::try_from(t.tv_sec()).unwrap_or(0) * 1_000_000
+                + u64::try_from(t.tv_nsec()).unwrap_or(0) / 1000
+        })
+        .unwrap_or(0)
+}
+
+/// The events of this boot so far. A process-wide list, since the module loaders and the
+/// boot's steps record into it from wherever they run.
+static EVENTS: Mutex<Vec<Event>> = Mutex::new(Vec::new());
+
+/// Adds an event (past the bound it is dropped: the timeline is for reading, not for
+/// failing the boot).
+pub fn record(event: Event) {
+    let mut events = EVENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if events.len() < MAX_EVENTS {
+        events.push(event);
+    }
+}
+
+/// A step of the boot from now until the returned guard is dropped.
+pub fn phase(name: &str) -> Phase {
+    Phase {
+        name: name.to_owned(),
+        start_us: now_us(),
+    }
+}
+
+pub struct Phase {
+    name: String,
+    start_us: u64,
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        record(Event {
+            start_us: self.start_us,
+            end_us: now_us(),
+            lane: 0,
+            kind: Kind::Phase,
+            name: std::mem::take(&mut self.name),
+        });
+    }
+}
+
+/// An instant worth noting (the exec of the real init).
+pub fn mark(name: &str) {
+    let now = now_us();
+    record(Event {
+        start_us: now,
+        end_us: now,
+        lane: 0,
+        kind: Kind::Mark,
+        name: name.to_owned(),
+    });
+}
+
+/// Every event so far, in the order they began.
+pub fn snapshot() -> Vec<Event> {
+    let mut events = EVENTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    events.sort_by_key(|e| (e.start_us, e.end_us));
+    events
+}
+
+/// The file's text.
+pub fn render(events: &[Event]) -> String {
+    let mut out = format!("{HEADER}\n");
+    for e in events {
+        // Names are module and step names: no whitespace, but be sure.
+        let name: String = e
+            .name
+            .chars()
+            .take(MAX_NAME)
+            .map(|c| if c.is_whitespace() { '_' } else { c })
+            .collect();
+        out.push_str(&format!(
+            "{} {} {} {} {}\n",
+            e.start_us,
+            e.end_us,
+            e.lane,
+            e.kind.name(),
+            name
+        ));
+    }
+    out
+}
+
+/// Reads a timeline file back. Pure and bounded: at most [`MAX_EVENTS`] events.
+pub fn parse(text: &str) -> Result<Vec<Event>, String> {
+    let mut lines = text.lines();
+    if lines.next().map(str::trim_end) != Some(HEADER) {
+        return Err(format!(
+            "not a baton timeline (its first line is not {HEADER:?})"
+        ));
+    }
+    let mut events = Vec::new();
+    for (n, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if events.len() >= MAX_EVENTS {
+            return Err(format!("more than {MAX_EVENTS} events"));
+        }
+        let bad = || {
+            format!(
+                "line {}: expected START END LANE KIND NAME: {line:?}",
+                n + 2
+            )
+        };
+        let mut fields = line.split_whitespace();
+        let mut number = || fields.next().and_then(|f| f.parse::<u64>().ok());
+        let (Some(start_us), Some(end_us), Some(lane)) = (number(), number(), number()) else {
+            return Err(bad());
+        };
+        let kind = fields.next().and_then(Kind::parse).ok_or_else(bad)?;
+        let name = fields.next().ok_or_else(bad)?;
+        if end_us < start_us || name.len() > MAX_NAME * 4 {
+            return Err(bad());
+        }
+        events.push(Event {
+            start_us,
+            end_us,
+            lane: u32::try_from(lane).map_err(|_| bad())?,
+            kind,
+            name: name.to_owned(),
+        });
+    }
+    Ok(events)
+}
+
+/// The one line for dmesg: each phase's length, the modules, and when the real init ran.
+pub fn summary(events: &[Event]) -> String {
+    let mut parts = Vec::new();
+    for e in events.iter().filter(|e| e.kind == Kind::Phase) {
+        parts.push(format!("{} {}", e.name, millis(e.duration_us())));
+    }
+    let modules: Vec<&Event> = events.iter().filter(|e| e.kind == Kind::Module).collect();
+    if !modules.is_empty() {
+        let lanes = modules
+            .iter()
+            .map(|e| e.lane)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let busy: u64 = modules.iter().map(|e| e.duration_us()).sum();
+        parts.push(format!(
+            "{} modules ({} of loading on {lanes} thread{})",
+            modules.len(),
+            millis(busy),
+            if lanes == 1 { "" } else { "s" }
+        ));
+    }
+    let first = events.iter().map(|e| e.start_us).min().unwrap_or(0);
+    if let Some(exec) = events
+        .iter()
+        .find(|e| e.kind == Kind::Mark && e.name == "exec")
+    {
+        parts.push(format!(
+            "init at {:.3} s, {} after baton started",
+            exec.start_us as f64 / 1e6,
+            millis(exec.start_us.saturating_sub(first))
+        ));
+    }
+    format!("timeline: {}; details in {PATH}", parts.join(", "))
+}
+
+fn millis(us: u64) -> String {
+    if us >= 10_000 {
+        format!("{} ms", us / 1000)
+    } else {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    }
+}
+
+/// Writes the file (creating `/run/baton`) and logs the summary. Failure to write is a
+/// warning: the boot does not depend on it.
+pub fn save() {
+    let events = snapshot();
+    let result =
+        std::fs::create_dir_all("/run/baton").and_then(|()| std::fs::write(PATH, render(&events)));
+    if let Err(e) = result {
+        log::warn!("cannot write {PATH}: {e}");
+    }
+    log::info!("{}", summary(&events));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(start_us: u64, end_us: u64, lane: u32, kind: Kind, name: &str) -> Event {
+        Event {
+            start_us,
+            end_us,
+            lane,
+            kind,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn the_file_reads_back_as_written() {
+        let events = vec![
+            event(1_000_000, 1_000_400, 0, Kind::Phase, "mounts"),
+            event(1_000_500, 1_120_000, 1, Kind::Module, "virtio_pci"),
+            event(1_000_600, 1_030_000, 2, Kind::Module, "ext4"),
+            event(1_200_000, 1_200_000, 0, Kind::Mark, "exec"),
+        ];
+        let text = render(&events);
+        assert!(text.starts_with("# baton timeline 1\n1000000 1000400 0 phase mounts\n"));
+        assert_eq!(parse(&text).unwrap(), events);
+        let line = summary(&events);
+        assert_eq!(
+            line,
+            "timeline: mounts 0.4 ms, 2 modules (148 ms of loading on 2 threads), init at 1.200 s, 200 ms after baton started; details in /run/baton/timeline"
+        );
+    }
+
+    #[test]
+    fn damaged_files_are_errors() {
+        assert!(parse("").is_err());
+        assert!(parse("# something else\n").is_err());
+        assert!(parse("# baton timeline 1\n1 2 0 phase\n").is_err());
+        assert!(
+            parse("# baton timeline 1\n5 2 0 phase x\n").is_err(),
+            "ends before it starts"
+        );
+        assert!(parse("# baton timeline 1\n1 2 0 nap x\n").is_err());
+        assert!(parse("# baton timeline 1\n1 2 99999999999 phase x\n").is_err());
+        let many = format!(
+            "# baton timeline 1\n{}",
+            "1 2 0 mark x\n".repeat(MAX_EVENTS + 1)
+        );
+        assert!(parse(&many).is_err());
+    }
+
+    #[test]
+    fn names_with_blanks_stay_one_field() {
+        let text = render(&[event(1, 2, 0, Kind::Phase, "root search")]);
+        assert_eq!(parse(&text).unwrap()[0].name, "root_search");
+    }
+}
