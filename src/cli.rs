@@ -1,8 +1,11 @@
 //! The host tool's command line: parsed into a [`Command`] by a pure function, then run.
 
-use crate::image::build::{build, mtime_from_env, BuildOptions, ModuleCompression, Storage};
+use crate::image::build::{
+    build, mtime_from_env, BuildOptions, BuildReport, FirmwareSource, ModuleCompression, Storage,
+};
 use crate::image::compress::{human_size, parse_size, read_bounded, Compression, Limits};
 use crate::image::inspect::{format_listing, read_image_with, Listing};
+use crate::image::microcode::Microcode;
 use crate::update::{self, Kernels, UpdateOptions};
 use anyhow::{bail, Context, Result};
 use std::io::{self, Write};
@@ -12,6 +15,7 @@ pub const USAGE: &str = "\
 usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all] | --host]
                    [--module-compression keep|decompress|auto] [--include SRC[:DEST]]...
                    [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
+                   [--firmware-dir DIR|none] [--microcode all|host|none]
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
        baton update [-k KVER|all] [--root DIR] [-o OUT]
        baton --version
@@ -25,6 +29,16 @@ build    write an initramfs image: the static baton init as /init, the skeleton 
          this running system's root needs: its filesystem and the drivers of its disk (from
          /proc/self/mountinfo and sysfs); where that cannot be seen (a chroot, a root on no
          block device) it warns and builds as --storage.
+         Firmware: each module's firmware= files are looked up in --firmware-dir (default:
+         lib/firmware beside the modules directory, X/lib/firmware for X/lib/modules/KVER,
+         if it exists) as the kernel's loader searches it (updates/KVER, updates, KVER, the
+         top; .zst and .xz where the kernel reads them) and stored at lib/firmware/NAME;
+         links resolve inside the directory's system root. A file missing for a module
+         named or detected is a warning. CPU microcode from the same directory's
+         intel-ucode/ and amd-ucode/ goes first, in an uncompressed early archive the
+         kernel reads at boot (kernel/x86/microcode/GenuineIntel.bin, AuthenticAMD.bin):
+         --microcode all (the default), host (this machine's CPUs only; the default with
+         --host) or none.
          SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same bytes.
 inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concatenated).
          Whatever the image's headers claim, reading it stops with an error past
@@ -33,9 +47,10 @@ inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concaten
          SIZE is bytes, or with a K, M or G suffix.
 update   write /boot/initrd.img-KVER for the installed kernels (-k all, the default) or one,
          as /etc/baton/baton.conf and /etc/baton/conf.d/*.conf say; --root DIR updates the
-         system installed in DIR instead of this one; -o OUT writes the one kernel's image
-         (-k KVER) to OUT instead. Each image is written to a temporary name and renamed: a
-         failed build leaves the old image and says why.
+         system installed in DIR instead of this one (firmware and microcode from its
+         lib/firmware); -o OUT writes the one kernel's image (-k KVER) to OUT instead. Each
+         image is written to a temporary name and renamed: a failed build leaves the old
+         image and says why.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -97,6 +112,8 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         init: None,
         cmdline: None,
         mtime,
+        firmware_dir: FirmwareSource::BesideModules,
+        microcode: None,
     };
     let mut output = None;
     while let Some(arg) = args.next() {
@@ -133,6 +150,16 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
             "--shell" => opts.shell = Some(PathBuf::from(value()?)),
             "--compress" => opts.compression = Compression::parse(&value()?)?,
             "--init" => opts.init = Some(PathBuf::from(value()?)),
+            "--firmware-dir" => {
+                opts.firmware_dir = match value()?.as_str() {
+                    "" => bail!("--firmware-dir needs a directory or none"),
+                    "none" => FirmwareSource::None,
+                    dir => FirmwareSource::Dir(PathBuf::from(dir)),
+                }
+            }
+            "--microcode" => {
+                opts.microcode = Some(Microcode::parse(&value()?).context("--microcode")?)
+            }
             _ => bail!("unknown option {arg:?}\n{USAGE}"),
         }
     }
@@ -274,9 +301,10 @@ pub fn run(args: &[String]) -> Result<()> {
             for (kver, report) in written {
                 let _ = writeln!(
                     io::stderr(),
-                    "baton: wrote the image for {kver} ({} bytes, {} modules)",
+                    "baton: wrote the image for {kver} ({} bytes, {} modules{})",
                     report.bytes,
-                    report.modules.len()
+                    report.modules.len(),
+                    extras(&report)
                 );
             }
         }
@@ -285,12 +313,13 @@ pub fn run(args: &[String]) -> Result<()> {
             // The image is written; a closed stderr must not turn that into a failure.
             let _ = writeln!(
                 io::stderr(),
-                "baton: wrote {} ({} bytes, {} entries, {}; {} modules{})",
+                "baton: wrote {} ({} bytes, {} entries, {}; {} modules{}{})",
                 opts.output.display(),
                 report.bytes,
                 report.entries,
                 opts.compression.name(),
                 report.modules.len(),
+                extras(&report),
                 if report.modules.is_empty() {
                     String::new()
                 } else {
@@ -300,6 +329,28 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The summary line's firmware and microcode part: `, 3 firmware files, 131 microcode
+/// files (21 MB, uncompressed)`; nothing when there are none.
+fn extras(report: &BuildReport) -> String {
+    let mut out = String::new();
+    if !report.firmware.is_empty() {
+        let n = report.firmware.len();
+        out.push_str(&format!(
+            ", {n} firmware file{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if report.microcode_files > 0 {
+        let n = report.microcode_files;
+        out.push_str(&format!(
+            ", {n} microcode file{} ({} bytes, uncompressed)",
+            if n == 1 { "" } else { "s" },
+            report.microcode_bytes
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -356,6 +407,37 @@ mod tests {
         );
         assert_eq!(o.compression, Compression::Zstd);
         assert_eq!(o.mtime, 7);
+        assert_eq!(o.firmware_dir, FirmwareSource::BesideModules);
+        assert_eq!(o.microcode, None);
+    }
+
+    #[test]
+    fn firmware_and_microcode_options() {
+        let build = |s: &str| match parse(&args(s), 0).unwrap() {
+            Command::Build(o) => o,
+            other => panic!("{other:?}"),
+        };
+        let o = build("build -o x --firmware-dir /srv/fw --microcode host");
+        assert_eq!(
+            o.firmware_dir,
+            FirmwareSource::Dir(PathBuf::from("/srv/fw"))
+        );
+        assert_eq!(o.microcode, Some(Microcode::Host));
+        let o = build("build -o x --firmware-dir=none --microcode=none");
+        assert_eq!(o.firmware_dir, FirmwareSource::None);
+        assert_eq!(o.microcode, Some(Microcode::None));
+        assert_eq!(
+            build("build -o x --microcode all").microcode,
+            Some(Microcode::All)
+        );
+        for bad in [
+            "build -o x --microcode",
+            "build -o x --microcode some",
+            "build -o x --firmware-dir",
+            "build -o x --firmware-dir=",
+        ] {
+            assert!(parse(&args(bad), 0).is_err(), "{bad}");
+        }
     }
 
     #[test]

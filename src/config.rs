@@ -33,6 +33,8 @@ pub struct Config {
     pub cmdline: Vec<String>,
     /// `shell`: a static rescue shell.
     pub shell: Option<String>,
+    /// `microcode`: all, host or none; unset, host for `modules=host` and all otherwise.
+    pub microcode: Option<String>,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             include: Vec::new(),
             cmdline: Vec::new(),
             shell: None,
+            microcode: None,
         }
     }
 }
@@ -128,7 +131,16 @@ pub fn apply(config: &mut Config, origin: &str, text: &str) -> Result<(), Config
                 }
             }
             "shell" if !append => config.shell = (!value.is_empty()).then(|| value.clone()),
-            "modules" | "compress" | "shell" => {
+            "microcode" if !append => match value.as_str() {
+                "" => config.microcode = None,
+                "all" | "host" | "none" => config.microcode = Some(value.clone()),
+                other => {
+                    return Err(error(format!(
+                        "microcode={other:?}: expected all, host or none"
+                    )))
+                }
+            },
+            "modules" | "compress" | "shell" | "microcode" => {
                 return Err(error(format!(
                     "{key} takes one value: use {key}=, not {key}+="
                 )))
@@ -215,6 +227,10 @@ mod tests {
         .unwrap();
         assert!(config.extra_modules.is_empty());
         assert_eq!(config.modules, ModuleSet::Generic);
+        apply(&mut config, "conf.d/30.conf", "microcode=none").unwrap();
+        assert_eq!(config.microcode.as_deref(), Some("none"));
+        apply(&mut config, "conf.d/40.conf", "microcode=").unwrap();
+        assert_eq!(config.microcode, None);
     }
 
     #[test]
@@ -229,6 +245,10 @@ mod tests {
                 "conf:1: compress=\"brotli\": expected gzip, zstd, xz, lz4 or none",
             ),
             ("colour=blue", "conf:1: unknown setting \"colour\""),
+            (
+                "microcode=amd",
+                "conf:1: microcode=\"amd\": expected all, host or none",
+            ),
             ("modules_add=\"nvme", "conf:1: unbalanced quote"),
             (
                 "just words",

@@ -5,8 +5,11 @@
 //! image in place and says why.
 
 use crate::config::{self, Config, ModuleSet};
-use crate::image::build::{build, BuildOptions, BuildReport, ModuleCompression, Storage};
+use crate::image::build::{
+    build, BuildOptions, BuildReport, FirmwareSource, ModuleCompression, Storage,
+};
 use crate::image::compress::Compression;
+use crate::image::microcode::Microcode;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -102,6 +105,13 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         init: None,
         cmdline: (!config.cmdline.is_empty()).then(|| config.cmdline.join(" ")),
         mtime,
+        // ROOT/lib/firmware, beside ROOT/lib/modules/KVER: the system's own firmware.
+        firmware_dir: FirmwareSource::BesideModules,
+        microcode: config
+            .microcode
+            .as_deref()
+            .map(Microcode::parse)
+            .transpose()?,
     })
 }
 
@@ -206,6 +216,15 @@ mod tests {
         };
         let opts = build_options(&host, &root, "6.1.0-1-amd64", 0).unwrap();
         assert_eq!(opts.storage, Storage::Common);
+        // Microcode: unset follows the module set; microcode= decides.
+        assert_eq!(opts.microcode, None);
+        assert_eq!(opts.firmware_dir, FirmwareSource::BesideModules);
+        let none = Config {
+            microcode: Some("none".into()),
+            ..config.clone()
+        };
+        let opts = build_options(&none, &root, "6.1.0-1-amd64", 0).unwrap();
+        assert_eq!(opts.microcode, Some(Microcode::None));
         std::fs::write(root.join("etc/baton/conf.d/30-c.conf"), "colour=blue\n").unwrap();
         let err = read_config(&root).unwrap_err().to_string();
         assert!(

@@ -3,10 +3,13 @@
 
 use super::compress::{compress, Compression};
 use super::entry::{Body, Entry, Image};
+use super::firmware::{self, FirmwareDir, Search};
+use super::microcode::{self, Microcode};
 use super::{newc, skeleton};
 use crate::elf::Elf;
 use crate::manifest::{self, Manifest, ModuleEntry};
 use crate::modules::config::KernelConfig;
+use crate::modules::modinfo;
 use crate::modules::order::{self, Catalog};
 
 use crate::modules::tree::ModuleTree;
@@ -36,6 +39,22 @@ pub struct BuildOptions {
     pub cmdline: Option<String>,
     /// Timestamp for every entry (`SOURCE_DATE_EPOCH`, else 0).
     pub mtime: u32,
+    /// `--firmware-dir`: where the modules' firmware and the CPU microcode come from.
+    pub firmware_dir: FirmwareSource,
+    /// `--microcode`: which CPU microcode the early archive carries. `None`: the host's for a
+    /// host-only image (`Storage::Host`), else all of it.
+    pub microcode: Option<Microcode>,
+}
+
+/// Where firmware comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirmwareSource {
+    /// `lib/firmware` beside the modules directory (`X/lib/modules/KVER` -> `X/lib/firmware`),
+    /// when it exists.
+    BesideModules,
+    /// `--firmware-dir none`: no firmware, no microcode.
+    None,
+    Dir(PathBuf),
 }
 
 /// What was built, for the summary line.
@@ -45,6 +64,11 @@ pub struct BuildReport {
     pub entries: usize,
     pub modules: Vec<String>,
     pub init: PathBuf,
+    /// Firmware files added under `lib/firmware/`.
+    pub firmware: Vec<String>,
+    /// The microcode files in the early archive, and their bytes in all.
+    pub microcode_files: usize,
+    pub microcode_bytes: usize,
 }
 
 /// Where the rescue shell goes in the image.
@@ -70,7 +94,32 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
 
     let init = add_init(&mut image, opts.init.as_deref())?;
 
-    let modules = add_modules(&mut image, &mut manifest, opts)?;
+    let firmware_dir = match &opts.firmware_dir {
+        FirmwareSource::None => None,
+        FirmwareSource::BesideModules => opts
+            .modules_dir
+            .as_deref()
+            .and_then(FirmwareDir::beside_modules),
+        FirmwareSource::Dir(dir) => {
+            let fw = FirmwareDir::new(dir);
+            if !fw.is_dir()? {
+                bail!("firmware directory {} is not a directory", dir.display());
+            }
+            Some(fw)
+        }
+    };
+
+    let added = add_modules(&mut image, &mut manifest, opts, firmware_dir.is_some())?;
+    let firmware = match (&firmware_dir, &added.search) {
+        (Some(dir), Some(search)) => {
+            let (files, warnings) = add_firmware(&mut image, dir, search, &added.firmware)?;
+            for warning in warnings {
+                crate::host::warn(&warning);
+            }
+            files
+        }
+        _ => Vec::new(),
+    };
 
     if let Some(shell) = &opts.shell {
         add_shell(&mut image, shell)?;
@@ -95,6 +144,25 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         Entry::file(0o644, manifest.render().into_bytes()),
     )?;
 
+    // The early microcode archive goes first and uncompressed: the kernel reads it before
+    // it can decompress anything.
+    let blobs = match &firmware_dir {
+        Some(dir) => {
+            let choice = opts.microcode.unwrap_or(if added.storage == Storage::Host {
+                Microcode::Host
+            } else {
+                Microcode::All
+            });
+            microcode_blobs(dir, choice)?
+        }
+        None => Vec::new(),
+    };
+    let mut out = if blobs.is_empty() {
+        Vec::new()
+    } else {
+        microcode::archive(&blobs, opts.mtime)?
+    };
+
     let archive = newc::write(&image, opts.mtime).context("failed to write the cpio archive")?;
     let packed = compress(&archive, opts.compression).with_context(|| {
         format!(
@@ -102,13 +170,91 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             opts.compression.name()
         )
     })?;
-    write_atomically(&opts.output, &packed)?;
+    out.extend_from_slice(&packed);
+    drop(packed);
+    write_atomically(&opts.output, &out)?;
     Ok(BuildReport {
-        bytes: packed.len() as u64,
+        bytes: out.len() as u64,
         entries: image.len(),
-        modules,
+        modules: added.modules,
         init,
+        firmware,
+        microcode_files: blobs.iter().map(|b| b.files.len()).sum(),
+        microcode_bytes: blobs.iter().map(|b| b.data.len()).sum(),
     })
+}
+
+/// The microcode `choice` asks for from `dir`. The host's CPUs come from /proc/cpuinfo;
+/// when that cannot be read, every file is taken, with a warning (an image with too much
+/// microcode still boots; one without its CPU's misses the fixes).
+fn microcode_blobs(dir: &FirmwareDir, choice: Microcode) -> Result<Vec<microcode::Blob>> {
+    let select = match choice {
+        Microcode::None => return Ok(Vec::new()),
+        Microcode::All => microcode::Select::All,
+        Microcode::Host => match microcode::host_cpus() {
+            Ok(cpus) => microcode::Select::Cpus(cpus),
+            Err(e) => {
+                crate::host::warn(&format!("{e:#}; adding all the microcode instead"));
+                microcode::Select::All
+            }
+        },
+    };
+    microcode::collect(dir, &select)
+}
+
+/// Adds the firmware the modules declare, each file once, at `lib/firmware/NAME`. A file
+/// that is not there is silent for modules that may never load (`--storage` carries drivers
+/// for hardware most machines lack) and a one-line warning per module for those named or
+/// detected, which will load. Returns the names added and the warnings.
+fn add_firmware(
+    image: &mut Image,
+    dir: &FirmwareDir,
+    search: &Search,
+    wanted: &[ModuleFirmware],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut added: Vec<String> = Vec::new();
+    let mut warnings = Vec::new();
+    // Each name is looked up once; whether it was found counts for every module naming it.
+    let mut looked_up: std::collections::BTreeMap<&str, bool> = Default::default();
+    for module in wanted {
+        let mut missing = Vec::new();
+        for name in &module.names {
+            if let Some(&found) = looked_up.get(name.as_str()) {
+                if !found {
+                    missing.push(name.as_str());
+                }
+                continue;
+            }
+            let found = firmware::lookup(dir, search, name).with_context(|| {
+                format!("failed to look up firmware {name} for {}", module.module)
+            })?;
+            looked_up.insert(name, !found.is_empty());
+            if found.is_empty() {
+                missing.push(name.as_str());
+            }
+            for file in found {
+                let dest = format!("{}/{}", firmware::IMAGE_DIR, file.name);
+                if added.contains(&file.name) {
+                    continue;
+                }
+                match image.insert(&dest, Entry::file(0o644, file.data)) {
+                    Ok(()) => added.push(file.name),
+                    // Two names that cannot both be paths (`a` and `a/b`): the first stays.
+                    Err(e) => warnings.push(format!("firmware {}: {e}", file.name)),
+                }
+            }
+        }
+        if module.explicit && !missing.is_empty() {
+            warnings.push(format!(
+                "firmware for {} not found in {}: {}",
+                module.module,
+                dir.display(),
+                missing.join(" ")
+            ));
+        }
+    }
+    added.sort();
+    Ok((added, warnings))
 }
 
 /// Puts the init at /init (`--init`: a static program or a `#!` script; by default baton's
@@ -311,11 +457,32 @@ pub enum Storage {
     Host,
 }
 
+/// The firmware one module in the image declares.
+struct ModuleFirmware {
+    module: String,
+    names: Vec<String>,
+    /// Named with `--module` or detected on the host (or needed by one that is): it will
+    /// load, so missing firmware deserves a warning.
+    explicit: bool,
+}
+
+/// What adding the modules decided, for the steps after it.
+struct ModulesAdded {
+    /// In load order.
+    modules: Vec<String>,
+    /// The module set in effect (`Host` falls back to `Common` when it cannot detect).
+    storage: Storage,
+    firmware: Vec<ModuleFirmware>,
+    /// How the kernel will look firmware up; none without modules.
+    search: Option<Search>,
+}
+
 fn add_modules(
     image: &mut Image,
     manifest: &mut Manifest,
     opts: &BuildOptions,
-) -> Result<Vec<String>> {
+    want_firmware: bool,
+) -> Result<ModulesAdded> {
     let Some(dir) = &opts.modules_dir else {
         if let Some(first) = opts.modules.first() {
             bail!("--module {first} needs --modules-dir");
@@ -323,7 +490,12 @@ fn add_modules(
         if opts.storage != Storage::None {
             bail!("--storage needs --modules-dir");
         }
-        return Ok(Vec::new());
+        return Ok(ModulesAdded {
+            modules: Vec::new(),
+            storage: opts.storage,
+            firmware: Vec::new(),
+            search: None,
+        });
     };
     let mut tree = ModuleTree::open(dir)?;
     let release = tree
@@ -351,6 +523,15 @@ fn add_modules(
         },
         other => other,
     };
+    // What is named or detected (before the storage set joins it) loads for certain.
+    let explicit: std::collections::BTreeSet<String> = if want_firmware {
+        order::resolve(&mut tree, &wanted)?
+            .modules
+            .into_iter()
+            .collect()
+    } else {
+        Default::default()
+    };
     if matches!(storage, Storage::Common | Storage::All) {
         wanted.extend(tree.names_under(STORAGE));
     }
@@ -368,6 +549,7 @@ fn add_modules(
         ModuleCompression::Auto => storage != Storage::None && kernel_decompresses(tree.config()),
     };
     let in_image: std::collections::BTreeSet<String> = all.modules.iter().cloned().collect();
+    let mut firmware = Vec::new();
     for name in &all.modules {
         let rel = tree
             .relative_path(name)
@@ -376,16 +558,32 @@ fn add_modules(
             .into_owned();
         // Stored uncompressed by default: the kernel can only decompress modules itself when
         // built with MODULE_DECOMPRESS, and the image is compressed as a whole anyway.
+        let uncompressed = rel
+            .strip_suffix(".xz")
+            .or_else(|| rel.strip_suffix(".zst"))
+            .or_else(|| rel.strip_suffix(".gz"))
+            .unwrap_or(&rel);
         let (stem, data) = if keep {
             (rel.as_str(), tree.read_module_file(name)?)
         } else {
-            let stem = rel
-                .strip_suffix(".xz")
-                .or_else(|| rel.strip_suffix(".zst"))
-                .or_else(|| rel.strip_suffix(".gz"))
-                .unwrap_or(&rel);
-            (stem, tree.read_module(name)?)
+            (uncompressed, tree.read_module(name)?)
         };
+        if want_firmware {
+            // `.modinfo` is in the ELF: a module kept compressed is read once more for it.
+            let names = if keep && uncompressed != rel {
+                modinfo::read_firmware(&tree.read_module(name)?)
+            } else {
+                modinfo::read_firmware(&data)
+            }
+            .with_context(|| format!("failed to read the firmware list of module {name}"))?;
+            if !names.is_empty() {
+                firmware.push(ModuleFirmware {
+                    module: name.clone(),
+                    names,
+                    explicit: explicit.contains(name),
+                });
+            }
+        }
         let dest = format!("lib/modules/{release}/{stem}");
         let info = tree.info(name)?;
         let mut providers = |names: &[String]| -> Result<Vec<String>> {
@@ -424,7 +622,16 @@ fn add_modules(
         });
     }
     manifest.load = order::resolve(&mut tree, &opts.modules)?.modules;
-    Ok(all.modules)
+    let search = Search {
+        release,
+        kernel_reads: tree.config().map(firmware::kernel_suffixes),
+    };
+    Ok(ModulesAdded {
+        modules: all.modules,
+        storage,
+        firmware,
+        search: Some(search),
+    })
 }
 
 /// Whether the kernel these modules belong to decompresses modules itself, in the format
@@ -547,5 +754,69 @@ pub fn mtime_from_env() -> Result<u32> {
             )
         }),
         _ => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, names: &[&str], explicit: bool) -> ModuleFirmware {
+        ModuleFirmware {
+            module: name.to_owned(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            explicit,
+        }
+    }
+
+    #[test]
+    fn firmware_once_each_and_warnings_only_for_modules_that_will_load() {
+        let root =
+            std::env::temp_dir().join(format!("baton-build-firmware-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let fw = root.join("lib/firmware");
+        fs::create_dir_all(fw.join("v")).unwrap();
+        fs::write(fw.join("v/a.bin"), b"A").unwrap();
+        fs::write(fw.join("b.bin"), b"B").unwrap();
+        let dir = FirmwareDir::new(&fw);
+        let search = Search {
+            release: "6.1.0-1-amd64".into(),
+            kernel_reads: None,
+        };
+        let mut image = Image::new();
+        let (added, warnings) = add_firmware(
+            &mut image,
+            &dir,
+            &search,
+            &[
+                // A storage driver: its missing file is no news.
+                module("storage_hba", &["v/a.bin", "gone.bin"], false),
+                // Named by the user, sharing both names, one missing: one line.
+                module(
+                    "named",
+                    &["gone.bin", "v/a.bin", "b.bin", "also-gone.bin"],
+                    true,
+                ),
+                module("named_ok", &["b.bin"], true),
+            ],
+        )
+        .unwrap();
+        assert_eq!(added, ["b.bin", "v/a.bin"]);
+        assert_eq!(
+            warnings,
+            [format!(
+                "firmware for named not found in {}: gone.bin also-gone.bin",
+                fw.display()
+            )]
+        );
+        assert_eq!(
+            image.get("lib/firmware/v/a.bin").unwrap().body,
+            Body::File(b"A".to_vec())
+        );
+        assert_eq!(
+            image.get("lib/firmware/b.bin").unwrap().body,
+            Body::File(b"B".to_vec())
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -5,7 +5,9 @@
 pub mod build;
 pub mod compress;
 pub mod entry;
+pub mod firmware;
 pub mod inspect;
+pub mod microcode;
 pub mod newc;
 pub mod skeleton;
 

@@ -53,6 +53,34 @@ pub fn parse(section: &[u8]) -> ModInfo {
     info
 }
 
+/// The `firmware=` records of a `.modinfo` section: the files the module may ask the
+/// kernel's firmware loader for (`MODULE_FIRMWARE()`), as names relative to the firmware
+/// directory (`qlogic/1040.bin`; a few drivers write shell patterns, `brcm/brcmfmac*-sdio.*.bin`).
+/// Kept apart from [`ModInfo`]: only the image builder needs them.
+pub fn firmware(section: &[u8]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for record in section.split(|&b| b == 0) {
+        let Some(value) = record.strip_prefix(b"firmware=") else {
+            continue;
+        };
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        let value = value.trim();
+        if !value.is_empty() && !names.iter().any(|n| n == value) {
+            names.push(value.to_owned());
+        }
+    }
+    names
+}
+
+/// Reads the `firmware=` records of a module file (uncompressed ELF bytes).
+#[cfg(feature = "host")]
+pub fn read_firmware(module: &[u8]) -> Result<Vec<String>, ElfError> {
+    let elf = Elf::parse(module)?;
+    Ok(elf.section(".modinfo")?.map(firmware).unwrap_or_default())
+}
+
 /// `pre: a b post: c d`, the grammar of modprobe.d(5)'s softdep line without its module
 /// name. Words before any `pre:`/`post:` belong to neither and are dropped, as modprobe does.
 fn parse_softdep(value: &str, info: &mut ModInfo) {
@@ -133,6 +161,16 @@ softdep=pre: crc32c\0name=ext4\0vermagic=6.1.0 SMP mod_unload\0";
         assert_eq!(name_from_file("README"), None);
         assert_eq!(name_from_file(".ko"), None);
         assert_eq!(parse(b"depends=a-b,c_d\0").depends, ["a_b", "c_d"]);
+    }
+
+    #[test]
+    fn firmware_records() {
+        let section = b"license=GPL\0firmware=qlogic/12160.bin\0firmware=qlogic/1280.bin\0\
+firmware=qlogic/1280.bin\0firmware=\0firmware=\xff\0name=qla1280\0xfirmware=no\0";
+        assert_eq!(firmware(section), ["qlogic/12160.bin", "qlogic/1280.bin"]);
+        // Not part of what `parse` describes.
+        assert_eq!(parse(section).name.as_deref(), Some("qla1280"));
+        assert!(firmware(b"depends=a\0").is_empty());
     }
 
     #[test]
