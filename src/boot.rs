@@ -180,8 +180,14 @@ fn prepare(known: &mut Known) -> Result<String> {
                 loader.load(name, "requested");
             }
         }
+        if params.breaks_at(BreakPoint::PreMount) {
+            loader.wait_all();
+        }
         stop_at(&params, BreakPoint::PreMount, known);
         mount_new_root(&params, &manifest, &mut loader, known)?;
+        // Drivers still loading for hardware coldplug found (on other threads) finish
+        // before the switch, as they would have one after another.
+        loader.wait_all();
         log_loaded_modules();
         // Now that every module is loaded: a console whose driver is a module (hvc0,
         // ttyUSB0) has appeared by now if it ever will.
@@ -294,9 +300,11 @@ fn mount_new_root(
         Vec::new()
     };
     for fstype in &fstypes {
-        if loader.load_alias(&format!("fs-{fstype}")).is_empty() && !manifest.modules.is_empty() {
+        let modules = loader.load_alias(&format!("fs-{fstype}"));
+        if modules.is_empty() && !manifest.modules.is_empty() {
             log::info!("no module for fs-{fstype} in the image: relying on the kernel's own");
         }
+        loader.wait_for(&modules);
     }
     let fstypes = if fstypes.is_empty() {
         let known = std::fs::read_to_string("/proc/filesystems")

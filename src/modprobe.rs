@@ -22,21 +22,30 @@ pub fn run(name: &str) -> u8 {
     let (Ok(manifest), Ok(params)) = (inputs::read_manifest(), inputs::read_params()) else {
         return 1;
     };
-    let mut loader = Loader::new(&manifest, params.blacklist.clone(), |m| {
-        params.module_params(m)
-    });
+    // One request, answered before the kernel goes on: loaded here, without threads.
+    let mut loader = Loader::with_threads(
+        &manifest,
+        params.blacklist.clone(),
+        |m| params.module_params(m),
+        0,
+    );
     let why = "kernel request";
-    let ok = if manifest
+    let names = if manifest
         .modules
         .iter()
         .any(|m| m.name == crate::modules::modinfo::normalize(name))
     {
-        loader.load(name, why)
+        loader.load(name, why);
+        vec![name.to_owned()]
     } else {
-        !loader.load_alias(name).is_empty()
+        loader.load_alias(name)
     };
+    loader.wait_for(&names);
+    let ok = names.iter().any(|n| loader.in_kernel(n));
     if !ok {
-        log::warn!("the kernel asked for module {name}, which this image does not have");
+        log::warn!(
+            "the kernel asked for module {name}, which this image does not have or could not load"
+        );
     }
     u8::from(!ok)
 }

@@ -244,7 +244,13 @@ impl<'l, 'm> Search<'l, 'm> {
 
     /// Every coldplug tier is loaded and the devices have gone quiet.
     fn coldplug_done(&self) -> bool {
-        self.tiers.is_empty() && self.last_event.elapsed() >= SETTLE
+        self.tiers.is_empty() && self.settled()
+    }
+
+    /// No device event for a while, and no driver still loading (on another thread) that
+    /// may yet announce a device.
+    fn settled(&self) -> bool {
+        self.last_event.elapsed() >= SETTLE && !self.loader.busy()
     }
 
     fn report_progress(&mut self, spec: &RootSpec, waited: Duration, records: &[Record]) {
@@ -261,7 +267,7 @@ impl<'l, 'm> Search<'l, 'm> {
     /// Loads the next coldplug tier once the devices of the last one have settled. Returns
     /// whether it did (then look at the devices again at once).
     fn load_next_tier(&mut self) -> bool {
-        if self.last_event.elapsed() < SETTLE {
+        if !self.settled() {
             return false;
         }
         let Some(tier) = self.tiers.pop() else {
@@ -287,7 +293,14 @@ impl<'l, 'm> Search<'l, 'm> {
             }
         }
         if !self.tiers.is_empty() {
-            wait = wait.min(SETTLE.saturating_sub(self.last_event.elapsed()));
+            // Until the devices settle; once they have, only drivers still loading hold
+            // the next tier back, and they announce nothing when they find no device.
+            let settle_left = SETTLE.saturating_sub(self.last_event.elapsed());
+            wait = wait.min(if settle_left.is_zero() {
+                POLL_WITHOUT_EVENTS
+            } else {
+                settle_left
+            });
         }
         let Some(listener) = &self.listener else {
             std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS));

@@ -6,32 +6,54 @@
 
 use crate::manifest::{Manifest, ModuleEntry};
 use crate::modules::glob;
+pub use crate::modules::schedule::State;
+use crate::modules::schedule::{Schedule, Slot};
+use crate::timeline;
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Being loaded (its dependencies are): guards against cycles.
-    Loading,
-    Loaded,
-    /// In the kernel already, built in or loaded before us.
-    Present,
-    /// The driver found no device it supports (ENODEV): normal for a generic image.
-    NoDevice,
-    /// Not for this CPU, or blacklisted: never tried.
-    Skipped,
-    Failed,
+/// One module to insert: everything a loading thread needs, owned.
+struct Job {
+    path: String,
+    params: CString,
+    why: String,
 }
 
-/// Loads modules by name or alias, each at most once, dependencies first.
+/// The schedule and the signal that it changed, shared with the loading threads.
+struct Shared {
+    schedule: Mutex<Schedule<Job>>,
+    changed: Condvar,
+    /// Set when the loader is done with: the threads end once nothing is left to run.
+    closing: Mutex<bool>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Schedule<Job>> {
+        // A thread that panicked mid-update cannot exist (no code here panics), but a
+        // poisoned lock must not become a panic in PID 1 either.
+        self.schedule.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn closing(&self) -> bool {
+        *self.closing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Loads modules by name or alias, each at most once, each after what it needs. On a
+/// machine with several CPUs, modules whose prerequisites are in start at once, one per
+/// loading thread (the kernel runs a module's init in the thread that asked for it, so
+/// drivers probe their hardware side by side); on one CPU they load in this thread, one
+/// after another, as the caller asks for them.
 pub struct Loader<'m> {
     modules: BTreeMap<&'m str, &'m ModuleEntry>,
     aliases: &'m [(String, String)],
-    state: BTreeMap<String, State>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
     blacklist: Vec<String>,
     /// The CPU's modalias, read the first time a module with `cpu:` aliases is met.
     cpu: Option<Option<String>>,
@@ -45,6 +67,36 @@ impl<'m> Loader<'m> {
         blacklist: Vec<String>,
         params: impl Fn(&str) -> String + 'm,
     ) -> Loader<'m> {
+        Loader::with_threads(manifest, blacklist, params, loading_threads())
+    }
+
+    /// With `threads` loading threads; 0 loads in the caller's thread.
+    pub fn with_threads(
+        manifest: &'m Manifest,
+        blacklist: Vec<String>,
+        params: impl Fn(&str) -> String + 'm,
+        threads: usize,
+    ) -> Loader<'m> {
+        let shared = Arc::new(Shared {
+            schedule: Mutex::new(Schedule::default()),
+            changed: Condvar::new(),
+            closing: Mutex::new(false),
+        });
+        let mut handles = Vec::new();
+        for lane in 1..=threads {
+            let shared = Arc::clone(&shared);
+            match std::thread::Builder::new()
+                .name(format!("load{lane}"))
+                .spawn(move || work(&shared, lane, false))
+            {
+                Ok(handle) => handles.push(handle),
+                // Fewer threads (or none: then this one loads) is slower, not wrong.
+                Err(e) => {
+                    log::warn!("cannot start a module loading thread: {e}");
+                    break;
+                }
+            }
+        }
         Loader {
             modules: manifest
                 .modules
@@ -52,7 +104,8 @@ impl<'m> Loader<'m> {
                 .map(|m| (m.name.as_str(), m))
                 .collect(),
             aliases: &manifest.aliases,
-            state: BTreeMap::new(),
+            shared,
+            threads: handles,
             blacklist,
             cpu: None,
             params: Box::new(params),
@@ -63,46 +116,81 @@ impl<'m> Loader<'m> {
         self.modules.is_empty()
     }
 
-    /// Whether some module in the image has not been tried yet: only then can a device's
-    /// modalias still bring something new.
+    /// Whether some module in the image has not been asked for yet: only then can a
+    /// device's modalias still bring something new.
     pub fn has_untried(&self) -> bool {
-        self.modules
-            .keys()
-            .any(|name| !self.state.contains_key(*name))
+        let schedule = self.shared.lock();
+        self.modules.keys().any(|name| !schedule.knows(name))
     }
 
-    /// Loads `name` (a module in the image, `-` and `_` alike) and what it needs. `why` says
-    /// what asked for it, for the log. Returns whether it is in the kernel now.
-    pub fn load(&mut self, name: &str, why: &str) -> bool {
+    /// Asks for `name` (a module in the image, `-` and `_` alike) and what it needs. `why`
+    /// says what asked for it, for the log. With loading threads it returns at once; call
+    /// [`Loader::wait_for`] where the module must be in.
+    pub fn load(&mut self, name: &str, why: &str) {
+        self.want(name, why, None);
+        self.run_here();
+    }
+
+    /// Whether `name` is in the kernel now (after [`Loader::wait_for`]).
+    pub fn in_kernel(&self, name: &str) -> bool {
         let name = crate::modules::modinfo::normalize(name);
-        if let Some(state) = self.state.get(&name) {
-            return matches!(state, State::Loaded | State::Present | State::Loading);
+        matches!(self.shared.lock().slot(&name), Some(Slot::Done(state)) if state.in_kernel())
+    }
+
+    fn want(&mut self, name: &str, why: &str, after: Option<&str>) {
+        let name = crate::modules::modinfo::normalize(name);
+        if self.shared.lock().knows(&name) {
+            return;
         }
         let Some(entry) = self.modules.get(name.as_str()).copied() else {
             log::warn!("module {name} ({why}) is not in this image");
-            self.state.insert(name, State::Failed);
-            return false;
+            self.shared.lock().settle(&name, State::Skipped);
+            return;
         };
         if self.blacklist.contains(&name) {
             log::info!("{name}: skipped, module_blacklist= names it");
-            self.state.insert(name, State::Skipped);
-            return false;
+            self.shared.lock().settle(&name, State::Skipped);
+            return;
         }
         if !entry.cpu.is_empty() && !entry.suits_cpu(self.cpu_modalias()) {
             log::info!("{name}: skipped, this CPU lacks the features it is for");
-            self.state.insert(name, State::Skipped);
-            return false;
+            self.shared.lock().settle(&name, State::Skipped);
+            return;
         }
-        self.state.insert(name.clone(), State::Loading);
+        self.shared.lock().reserve(&name);
         for dep in &entry.deps {
-            self.load(dep, &format!("needed by {name}"));
+            self.want(dep, &format!("needed by {name}"), None);
         }
-        let state = self.insert(entry, why);
-        self.state.insert(name.clone(), state);
+        let job = match CString::new((self.params)(&entry.name)) {
+            Ok(params) => Job {
+                path: entry.path.clone(),
+                params,
+                why: why.to_owned(),
+            },
+            Err(_) => {
+                log::warn!("parameters for {} contain a NUL byte", entry.name);
+                self.shared.lock().settle(&name, State::Failed);
+                return;
+            }
+        };
+        let mut after_these: Vec<String> = entry
+            .deps
+            .iter()
+            .map(|d| crate::modules::modinfo::normalize(d))
+            .collect();
+        after_these.extend(after.map(str::to_owned));
+        self.shared.lock().add(&name, job, &after_these);
+        self.shared.changed.notify_all();
         for post in &entry.post {
-            self.load(post, &format!("after {name}"));
+            self.want(post, &format!("after {name}"), Some(&name));
         }
-        matches!(state, State::Loaded | State::Present)
+    }
+
+    /// Without loading threads, loads here whatever may start.
+    fn run_here(&self) {
+        if self.threads.is_empty() {
+            work(&self.shared, 1, true);
+        }
     }
 
     fn cpu_modalias(&mut self) -> Option<&str> {
@@ -111,61 +199,153 @@ impl<'m> Loader<'m> {
             .as_deref()
     }
 
-    fn insert(&mut self, entry: &ModuleEntry, why: &str) -> State {
-        let started = Instant::now();
-        let file = match File::open(&entry.path) {
-            Ok(f) => f,
-            Err(e) => {
-                log::warn!("failed to open module {}: {e}", entry.path);
-                return State::Failed;
-            }
-        };
-        let Ok(params) = CString::new((self.params)(&entry.name)) else {
-            log::warn!("parameters for {} contain a NUL byte", entry.name);
-            return State::Failed;
-        };
-        let start_us = crate::timeline::now_us();
-        let result = finit_module(&file, &params, init_flags(&entry.path));
-        crate::timeline::record(crate::timeline::Event {
-            start_us,
-            end_us: crate::timeline::now_us(),
-            lane: 1,
-            kind: crate::timeline::Kind::Module,
-            name: entry.name.clone(),
-        });
-        match result {
-            Ok(()) => {
-                log::info!(
-                    "loaded {} in {} ms ({why})",
-                    entry.name,
-                    started.elapsed().as_millis()
-                );
-                State::Loaded
-            }
-            Err(Errno::EEXIST) => State::Present,
-            Err(Errno::ENODEV) => {
-                log::info!("{}: no device for this driver (ENODEV)", entry.name);
-                State::NoDevice
-            }
-            Err(errno) => {
-                log::warn!(
-                    "failed to load module {}: {}",
-                    entry.name,
-                    explain_load_error(errno)
-                );
-                State::Failed
-            }
-        }
-    }
-
-    /// Loads every module whose alias pattern matches `alias` (a device's modalias, or a name
-    /// like `fs-ext4`). Returns the names that matched.
+    /// Asks for every module whose alias pattern matches `alias` (a device's modalias, or
+    /// a name like `fs-ext4`). Returns the names that matched.
     pub fn load_alias(&mut self, alias: &str) -> Vec<String> {
         let matched: Vec<String> = matching(self.aliases, alias);
         for name in &matched {
-            self.load(name, &format!("for {alias}"));
+            self.want(name, &format!("for {alias}"), None);
         }
+        self.run_here();
         matched
+    }
+
+    /// Whether modules asked for are still loading (or waiting to): the devices their
+    /// drivers will find have not all shown up yet.
+    pub fn busy(&self) -> bool {
+        !self.shared.lock().idle()
+    }
+
+    /// Waits until each of `names` has been loaded or has failed.
+    pub fn wait_for(&self, names: &[String]) {
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| crate::modules::modinfo::normalize(n))
+            .collect();
+        self.run_here();
+        let mut schedule = self.shared.lock();
+        while !schedule.all_done(&names) {
+            schedule = self
+                .shared
+                .changed
+                .wait(schedule)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits until nothing is left to load.
+    pub fn wait_all(&self) {
+        self.run_here();
+        let mut schedule = self.shared.lock();
+        while !schedule.idle() {
+            schedule = self
+                .shared
+                .changed
+                .wait(schedule)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for Loader<'_> {
+    /// Everything asked for is loaded, then the threads end: nothing is left running into
+    /// the switch.
+    fn drop(&mut self) {
+        self.wait_all();
+        {
+            // Set under the schedule's lock, which a thread holds from its look at
+            // `closing` until it sleeps: it either sees the flag or is woken by the notify.
+            let _schedule = self.shared.lock();
+            *self
+                .shared
+                .closing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = true;
+        }
+        self.shared.changed.notify_all();
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// How many loading threads: one per CPU this process may run on, none on a single CPU
+/// (there, a thread only adds switching).
+fn loading_threads() -> usize {
+    match std::thread::available_parallelism().map(usize::from) {
+        Ok(n) if n > 1 => n.min(MAX_THREADS),
+        _ => 0,
+    }
+}
+
+/// A bound for machines with hundreds of CPUs: a boot loads tens of modules.
+const MAX_THREADS: usize = 8;
+
+/// A loading thread's life: take a job that may start, insert the module, record how it
+/// ended, and again. `until_idle` is for loading in the caller's thread: return when
+/// nothing may start, rather than wait for more.
+fn work(shared: &Shared, lane: usize, until_idle: bool) {
+    loop {
+        let (name, job) = {
+            let mut schedule = shared.lock();
+            loop {
+                if let Some(next) = schedule.start_next() {
+                    break next;
+                }
+                if until_idle || shared.closing() {
+                    return;
+                }
+                schedule = shared
+                    .changed
+                    .wait(schedule)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let state = insert(&name, &job, lane);
+        shared.lock().finished(&name, state);
+        shared.changed.notify_all();
+    }
+}
+
+fn insert(name: &str, job: &Job, lane: usize) -> State {
+    let file = match File::open(&job.path) {
+        Ok(f) => f,
+        Err(e) => {
+            log::warn!("failed to open module {}: {e}", job.path);
+            return State::Failed;
+        }
+    };
+    let start_us = timeline::now_us();
+    let result = finit_module(&file, &job.params, init_flags(&job.path));
+    let end_us = timeline::now_us();
+    timeline::record(timeline::Event {
+        start_us,
+        end_us,
+        lane: u32::try_from(lane).unwrap_or(u32::MAX),
+        kind: timeline::Kind::Module,
+        name: name.to_owned(),
+    });
+    match result {
+        Ok(()) => {
+            log::info!(
+                "loaded {name} in {} ms ({})",
+                end_us.saturating_sub(start_us) / 1000,
+                job.why
+            );
+            State::Loaded
+        }
+        Err(Errno::EEXIST) => State::Present,
+        Err(Errno::ENODEV) => {
+            log::info!("{name}: no device for this driver (ENODEV)");
+            State::NoDevice
+        }
+        Err(errno) => {
+            log::warn!(
+                "failed to load module {name}: {}",
+                explain_load_error(errno)
+            );
+            State::Failed
+        }
     }
 }
 

@@ -10,5 +10,6 @@ pub mod modinfo;
 pub mod order;
 #[cfg(feature = "host")]
 pub mod requests;
+pub mod schedule;
 #[cfg(feature = "host")]
 pub mod tree;
