@@ -18,6 +18,7 @@ usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all
                    [--firmware-dir DIR|none] [--microcode all|host|none]
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
        baton update [-k KVER|all] [--root DIR] [-o OUT]
+       baton timeline [FILE|LOG] [--svg OUT]
        baton --version
 
 build    write an initramfs image: the static baton init as /init, the skeleton of
@@ -51,6 +52,10 @@ update   write /boot/initrd.img-KVER for the installed kernels (-k all, the defa
          lib/firmware); -o OUT writes the one kernel's image (-k KVER) to OUT instead. Each
          image is written to a temporary name and renamed: a failed build leaves the old
          image and says why.
+timeline when each step of a boot began and how long it took, each module's load on its
+         thread: from the file the init leaves in /run/baton/timeline (the default), or
+         from a console log or dmesg output with baton's lines. Prints a table; --svg OUT
+         also draws it.
 ";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -58,6 +63,7 @@ pub enum Command {
     Build(BuildOptions),
     Inspect { image: PathBuf, limits: Limits },
     Update(UpdateOptions),
+    Timeline(crate::timeline::command::Options),
     Help,
     Version,
 }
@@ -75,6 +81,7 @@ pub fn parse(args: &[String], mtime: u32) -> Result<Command> {
         "inspect" => parse_inspect(&mut args),
         "build" => parse_build(&mut args, mtime).map(Command::Build),
         "update" => parse_update(&mut args, mtime).map(Command::Update),
+        "timeline" => crate::timeline::command::parse(&mut args).map(Command::Timeline),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
 }
@@ -288,6 +295,10 @@ pub fn run(args: &[String]) -> Result<()> {
                 .with_context(|| format!("failed to read image {}", image.display()))?;
             drop(data);
             to_stdout(|out| write_listing(out, &listings))?;
+        }
+        Command::Timeline(options) => {
+            let table = crate::timeline::command::run(&options)?;
+            to_stdout(|out| out.write_all(table.as_bytes()))?;
         }
         Command::Update(opts) => {
             let written = update::run(&opts)?;

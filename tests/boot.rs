@@ -6,6 +6,8 @@
 mod common;
 
 use common::{assert_has, marker, plain_disk, virtio_ext4_image, Boot, Kernel};
+use std::fs;
+use std::process::Command;
 
 fn kernel() -> Option<Kernel> {
     common::kernel()
@@ -51,6 +53,59 @@ fn boots_read_only_by_default_and_logs_to_dmesg() {
     assert!(
         run.contains("mode=755") && !run.contains("relatime"),
         "{run}"
+    );
+    timeline_is_readable(&log);
+}
+
+/// The timeline the init left in /run/baton (the marker init prints it) reads back with
+/// `baton timeline`, as a table and an SVG; so does the console log itself.
+fn timeline_is_readable(log: &str) {
+    let file: String = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("BATON-TIMELINE "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(file.starts_with("# baton timeline 1\n"), "{log}");
+    let dir = common::work_dir();
+    fs::write(dir.join("timeline"), &file).unwrap();
+    fs::write(dir.join("console.log"), log).unwrap();
+    let baton = env!("CARGO_BIN_EXE_baton");
+    let out = Command::new(baton)
+        .arg("timeline")
+        .arg(dir.join("timeline"))
+        .arg("--svg")
+        .arg(dir.join("timeline.svg"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "mounts",
+        "manifest",
+        "root_search",
+        "root_mount",
+        "switch",
+        "-- exec",
+    ] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+    assert!(table.contains("1  module ext4"), "{table}");
+    let svg = fs::read_to_string(dir.join("timeline.svg")).unwrap();
+    assert!(svg.contains("<title>module ext4:"), "{svg}");
+    assert_has(log, "baton: timeline: mounts ");
+    let out = Command::new(baton)
+        .arg("timeline")
+        .arg(dir.join("console.log"))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("module ext4") && table.contains("-- exec"),
+        "{table}"
     );
 }
 

@@ -59,6 +59,8 @@ pub fn parse(log: &str) -> Vec<Event> {
             events.push(point("exec"));
         }
     }
+    // A step is logged when it ends: in the order they began, as the file has them.
+    events.sort_by_key(|e| (e.start_us, e.end_us));
     events
 }
 

@@ -236,20 +236,27 @@ pub fn summary(events: &[Event]) -> String {
         .find(|e| e.kind == Kind::Mark && e.name == "exec")
     {
         parts.push(format!(
-            "init at {:.3} s, {} after baton started",
-            exec.start_us as f64 / 1e6,
+            "init at {}, {} after baton started",
+            seconds(exec.start_us),
             millis(exec.start_us.saturating_sub(first))
         ));
     }
     format!("timeline: {}; details in {PATH}", parts.join(", "))
 }
 
+/// Milliseconds for the log, without floating point (which would cost the init its
+/// formatting code): one decimal below 10 ms.
 fn millis(us: u64) -> String {
     if us >= 10_000 {
         format!("{} ms", us / 1000)
     } else {
-        format!("{:.1} ms", us as f64 / 1000.0)
+        format!("{}.{} ms", us / 1000, us % 1000 / 100)
     }
+}
+
+/// Seconds with three decimals, likewise.
+fn seconds(us: u64) -> String {
+    format!("{}.{:03} s", us / 1_000_000, us % 1_000_000 / 1000)
 }
 
 /// Writes the file (creating `/run/baton`) and logs the summary. Failure to write is a
