@@ -200,19 +200,13 @@ fn prepare(known: &mut Known) -> Result<String> {
     log::info!("switching to {NEW_ROOT}, then running {init}");
     let switched = {
         let _step = crate::timeline::phase("switch");
-        switch::switch_root(Path::new(NEW_ROOT), true)?
+        switch::switch_root(Path::new(NEW_ROOT), switch::Emptying::InChild)?
     };
     known.switched = true;
-    match &switched.removal {
-        Some(removal) => {
-            log::info!("freed the initramfs: {} entries removed", removal.removed);
-            if let Some(first) = &removal.first_error {
-                log::warn!(
-                    "could not remove everything from the initramfs, first failure: {first}"
-                );
-            }
-        }
-        None => log::warn!("the old root was not emptied"),
+    match (&switched.removal, switched.emptier) {
+        (_, Some(child)) => log::info!("emptying the initramfs in process {child}"),
+        (Some(removal), None) => switch::log_removal(Some(removal)),
+        (None, None) => log::warn!("the old root was not emptied"),
     }
     switch::reopen_console()?;
     Ok(init)

@@ -189,17 +189,32 @@ fn is_real_dir<Fd: std::os::fd::AsFd>(dir: Fd, name: &str) -> bool {
         .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
 }
 
+/// What to do with the old root's contents once the new root is `/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emptying {
+    /// Leave them (`switch_root -p`-like tools asked so).
+    Keep,
+    /// Delete them before returning, as busybox and klibc do.
+    Here,
+    /// Delete them in a child process, as util-linux's switch_root does: the real init
+    /// starts at once and inherits (and reaps) the child. The checks are the same; only the
+    /// deletion itself leaves the critical path.
+    InChild,
+}
+
 /// Result of a switch, for the log.
 #[derive(Debug)]
 pub struct Switched {
-    /// `None` when the old root was not ramfs/tmpfs and so was left alone.
+    /// `None` when the old root was not ramfs/tmpfs and so was left alone, or when it is
+    /// emptied by a child (then `emptier` names it) or was to be kept.
     pub removal: Option<Removal>,
+    pub emptier: Option<nix::unistd::Pid>,
 }
 
 /// Makes `new_root` the root of the system. Refuses, before changing anything, unless this
 /// is PID 1 and `new_root` is a mount point of a different filesystem from `/`. The old
-/// root's contents are deleted only if `delete_old` and it is ramfs or tmpfs.
-pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
+/// root's contents are deleted as `emptying` says, and only if it is ramfs or tmpfs.
+pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
     check_new_root_is_mounted(new_root)?;
     check_pid1()?;
     let old_root = open(
@@ -212,7 +227,7 @@ pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
     if !deletable {
         log::warn!("/ is not ramfs or tmpfs: switching without deleting anything in it");
     }
-    let deletable = deletable && delete_old;
+    let deletable = deletable && emptying != Emptying::Keep;
 
     // MS_MOVE fails when the parent mount is shared; the initramfs is private already, but
     // a tmpfs root set up by someone else may not be.
@@ -260,18 +275,58 @@ pub fn switch_root(new_root: &Path, delete_old: bool) -> Result<Switched> {
     if let Err(errno) = nix::unistd::chdir("/") {
         log::warn!("failed to chdir to the new /: {errno}");
     }
-    let removal = if deletable {
-        match rmrf::remove_children(&old_root) {
-            Ok(removal) => Some(removal),
-            Err(e) => {
-                log::warn!("failed to empty the old root: {e:#}");
-                None
+    if !deletable {
+        return Ok(Switched {
+            removal: None,
+            emptier: None,
+        });
+    }
+    if emptying == Emptying::InChild {
+        // SAFETY: the init is single-threaded here (the module loading threads have been
+        // joined), so the child may run ordinary code before it exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                log_removal(empty_old_root(&old_root).as_ref());
+                // Not exit(): nothing of the parent's (its guards' destructors, the
+                // atexit handlers) may run twice.
+                // SAFETY: _exit ends the process at once; it touches no memory of ours.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => {
+                return Ok(Switched {
+                    removal: None,
+                    emptier: Some(child),
+                })
+            }
+            Err(errno) => {
+                log::warn!("cannot fork to empty the old root ({errno}): emptying it now")
             }
         }
-    } else {
-        None
-    };
-    Ok(Switched { removal })
+    }
+    Ok(Switched {
+        removal: empty_old_root(&old_root),
+        emptier: None,
+    })
+}
+
+fn empty_old_root(old_root: &OwnedFd) -> Option<Removal> {
+    match rmrf::remove_children(old_root) {
+        Ok(removal) => Some(removal),
+        Err(e) => {
+            log::warn!("failed to empty the old root: {e:#}");
+            None
+        }
+    }
+}
+
+/// The log lines for an emptied initramfs.
+pub fn log_removal(removal: Option<&Removal>) {
+    if let Some(removal) = removal {
+        log::info!("freed the initramfs: {} entries removed", removal.removed);
+        if let Some(first) = &removal.first_error {
+            log::warn!("could not remove everything from the initramfs, first failure: {first}");
+        }
+    }
 }
 
 /// Only PID 1 may switch: another process would leave the real init's parent behind.

@@ -17,8 +17,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-const SCENARIOS: [&str; 7] = [
+const SCENARIOS: [&str; 8] = [
     "switch_frees_initramfs_and_spares_other_filesystems",
+    "a_child_frees_initramfs_after_the_switch",
     "deletion_stops_at_mount_points_and_symlinks",
     "refuses_to_delete_when_root_is_on_disk",
     "refuses_when_not_pid_1",
@@ -89,7 +90,12 @@ fn run_scenario(name: &str, work: &Path) -> ExitCode {
     )
     .expect("make / private");
     let result = std::panic::catch_unwind(|| match name {
-        "switch_frees_initramfs_and_spares_other_filesystems" => switch_frees_initramfs(work),
+        "switch_frees_initramfs_and_spares_other_filesystems" => {
+            switch_frees_initramfs(work, switch::Emptying::Here)
+        }
+        "a_child_frees_initramfs_after_the_switch" => {
+            switch_frees_initramfs(work, switch::Emptying::InChild)
+        }
         "deletion_stops_at_mount_points_and_symlinks" => deletion_stops_at_mounts(work),
         "refuses_to_delete_when_root_is_on_disk" => refuses_on_disk(work),
         "refuses_when_not_pid_1" => refuses_when_not_pid_1(work),
@@ -187,7 +193,10 @@ fn open_dir(path: &Path) -> OwnedFd {
 /// A fake initramfs on tmpfs with every kind of entry, a symlink pointing at files outside
 /// it, another filesystem mounted inside it (tmpfs and a bind mount of a disk directory) with
 /// sentinels, API mounts to carry over, and a new root on its own tmpfs.
-fn switch_frees_initramfs(work: &Path) {
+///
+/// With `Emptying::InChild` the deletion runs in a child of the new PID 1, which reaps it
+/// here as the real init would: the result must be the same.
+fn switch_frees_initramfs(work: &Path, emptying: switch::Emptying) {
     let outside = work.join("outside");
     write(&outside.join("sentinel"), "must survive");
     write(&outside.join("deeper/sentinel"), "must survive");
@@ -231,10 +240,17 @@ fn switch_frees_initramfs(work: &Path) {
             "/sbin/init",
             "a missing init= falls back to /sbin/init"
         );
-        let switched = switch::switch_root(Path::new("/sysroot"), true).unwrap();
-        let removal = switched.removal.expect("tmpfs root is emptied");
-        assert!(removal.first_error.is_none(), "{removal:?}");
-        assert!(removal.removed >= 10, "{removal:?}");
+        let switched = switch::switch_root(Path::new("/sysroot"), emptying).unwrap();
+        if emptying == switch::Emptying::InChild {
+            let child = switched.emptier.expect("a child empties the old root");
+            assert!(switched.removal.is_none());
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+        } else {
+            let removal = switched.removal.expect("tmpfs root is emptied");
+            assert!(removal.first_error.is_none(), "{removal:?}");
+            assert!(removal.removed >= 10, "{removal:?}");
+        }
         // We are in the new root now, with /run carried over.
         assert!(Path::new("/sbin/init").exists());
         assert_eq!(
@@ -308,7 +324,7 @@ fn refuses_on_disk(work: &Path) {
     let code = as_pid1(|| {
         chroot(&root).unwrap();
         std::env::set_current_dir("/").unwrap();
-        let switched = switch::switch_root(Path::new("/sysroot"), true).unwrap();
+        let switched = switch::switch_root(Path::new("/sysroot"), switch::Emptying::Here).unwrap();
         assert!(switched.removal.is_none());
         0
     });
@@ -323,7 +339,7 @@ fn refuses_when_not_pid_1(work: &Path) {
     write(&fake.join("file"), "stays");
     tmpfs(&fake.join("sysroot"));
     // This process is not in the new PID namespace it created: its PID is not 1.
-    let err = switch::switch_root(&fake.join("sysroot"), true).unwrap_err();
+    let err = switch::switch_root(&fake.join("sysroot"), switch::Emptying::Here).unwrap_err();
     assert!(err.to_string().contains("not 1"), "{err}");
     assert!(fake.join("file").exists());
 }
@@ -336,7 +352,7 @@ fn refuses_unmounted_new_root(work: &Path) {
     let code = as_pid1(|| {
         chroot(&fake).unwrap();
         std::env::set_current_dir("/").unwrap();
-        let err = switch::switch_root(Path::new("/sysroot"), true).unwrap_err();
+        let err = switch::switch_root(Path::new("/sysroot"), switch::Emptying::Here).unwrap_err();
         assert!(err.to_string().contains("same filesystem"), "{err}");
         0
     });
@@ -356,7 +372,7 @@ fn keeps_the_initramfs(work: &Path) {
     let code = as_pid1(|| {
         chroot(&fake).unwrap();
         std::env::set_current_dir("/").unwrap();
-        let switched = switch::switch_root(Path::new("/sysroot"), false).unwrap();
+        let switched = switch::switch_root(Path::new("/sysroot"), switch::Emptying::Keep).unwrap();
         assert!(switched.removal.is_none());
         assert!(Path::new("/sbin/init").exists(), "in the new root");
         0
@@ -383,7 +399,7 @@ fn own_mount_kept(work: &Path) {
     let code = as_pid1(|| {
         chroot(&fake).unwrap();
         std::env::set_current_dir("/").unwrap();
-        switch::switch_root(Path::new("/sysroot"), true).unwrap();
+        switch::switch_root(Path::new("/sysroot"), switch::Emptying::Here).unwrap();
         assert_eq!(
             fs::read_to_string("/run/own-run").unwrap(),
             "mounted by the script"

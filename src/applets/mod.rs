@@ -184,7 +184,12 @@ fn perform(name: &'static str, request: &Request) -> u8 {
         return tool.fail(&format!("refusing to switch root: {why}"));
     }
     tool.info(&format!("switching to {root}, then running {init}"));
-    let switched = match switch::switch_root(&new_root, !request.keep) {
+    let emptying = if request.keep {
+        switch::Emptying::Keep
+    } else {
+        switch::Emptying::Here
+    };
+    let switched = match switch::switch_root(&new_root, emptying) {
         Ok(switched) => switched,
         Err(e) => return tool.fail(&format!("{e:#}")),
     };
