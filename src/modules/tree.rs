@@ -115,18 +115,47 @@ impl ModuleTree {
         read_elf(&self.path_of(module)?)
     }
 
+    /// Every alias pattern of every module. An installed kernel has depmod's index,
+    /// `modules.alias`, which says the same as the modules' own `.modinfo` without opening
+    /// (and, for `.ko.xz`, decompressing) thousands of files; a tree fresh out of a kernel
+    /// package has none, and then every `.modinfo` is read.
     fn alias_index(&mut self) -> Result<&[(String, String)]> {
         if self.aliases.is_none() {
-            self.read_all_infos()?;
-            let mut index = Vec::new();
-            for (name, info) in &self.infos {
-                for alias in &info.aliases {
-                    index.push((alias.clone(), name.clone()));
+            let index = match self.depmod_aliases()? {
+                Some(index) => index,
+                None => {
+                    self.read_all_infos()?;
+                    let mut index = Vec::new();
+                    for (name, info) in &self.infos {
+                        for alias in &info.aliases {
+                            index.push((alias.clone(), name.clone()));
+                        }
+                    }
+                    index
                 }
-            }
+            };
             self.aliases = Some(index);
         }
         Ok(self.aliases.as_deref().unwrap_or_default())
+    }
+
+    /// `modules.alias`, when depmod wrote one: its entries for modules in this tree.
+    fn depmod_aliases(&self) -> Result<Option<Vec<(String, String)>>> {
+        let path = self.root.join("modules.alias");
+        let text = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() as u64 <= MAX_INDEX => {
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Ok(_) => anyhow::bail!("{} is larger than {MAX_INDEX} bytes", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+        };
+        Ok(Some(
+            parse_alias_index(&text)
+                .into_iter()
+                .filter(|(_, module)| self.files.contains_key(module))
+                .collect(),
+        ))
     }
 
     /// Reads the `.modinfo` of every module not read yet, on all cores: with `.ko.xz`
@@ -166,6 +195,24 @@ impl ModuleTree {
         }
         Ok(())
     }
+}
+
+/// Largest `modules.alias` read: Debian's is about 1.3 MB.
+const MAX_INDEX: u64 = 64 << 20;
+
+/// `alias PATTERN MODULE` lines (depmod's `modules.alias`), as (pattern, module).
+pub fn parse_alias_index(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_ascii_whitespace();
+            match (words.next(), words.next(), words.next(), words.next()) {
+                (Some("alias"), Some(pattern), Some(module), None) => {
+                    Some((pattern.to_owned(), modinfo::normalize(module)))
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The `.modinfo` of one module file, compressed or not.
@@ -264,6 +311,27 @@ pub fn parse_builtin(text: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depmod_alias_index() {
+        let text = "# Aliases extracted from modules themselves.\n\
+alias fs-ext4 ext4\n\
+alias pci:v00001AF4d00001042sv*sd*bc*sc*i* virtio_blk\n\
+alias crypto-crc32c crc32c-generic\n\
+alias broken\n\
+alias a b c\n";
+        assert_eq!(
+            parse_alias_index(text),
+            [
+                ("fs-ext4".to_owned(), "ext4".to_owned()),
+                (
+                    "pci:v00001AF4d00001042sv*sd*bc*sc*i*".to_owned(),
+                    "virtio_blk".to_owned()
+                ),
+                ("crypto-crc32c".to_owned(), "crc32c_generic".to_owned()),
+            ]
+        );
+    }
 
     #[test]
     fn builtin_list() {
