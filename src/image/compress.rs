@@ -76,9 +76,13 @@ pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
         Compression::None => data.to_vec(),
         Compression::Gzip => {
             // No file name and mtime 0 in the header (the builder's defaults): reproducible.
+            // Level 6, gzip's own default: measured on Debian's 6.1 modules, level 9 made
+            // the image 0.7% smaller and the build three times slower (1.2 s against 0.36 s
+            // for the small image, 6.1 s against 1.9 s for --storage), and the kernel
+            // unpacks either at the same speed.
             let mut enc = flate2::GzBuilder::new()
                 .mtime(0)
-                .write(Vec::new(), flate2::Compression::best());
+                .write(Vec::new(), flate2::Compression::new(6));
             enc.write_all(data)?;
             enc.finish()?
         }
