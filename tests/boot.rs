@@ -216,3 +216,24 @@ fn rescue_shell_runs_on_the_console() {
     assert_has(&log, "starting the rescue shell");
     assert_has(&log, "RESCUE-42");
 }
+
+/// On two CPUs the generic image's modules load on two threads: the boot reaches the real
+/// init, and the timeline shows both threads at work.
+#[test]
+fn loads_modules_on_every_cpu() {
+    let Some(k) = kernel() else { return };
+    let image = common::storage_image(&k);
+    let (mut cmd, log) = Boot::new(&k, image, plain_disk(), "root=LABEL=batonroot").command("smp2");
+    let status = cmd.args(["--", "-smp", "2"]).status().unwrap();
+    assert!(status.success(), "qemu/boot failed");
+    let log = String::from_utf8_lossy(&fs::read(log).unwrap()).into_owned();
+    assert!(marker(&log).contains("root=[/dev/vda ext4 ro"), "{log}");
+    assert_has(&log, "of loading on 2 threads");
+    let lanes: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("BATON-TIMELINE "))
+        .filter(|l| l.split(' ').nth(3) == Some("module"))
+        .filter_map(|l| l.split(' ').nth(2))
+        .collect();
+    assert_eq!(lanes.into_iter().collect::<Vec<_>>(), ["1", "2"], "{log}");
+}
