@@ -438,7 +438,7 @@ fn kernel_install_plugin_builds_the_initrd_once() {
     let root = scratch("debian-kernel-install");
     let deb = copy_package(&root);
     apt(&root, &format!("install -y {deb}"));
-    let plugin = "/usr/lib/kernel/install.d/50-baton.install";
+    let plugin = "/usr/lib/kernel/install.d/55-baton.install";
     let boot_image = fs::read(root.join(format!("boot/initrd.img-{kver}"))).unwrap();
 
     // Alone, as kernel-install runs it where no other plugin stages an initrd: it builds

@@ -139,3 +139,82 @@ fn fat_brings_the_tables_it_asks_for_when_it_mounts() {
         assert!(position("nls_utf8").is_none(), "only what the config names");
     }
 }
+
+/// An installed kernel (depmod run: modules.alias) and the same modules fresh out of the
+/// package (no index) give the very same image: the index only saves reading every
+/// module's `.modinfo` to find aliases. Both build times are printed (a benchmark, not a
+/// bound).
+#[test]
+fn depmods_index_changes_the_speed_not_the_image() {
+    let Some(kernel) = common::kernel_dir() else {
+        return;
+    };
+    let modules = common::modules_dir(&kernel);
+    let release = modules.file_name().unwrap().to_str().unwrap().to_owned();
+    let depmod = ["/usr/sbin/depmod", "/sbin/depmod"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(depmod) = depmod else {
+        assert!(
+            std::env::var("BATON_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "depmod is missing: run scripts/deps"
+        );
+        eprintln!("skipped: depmod is missing (scripts/deps installs kmod)");
+        return;
+    };
+    // A system root with the package's modules (hard links: no copying) and its config.
+    let root = common::work_dir().join("installed-kernel");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("lib/modules")).unwrap();
+    std::fs::create_dir_all(root.join("boot")).unwrap();
+    let tree = root.join("lib/modules").join(&release);
+    let status = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(&modules)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(
+        kernel.join("config"),
+        root.join(format!("boot/config-{release}")),
+    )
+    .unwrap();
+    let status = std::process::Command::new(depmod)
+        .arg("-b")
+        .arg(&root)
+        .arg(&release)
+        .status()
+        .unwrap();
+    assert!(status.success(), "depmod failed");
+    assert!(tree.join("modules.alias").is_file());
+
+    let build = |name: &str| {
+        let out = common::work_dir().join(name);
+        let started = std::time::Instant::now();
+        let result = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["build", "--storage", "--firmware-dir", "none", "-o"])
+            .arg(&out)
+            .arg("--modules-dir")
+            .arg(&tree)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        (std::fs::read(out).unwrap(), started.elapsed())
+    };
+    let (indexed, with_index) = build("indexed.img");
+    std::fs::rename(tree.join("modules.alias"), tree.join("modules.alias.off")).unwrap();
+    let (read, without_index) = build("modinfo.img");
+    eprintln!(
+        "baton build --storage for {release}: {:.2} s with modules.alias, {:.2} s without",
+        with_index.as_secs_f64(),
+        without_index.as_secs_f64()
+    );
+    assert!(indexed == read, "the index changed the image");
+    std::fs::remove_dir_all(&root).unwrap();
+}

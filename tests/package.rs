@@ -67,7 +67,7 @@ fn the_package_replaces_the_generator_and_carries_everything() {
         "./usr/lib/baton/baton-init",
         "./etc/kernel/postinst.d/zz-baton",
         "./etc/kernel/postrm.d/zz-baton",
-        "./usr/lib/kernel/install.d/50-baton.install",
+        "./usr/lib/kernel/install.d/55-baton.install",
         "./etc/baton/baton.conf",
         "./usr/share/baton/initramfs-tools/hooks/baton",
         "./usr/share/man/man8/baton.8.gz",

@@ -191,9 +191,25 @@ impl ModuleTree {
                 .collect()
         });
         for result in results {
-            self.infos.extend(result?);
+            for (name, info) in result? {
+                let info = self.with_requests(&name, info);
+                self.infos.insert(name, info);
+            }
         }
         Ok(())
+    }
+
+    /// A module's `.modinfo` plus what it requests when it mounts, which is as needed as a
+    /// softdep, and optional in the same way (a table built into the kernel needs nothing).
+    /// Every way an info enters the cache goes through here, so the image does not depend
+    /// on which was read first.
+    fn with_requests(&self, module: &str, mut info: ModInfo) -> ModInfo {
+        for request in requests::mount_time(module, self.config.as_ref()) {
+            if !info.softdep_pre.contains(&request) {
+                info.softdep_pre.push(request);
+            }
+        }
+        info
     }
 }
 
@@ -260,15 +276,9 @@ impl Catalog for ModuleTree {
             return Ok(info.clone());
         }
         let bytes = self.read_module(module)?;
-        let mut info = modinfo::read(&bytes)
+        let info = modinfo::read(&bytes)
             .with_context(|| format!("failed to read .modinfo of {module}"))?;
-        // What the module requests when it mounts is as needed as a softdep, and optional
-        // in the same way (a table built into the kernel needs nothing).
-        for request in requests::mount_time(module, self.config.as_ref()) {
-            if !info.softdep_pre.contains(&request) {
-                info.softdep_pre.push(request);
-            }
-        }
+        let info = self.with_requests(module, info);
         self.infos.insert(module.to_owned(), info.clone());
         Ok(info)
     }
