@@ -286,6 +286,12 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
         // joined), so the child may run ordinary code before it exits.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
+                // The deletion must not compete with the real init for a CPU (on one CPU it
+                // otherwise delays the init's start by about as much as it saved): it runs
+                // only when nothing else wants the CPU. Not fatal if refused.
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: a plain syscall on this process with a valid parameter struct.
+                let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
                 log_removal(empty_old_root(&old_root).as_ref());
                 // Not exit(): nothing of the parent's (its guards' destructors, the
                 // atexit handlers) may run twice.
