@@ -289,9 +289,13 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
                 // The deletion must not compete with the real init for a CPU (on one CPU it
                 // otherwise delays the init's start by about as much as it saved): it runs
                 // only when nothing else wants the CPU. Not fatal if refused.
-                let param = libc::sched_param { sched_priority: 0 };
-                // SAFETY: a plain syscall on this process with a valid parameter struct.
-                let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+                // SAFETY: sched_param is plain integers (more of them on musl), for which
+                // all zeros is valid, and priority 0 is what SCHED_IDLE takes; the call only
+                // reads it.
+                let _ = unsafe {
+                    let param: libc::sched_param = std::mem::zeroed();
+                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+                };
                 log_removal(empty_old_root(&old_root).as_ref());
                 // Not exit(): nothing of the parent's (its guards' destructors, the
                 // atexit handlers) may run twice.
