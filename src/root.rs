@@ -103,50 +103,26 @@ pub fn wait_for_devices(
     loader: &mut Loader<'_>,
 ) -> Result<(Found, Option<Found>)> {
     let mut search = Search::start(loader);
-    let root = loop {
-        search.registry.refresh();
-        let records = search.registry.records();
-        if let Some(found) = search.matching("root", spec, &records) {
-            break found;
-        }
-        let waited = search.started.elapsed();
-        if gives_up(waited, limit, search.coldplug_done()) {
-            bail!(
-                "root device {spec} did not appear within {} s (block devices present: {}); check root= and that the image has the disk's driver, or add rootwait",
-                limit.map_or(0, |l| l.as_secs()),
-                seen(&records)
-            );
-        }
-        search.report_progress(spec, waited, &records);
-        if !search.load_next_tier() {
-            search.wait_for_events(limit);
-        }
-    };
+    let root = search.find("root", spec, limit).map_err(|seen| {
+        anyhow::anyhow!(
+            "root device {spec} did not appear within {} s (block devices present: {seen}); check root= and that the image has the disk's driver, or add rootwait",
+            limit.map_or(0, |l| l.as_secs()),
+        )
+    })?;
     let Some(resume) = resume else {
         return Ok((root, None));
     };
-    loop {
-        search.registry.refresh();
-        let records = search.registry.records();
-        if let Some(found) = search.matching("resume", resume, &records) {
-            return Ok((root, Some(found)));
-        }
-        if search.coldplug_done() || search.started.elapsed() >= RESUME_LIMIT {
+    // A limit of nothing: as long as coldplug goes on, and at most its grace period.
+    match search.find("resume", resume, Some(Duration::ZERO)) {
+        Ok(found) => Ok((root, Some(found))),
+        Err(seen) => {
             log::warn!(
-                "resume device {resume} is not there (block devices present: {}): booting without resuming",
-                seen(&records)
+                "resume device {resume} is not there (block devices present: {seen}): booting without resuming"
             );
-            return Ok((root, None));
-        }
-        if !search.load_next_tier() {
-            search.wait_for_events(Some(RESUME_LIMIT));
+            Ok((root, None))
         }
     }
 }
-
-/// The longest the search for the resume device goes on, counted from the start of the
-/// search, when coldplug keeps announcing devices.
-const RESUME_LIMIT: Duration = Duration::from_secs(10);
 
 /// Whether to stop looking: the limit has passed and every coldplug driver has had its
 /// chance (so `rootwait=0` still loads the disk's driver before giving up), or the limit and
@@ -209,6 +185,31 @@ impl<'l, 'm> Search<'l, 'm> {
         }
     }
 
+    /// Looks for the device `spec` names (`what` it is, for the log) until it appears, or
+    /// until [`gives_up`] says to stop: then the devices that were there, described.
+    fn find(
+        &mut self,
+        what: &str,
+        spec: &RootSpec,
+        limit: Option<Duration>,
+    ) -> Result<Found, String> {
+        loop {
+            self.registry.refresh();
+            let records = self.registry.records();
+            if let Some(found) = self.matching(what, spec, &records) {
+                return Ok(found);
+            }
+            let waited = self.started.elapsed();
+            if gives_up(waited, limit, self.coldplug_done()) {
+                return Err(seen(&records));
+            }
+            self.report_progress(what, spec, waited, &records);
+            if !self.load_next_tier() {
+                self.wait_for_events(limit);
+            }
+        }
+    }
+
     /// The device `spec` names among `records`, if it is there.
     fn matching(&self, what: &str, spec: &RootSpec, records: &[Record]) -> Option<Found> {
         let found = rootspec::find(spec, records);
@@ -253,10 +254,16 @@ impl<'l, 'm> Search<'l, 'm> {
         self.last_event.elapsed() >= SETTLE && !self.loader.busy()
     }
 
-    fn report_progress(&mut self, spec: &RootSpec, waited: Duration, records: &[Record]) {
+    fn report_progress(
+        &mut self,
+        what: &str,
+        spec: &RootSpec,
+        waited: Duration,
+        records: &[Record],
+    ) {
         if waited >= self.next_report {
             log::warn!(
-                "still waiting for root device {spec} after {} s (block devices present: {})",
+                "still waiting for {what} device {spec} after {} s (block devices present: {})",
                 waited.as_secs(),
                 seen(records)
             );
