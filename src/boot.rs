@@ -66,13 +66,15 @@ impl Known {
     }
 }
 
-/// Runs the boot; never returns.
-pub fn run() -> ! {
+/// Runs the boot; never returns. `init_args` are the arguments the kernel gave PID 1 after
+/// its name: its unknown words and everything after `--`, exactly what it would have handed
+/// to the real init. Bytes, not necessarily UTF-8.
+pub fn run(init_args: Vec<OsString>) -> ! {
     kmsg::install();
     let mut known = Known::default();
     let mut quick_exits = 0;
     loop {
-        let error = match attempt(&mut known) {
+        let error = match attempt(&mut known, &init_args) {
             Ok(never) => match never {},
             Err(error) => error,
         };
@@ -96,19 +98,29 @@ pub fn run() -> ! {
 }
 
 /// One try at booting: prepare and switch, then exec the real init. Returns only on failure.
-fn attempt(known: &mut Known) -> Result<Infallible> {
-    let init = prepare(known)?;
+fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
+    let (init, old_root) = prepare(known)?;
     // The kernel settings baton changed are back to what they were (their guards lived in
     // `prepare`): the real init sees the system as if baton had never been there.
     emergency::reap_children();
-    crate::timeline::mark("exec");
-    crate::timeline::save();
-    log::info!("running {init} at {} s after boot", uptime());
-    // The kernel put its unknown words and everything after `--` in our argv: exactly what
-    // it would have handed to the real init. Bytes, not necessarily UTF-8.
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let exec_us = crate::timeline::mark("exec");
+    log::info!(
+        "running {init} at {}.{:02} s after boot",
+        exec_us / 1_000_000,
+        exec_us % 1_000_000 / 10_000
+    );
+    // Everything after the exec that need not delay it: writing the timeline, and
+    // deleting the initramfs, in a child the real init inherits.
+    match old_root {
+        Some(old_root) => {
+            if let Some(child) = old_root.empty_in_child(crate::timeline::save) {
+                log::info!("emptying the initramfs in process {child}");
+            }
+        }
+        None => crate::timeline::save(),
+    }
     let env = switch::environment();
-    let error = match switch::exec_init(&init, &args, &env) {
+    let error = match switch::exec_init(&init, args, &env) {
         Ok(never) => match never {},
         Err(error) => error,
     };
@@ -117,15 +129,16 @@ fn attempt(known: &mut Known) -> Result<Infallible> {
     log::error!("{error:#}");
     for fallback in switch::FALLBACK_INITS.iter().filter(|f| **f != init) {
         log::error!("trying {fallback}");
-        let Err(e) = switch::exec_init(fallback, &args, &env);
+        let Err(e) = switch::exec_init(fallback, args, &env);
         log::error!("{e:#}");
     }
     Err(error)
 }
 
-/// Everything up to the exec: returns the init to run, with the new root in place.
-fn prepare(known: &mut Known) -> Result<String> {
-    crate::timeline::mark("start");
+/// Everything up to the exec: returns the init to run, with the new root in place, and the
+/// old root to empty.
+fn prepare(known: &mut Known) -> Result<(String, Option<switch::OldRoot>)> {
+    let start_us = crate::timeline::mark("start");
     let mounted = {
         let _step = crate::timeline::phase("mounts");
         mounts::mount_early(&EARLY_MOUNTS)
@@ -152,9 +165,10 @@ fn prepare(known: &mut Known) -> Result<String> {
     // Restored when this attempt ends, on every path.
     let _devkmsg = kmsg::unlimit_devkmsg();
     log::info!(
-        "baton {} started at {} s after boot",
+        "baton {} started at {}.{:02} s after boot",
         env!("CARGO_PKG_VERSION"),
-        uptime()
+        start_us / 1_000_000,
+        start_us % 1_000_000 / 10_000
     );
     let params = params?;
     for warning in &params.warnings {
@@ -200,16 +214,14 @@ fn prepare(known: &mut Known) -> Result<String> {
     log::info!("switching to {NEW_ROOT}, then running {init}");
     let switched = {
         let _step = crate::timeline::phase("switch");
-        switch::switch_root(Path::new(NEW_ROOT), switch::Emptying::InChild)?
+        switch::switch_root(Path::new(NEW_ROOT), switch::Emptying::Later)?
     };
     known.switched = true;
-    match (&switched.removal, switched.emptier) {
-        (_, Some(child)) => log::info!("emptying the initramfs in process {child}"),
-        (Some(removal), None) => switch::log_removal(Some(removal)),
-        (None, None) => log::warn!("the old root was not emptied"),
+    if switched.old_root.is_none() {
+        log::warn!("the old root was not emptied");
     }
     switch::reopen_console()?;
-    Ok(init)
+    Ok((init, switched.old_root))
 }
 
 /// `rd.break=POINT`: a shell here, then the boot goes on.
@@ -334,14 +346,6 @@ fn log_loaded_modules() {
         .collect();
     loaded.sort();
     log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
-}
-
-/// Seconds since boot, from /proc/uptime, for the log.
-fn uptime() -> String {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
 }
 
 #[cfg(test)]

@@ -196,19 +196,66 @@ pub enum Emptying {
     Keep,
     /// Delete them before returning, as busybox and klibc do.
     Here,
-    /// Delete them in a child process, as util-linux's switch_root does: the real init
-    /// starts at once and inherits (and reaps) the child. The checks are the same; only the
-    /// deletion itself leaves the critical path.
-    InChild,
+    /// Hand them back as an [`OldRoot`] to be emptied by a child at the last moment before
+    /// the exec, as util-linux's switch_root does: the real init starts at once and
+    /// inherits (and reaps) the child. The checks are the same; only the deletion itself
+    /// leaves the critical path.
+    Later,
 }
 
-/// Result of a switch, for the log.
+/// Result of a switch.
 #[derive(Debug)]
 pub struct Switched {
-    /// `None` when the old root was not ramfs/tmpfs and so was left alone, or when it is
-    /// emptied by a child (then `emptier` names it) or was to be kept.
+    /// What `Emptying::Here` removed; `None` when the old root was not ramfs/tmpfs and so
+    /// was left alone, or was kept, or is to be emptied later.
     pub removal: Option<Removal>,
-    pub emptier: Option<nix::unistd::Pid>,
+    /// With `Emptying::Later`: the old root, checked and ready to be emptied.
+    pub old_root: Option<OldRoot>,
+}
+
+/// The old root after a switch: checked to be ramfs or tmpfs, and open (close-on-exec) so
+/// that its contents can still be reached and deleted once it is no longer `/`.
+#[derive(Debug)]
+pub struct OldRoot(OwnedFd);
+
+impl OldRoot {
+    /// Forks a child that first runs `first` (the timeline's file, say: written off the
+    /// critical path too) and then empties the old root, at the lowest CPU priority, so
+    /// that it competes with the real init for nothing. Call it just before the exec: the
+    /// child then shares no more than a moment with its parent, whose next step replaces
+    /// its memory. Returns the child, or `None` when fork failed and everything was done
+    /// here.
+    pub fn empty_in_child(self, first: impl FnOnce()) -> Option<nix::unistd::Pid> {
+        // SAFETY: the init is single-threaded here (the module loading threads have been
+        // joined), so the child may run ordinary code before it exits.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                // On one CPU the deletion would otherwise delay the init's start by about
+                // as much as it saved: it runs only when nothing else wants the CPU. Not
+                // fatal if refused.
+                // SAFETY: sched_param is plain integers (more of them on musl), for which
+                // all zeros is valid, and priority 0 is what SCHED_IDLE takes; the call only
+                // reads it.
+                let _ = unsafe {
+                    let param: libc::sched_param = std::mem::zeroed();
+                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+                };
+                first();
+                log_removal(empty_old_root(&self.0).as_ref());
+                // Not exit(): nothing of the parent's (its guards' destructors, the
+                // atexit handlers) may run twice.
+                // SAFETY: _exit ends the process at once; it touches no memory of ours.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
+            Err(errno) => {
+                log::warn!("cannot fork to empty the old root ({errno}): emptying it now");
+                first();
+                log_removal(empty_old_root(&self.0).as_ref());
+                None
+            }
+        }
+    }
 }
 
 /// Makes `new_root` the root of the system. Refuses, before changing anything, unless this
@@ -278,44 +325,18 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
     if !deletable {
         return Ok(Switched {
             removal: None,
-            emptier: None,
+            old_root: None,
         });
     }
-    if emptying == Emptying::InChild {
-        // SAFETY: the init is single-threaded here (the module loading threads have been
-        // joined), so the child may run ordinary code before it exits.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                // The deletion must not compete with the real init for a CPU (on one CPU it
-                // otherwise delays the init's start by about as much as it saved): it runs
-                // only when nothing else wants the CPU. Not fatal if refused.
-                // SAFETY: sched_param is plain integers (more of them on musl), for which
-                // all zeros is valid, and priority 0 is what SCHED_IDLE takes; the call only
-                // reads it.
-                let _ = unsafe {
-                    let param: libc::sched_param = std::mem::zeroed();
-                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
-                };
-                log_removal(empty_old_root(&old_root).as_ref());
-                // Not exit(): nothing of the parent's (its guards' destructors, the
-                // atexit handlers) may run twice.
-                // SAFETY: _exit ends the process at once; it touches no memory of ours.
-                unsafe { libc::_exit(0) }
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                return Ok(Switched {
-                    removal: None,
-                    emptier: Some(child),
-                })
-            }
-            Err(errno) => {
-                log::warn!("cannot fork to empty the old root ({errno}): emptying it now")
-            }
-        }
+    if emptying == Emptying::Later {
+        return Ok(Switched {
+            removal: None,
+            old_root: Some(OldRoot(old_root)),
+        });
     }
     Ok(Switched {
         removal: empty_old_root(&old_root),
-        emptier: None,
+        old_root: None,
     })
 }
 

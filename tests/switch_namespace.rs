@@ -94,7 +94,7 @@ fn run_scenario(name: &str, work: &Path) -> ExitCode {
             switch_frees_initramfs(work, switch::Emptying::Here)
         }
         "a_child_frees_initramfs_after_the_switch" => {
-            switch_frees_initramfs(work, switch::Emptying::InChild)
+            switch_frees_initramfs(work, switch::Emptying::Later)
         }
         "deletion_stops_at_mount_points_and_symlinks" => deletion_stops_at_mounts(work),
         "refuses_to_delete_when_root_is_on_disk" => refuses_on_disk(work),
@@ -194,7 +194,7 @@ fn open_dir(path: &Path) -> OwnedFd {
 /// it, another filesystem mounted inside it (tmpfs and a bind mount of a disk directory) with
 /// sentinels, API mounts to carry over, and a new root on its own tmpfs.
 ///
-/// With `Emptying::InChild` the deletion runs in a child of the new PID 1, which reaps it
+/// With `Emptying::Later` the deletion runs in a child of the new PID 1, which reaps it
 /// here as the real init would: the result must be the same.
 fn switch_frees_initramfs(work: &Path, emptying: switch::Emptying) {
     let outside = work.join("outside");
@@ -241,9 +241,12 @@ fn switch_frees_initramfs(work: &Path, emptying: switch::Emptying) {
             "a missing init= falls back to /sbin/init"
         );
         let switched = switch::switch_root(Path::new("/sysroot"), emptying).unwrap();
-        if emptying == switch::Emptying::InChild {
-            let child = switched.emptier.expect("a child empties the old root");
+        if emptying == switch::Emptying::Later {
+            let old_root = switched.old_root.expect("the old root is handed back");
             assert!(switched.removal.is_none());
+            let child = old_root
+                .empty_in_child(|| ())
+                .expect("a child empties the old root");
             let status = nix::sys::wait::waitpid(child, None).unwrap();
             assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
         } else {

@@ -1,27 +1,72 @@
 //! The static `/init`: the kernel runs it as PID 1 from the initramfs. Under the name
 //! `switch_root` or `run-init` it is that tool instead (see baton::applets).
+//!
+//! `main` is the C entry point musl calls, not Rust's: the standard runtime's start-up
+//! (checking fds 0-2 with poll, ignoring SIGPIPE, an alternate signal stack with a guard
+//! page for stack overflows) is half a dozen system calls PID 1 has no use for, and each
+//! kind of call is slow the first time under an emulated CPU (TCG): measured, 10-20 ms of
+//! the kernel's `Run /init` to baton's first step. PID 1 gets no signal it has no handler
+//! for, so SIGPIPE needs nothing; its fds are /dev/console's (the image has the node) and
+//! are pointed there again at the switch; a stack overflow ends PID 1 either way.
 
-use std::process::ExitCode;
+#![no_main]
 
-fn main() -> ExitCode {
-    // args_os: std::env::args() panics on an argument that is not UTF-8.
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+use std::ffi::{c_char, c_int, CStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+
+/// More arguments than the kernel can pass (MAX_ARG_STRINGS is far above any command line,
+/// but the line itself is at most a few KiB): a bound for the loop over argv.
+const MAX_ARGS: usize = 1 << 16;
+
+#[no_mangle]
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // SAFETY: musl passes the process's argc and argv: argc pointers to NUL-terminated
+    // strings, then a null pointer.
+    let args = unsafe { arguments(argc, argv) };
+    let status = run(&args);
+    // Rust's runtime would flush stdout on the way out; without it, do it here.
+    let _ = std::io::stdout().flush();
+    c_int::from(status)
+}
+
+/// argv as owned bytes (an argument need not be UTF-8).
+///
+/// # Safety
+/// `argv` must hold `argc` valid C strings, as the C runtime passes them to `main`.
+unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
+    let count = usize::try_from(argc).unwrap_or(0).min(MAX_ARGS);
+    if argv.is_null() {
+        return Vec::new();
+    }
+    (0..count)
+        .map_while(|i| {
+            // SAFETY: i < argc, so argv[i] is within the array (see above).
+            let arg = unsafe { *argv.add(i) };
+            // SAFETY: a non-null argv entry is a NUL-terminated string.
+            (!arg.is_null())
+                .then(|| OsString::from_vec(unsafe { CStr::from_ptr(arg) }.to_bytes().to_vec()))
+        })
+        .collect()
+}
+
+fn run(args: &[OsString]) -> u8 {
     if let Some((argv0, rest)) = args.split_first() {
         if let Some(applet) = baton::applets::by_name(argv0) {
-            return ExitCode::from(baton::applets::run(applet, rest));
+            return baton::applets::run(applet, rest);
         }
     }
     // Run by hand on a live system, the boot would mount over /proc and /dev and try to
     // switch roots: refuse before doing anything.
     if std::process::id() != 1 {
         // The kernel asking for a module while baton runs (see baton::modprobe).
-        if let Some(name) = baton::modprobe::request(&args) {
-            return ExitCode::from(baton::modprobe::run(name));
+        if let Some(name) = baton::modprobe::request(args) {
+            return baton::modprobe::run(name);
         }
         eprintln!(
             "baton-init: this is the initramfs /init and must run as PID 1; see `baton build`"
         );
-        return ExitCode::from(2);
+        return 2;
     }
-    baton::boot::run()
+    baton::boot::run(args.get(1..).unwrap_or_default().to_vec())
 }

@@ -121,8 +121,8 @@ impl Drop for Phase {
     }
 }
 
-/// An instant worth noting (the exec of the real init).
-pub fn mark(name: &str) {
+/// An instant worth noting (the exec of the real init); returns it.
+pub fn mark(name: &str) -> u64 {
     let now = now_us();
     record(Event {
         start_us: now,
@@ -131,6 +131,7 @@ pub fn mark(name: &str) {
         kind: Kind::Mark,
         name: name.to_owned(),
     });
+    now
 }
 
 /// Every event so far, in the order they began.
