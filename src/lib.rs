@@ -17,6 +17,7 @@
     )
 )]
 
+pub mod alloc;
 pub mod applets;
 pub mod boot;
 pub mod caps;

@@ -15,6 +15,10 @@ use std::ffi::{c_char, c_int, CStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 
+/// See baton::alloc: musl's own malloc is slow under an emulated CPU.
+#[global_allocator]
+static ALLOCATOR: baton::alloc::Allocator = baton::alloc::Allocator::new();
+
 /// More arguments than the kernel can pass (MAX_ARG_STRINGS is far above any command line,
 /// but the line itself is at most a few KiB): a bound for the loop over argv.
 const MAX_ARGS: usize = 1 << 16;
