@@ -99,7 +99,11 @@ pub fn run(init_args: Vec<OsString>) -> ! {
 
 /// One try at booting: prepare and switch, then exec the real init. Returns only on failure.
 fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
-    let (init, old_root) = prepare(known)?;
+    let Prepared {
+        init,
+        old_root,
+        consoles,
+    } = prepare(known)?;
     // The kernel settings baton changed are back to what they were (their guards lived in
     // `prepare`): the real init sees the system as if baton had never been there.
     emergency::reap_children();
@@ -109,15 +113,22 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
         exec_us / 1_000_000,
         exec_us % 1_000_000 / 10_000
     );
-    // Everything after the exec that need not delay it: writing the timeline, and
-    // deleting the initramfs, in a child the real init inherits.
+    // Everything that need not delay the real init: reports, the timeline, and deleting
+    // the initramfs, in a child the real init inherits.
+    let report = || {
+        log_loaded_modules();
+        // Every module is loaded: a console whose driver is a module (hvc0, ttyUSB0) has
+        // appeared by now if it ever will.
+        consoles::warn_missing(&consoles);
+        crate::timeline::save();
+    };
     match old_root {
         Some(old_root) => {
-            if let Some(child) = old_root.empty_in_child(crate::timeline::save) {
+            if let Some(child) = old_root.empty_in_child(report) {
                 log::info!("emptying the initramfs in process {child}");
             }
         }
-        None => crate::timeline::save(),
+        None => report(),
     }
     let env = switch::environment();
     let error = match switch::exec_init(&init, args, &env) {
@@ -135,9 +146,18 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
     Err(error)
 }
 
-/// Everything up to the exec: returns the init to run, with the new root in place, and the
-/// old root to empty.
-fn prepare(known: &mut Known) -> Result<(String, Option<switch::OldRoot>)> {
+/// What the boot has made ready for the exec.
+struct Prepared {
+    /// The init to run, in the new root, which is `/` now.
+    init: String,
+    /// The old root, to empty.
+    old_root: Option<switch::OldRoot>,
+    /// `console=`, for a report.
+    consoles: Vec<String>,
+}
+
+/// Everything up to the exec.
+fn prepare(known: &mut Known) -> Result<Prepared> {
     let start_us = crate::timeline::mark("start");
     let mounted = {
         let _step = crate::timeline::phase("mounts");
@@ -159,11 +179,6 @@ fn prepare(known: &mut Known) -> Result<(String, Option<switch::OldRoot>)> {
     };
     known.shell = shell.filter(|s| Path::new(s).exists());
     mounted?;
-    if let Ok(printk) = std::fs::read_to_string("/proc/sys/kernel/printk") {
-        kmsg::set_console_level(&printk);
-    }
-    // Restored when this attempt ends, on every path.
-    let _devkmsg = kmsg::unlimit_devkmsg();
     log::info!(
         "baton {} started at {}.{:02} s after boot",
         env!("CARGO_PKG_VERSION"),
@@ -202,10 +217,6 @@ fn prepare(known: &mut Known) -> Result<(String, Option<switch::OldRoot>)> {
         // Drivers still loading for hardware coldplug found (on other threads) finish
         // before the switch, as they would have one after another.
         loader.wait_all();
-        log_loaded_modules();
-        // Now that every module is loaded: a console whose driver is a module (hvc0,
-        // ttyUSB0) has appeared by now if it ever will.
-        consoles::warn_missing(&params.consoles);
         stop_at(&params, BreakPoint::PreSwitch, known);
         switch::check_new_root(Path::new(NEW_ROOT))?;
         switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?
@@ -221,7 +232,11 @@ fn prepare(known: &mut Known) -> Result<(String, Option<switch::OldRoot>)> {
         log::warn!("the old root was not emptied");
     }
     switch::reopen_console()?;
-    Ok((init, switched.old_root))
+    Ok(Prepared {
+        init,
+        old_root: switched.old_root,
+        consoles: params.consoles,
+    })
 }
 
 /// `rd.break=POINT`: a shell here, then the boot goes on.

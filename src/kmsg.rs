@@ -16,8 +16,17 @@ use std::sync::Mutex;
 const MAX_MESSAGE: usize = 900;
 const UNKNOWN: u8 = u8::MAX;
 
+/// The kernel lets each opener of /dev/kmsg write 10 records in 5 s and drops the rest
+/// (`printk.devkmsg=ratelimit`, the default, with a per-open limit: devkmsg_open() in
+/// kernel/printk/printk.c). The logger opens the device again before every 10th record
+/// instead of switching the limit off through `printk_devkmsg`, a setting it would have to
+/// read, change and put back: procfs writes PID 1 would pay for on every boot. A user who
+/// set `printk.devkmsg=off` gets nothing from baton, as from anyone.
+const RECORDS_PER_OPEN: u32 = 10;
+
 pub struct KmsgLogger {
-    kmsg: Mutex<Option<File>>,
+    /// The open device and the records written through it.
+    kmsg: Mutex<Option<(File, u32)>>,
     /// The kernel's console_loglevel: records with a level below it reach the console.
     console_level: AtomicU8,
 }
@@ -33,6 +42,15 @@ pub fn install() {
     log::set_max_level(log::LevelFilter::Debug);
 }
 
+/// For a child just forked: its own open of the device from the next record on. The one it
+/// inherited shares its parent's rate limit (the kernel counts per open file), and the
+/// parent may use up what is left of it.
+pub fn after_fork() {
+    if let Ok(mut guard) = LOGGER.kmsg.lock() {
+        *guard = None;
+    }
+}
+
 /// syslog priorities as /dev/kmsg takes them (`<3>` is KERN_ERR).
 fn priority(level: log::Level) -> u8 {
     match level {
@@ -43,21 +61,26 @@ fn priority(level: log::Level) -> u8 {
     }
 }
 
-/// Tells the logger the console log level, from the first field of /proc/sys/kernel/printk.
-pub fn set_console_level(text: &str) {
-    if let Some(level) = text
-        .split_whitespace()
-        .next()
-        .and_then(|f| f.parse::<u8>().ok())
-    {
-        LOGGER.console_level.store(level, Ordering::Relaxed);
-    }
+/// The console log level, the first field of /proc/sys/kernel/printk's text.
+fn console_level(printk: &str) -> Option<u8> {
+    printk.split_whitespace().next()?.parse().ok()
 }
 
 /// Whether the kernel itself echoes records of this level to the console; `false` while the
-/// console level is unknown (before /proc is mounted).
+/// console level is unknown (before /proc is mounted). It is read when first needed, for a
+/// warning or an error: a boot that has neither never reads it.
 pub fn kernel_prints(level: log::Level) -> bool {
-    let console = LOGGER.console_level.load(Ordering::Relaxed);
+    let mut console = LOGGER.console_level.load(Ordering::Relaxed);
+    if console == UNKNOWN {
+        if let Some(level) = std::fs::read_to_string("/proc/sys/kernel/printk")
+            .ok()
+            .as_deref()
+            .and_then(console_level)
+        {
+            LOGGER.console_level.store(level, Ordering::Relaxed);
+            console = level;
+        }
+    }
     console != UNKNOWN && priority(level) < console
 }
 
@@ -84,18 +107,24 @@ impl KmsgLogger {
         let Ok(mut guard) = self.kmsg.lock() else {
             return false;
         };
-        if guard.is_none() {
-            *guard = OpenOptions::new().write(true).open("/dev/kmsg").ok();
-        }
-        let Some(file) = guard.as_mut() else {
-            return false;
-        };
         // One write is one record: format it whole first. Multi-line messages become one
         // record per line, or the kernel would keep only the first.
         let mut ok = true;
         for line in message.lines() {
+            if !matches!(guard.as_ref(), Some((_, written)) if *written < RECORDS_PER_OPEN) {
+                *guard = None;
+                *guard = OpenOptions::new()
+                    .write(true)
+                    .open("/dev/kmsg")
+                    .ok()
+                    .map(|file| (file, 0));
+            }
+            let Some((file, written)) = guard.as_mut() else {
+                return false;
+            };
             let record = format!("<{prio}>baton: {}\n", truncate(line));
             ok &= file.write_all(record.as_bytes()).is_ok();
+            *written += 1;
         }
         ok
     }
@@ -122,14 +151,6 @@ impl log::Log for KmsgLogger {
     }
 
     fn flush(&self) {}
-}
-
-/// `printk_devkmsg`: by default the kernel drops /dev/kmsg writes past 10 in 5 s. baton
-/// turns that limit off while it runs and puts the old setting back before the real init
-/// starts, which then decides for itself. A write fails quietly when `printk.devkmsg=` on
-/// the command line locked the setting: that is the user's choice.
-pub fn unlimit_devkmsg() -> crate::sysctl::Override {
-    crate::sysctl::Override::set("/proc/sys/kernel/printk_devkmsg", "on").0
 }
 
 /// The kernel's own log from a point on: a failed mount says why only there ("EXT4-fs
@@ -217,5 +238,8 @@ mod tests {
     fn levels() {
         assert_eq!(priority(log::Level::Error), 3);
         assert_eq!(priority(log::Level::Info), 6);
+        assert_eq!(console_level("4\t4\t1\t7\n"), Some(4));
+        assert_eq!(console_level("7 4 1 7"), Some(7));
+        assert_eq!(console_level(""), None);
     }
 }

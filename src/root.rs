@@ -137,7 +137,7 @@ pub fn gives_up(waited: Duration, limit: Option<Duration>, coldplug_done: bool) 
 /// The state of one search for the root.
 struct Search<'l, 'm> {
     loader: &'l mut Loader<'m>,
-    listener: Option<Listener>,
+    listener: Listening,
     /// Coldplug tiers still to load, the next one last.
     tiers: Vec<Vec<String>>,
     registry: Registry,
@@ -149,17 +149,17 @@ struct Search<'l, 'm> {
 
 impl<'l, 'm> Search<'l, 'm> {
     fn start(loader: &'l mut Loader<'m>) -> Search<'l, 'm> {
-        // Listen before coldplug, so no device added meanwhile is missed.
-        let listener = match Listener::open() {
-            Ok(l) => Some(l),
-            Err(errno) => {
-                log::warn!("cannot listen for device events ({errno}); polling instead");
-                None
-            }
-        };
         // An image whose modules were all named at build time is loaded already: nothing
-        // for coldplug to add.
-        let mut tiers = if loader.has_untried() {
+        // for coldplug to add, and the device is usually there at the first look, which
+        // needs no events. Coldplug does: listen before it, so no device added meanwhile
+        // is missed.
+        let coldplug = loader.has_untried();
+        let listener = if coldplug {
+            Listening::open()
+        } else {
+            Listening::NotYet
+        };
+        let mut tiers = if coldplug {
             let scan_started = Instant::now();
             let tiers = coldplug_tiers();
             log::info!(
@@ -204,6 +204,12 @@ impl<'l, 'm> Search<'l, 'm> {
                 return Err(seen(&records));
             }
             self.report_progress(what, spec, waited, &records);
+            // Listening from now on, then a second look: nothing added between the first
+            // look and the socket is missed.
+            if matches!(self.listener, Listening::NotYet) {
+                self.listener = Listening::open();
+                continue;
+            }
             if !self.load_next_tier() {
                 self.wait_for_events(limit);
             }
@@ -309,7 +315,7 @@ impl<'l, 'm> Search<'l, 'm> {
                 settle_left
             });
         }
-        let Some(listener) = &self.listener else {
+        let Listening::Open(listener) = &self.listener else {
             std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS));
             return;
         };
@@ -317,6 +323,27 @@ impl<'l, 'm> Search<'l, 'm> {
             self.last_event = Instant::now();
             if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
                 self.loader.load_alias(alias);
+            }
+        }
+    }
+}
+
+/// The search's socket for the kernel's device events.
+enum Listening {
+    /// Not needed yet: the first look at the devices comes first.
+    NotYet,
+    Open(Listener),
+    /// The socket could not be opened: the search polls.
+    Failed,
+}
+
+impl Listening {
+    fn open() -> Listening {
+        match Listener::open() {
+            Ok(listener) => Listening::Open(listener),
+            Err(errno) => {
+                log::warn!("cannot listen for device events ({errno}); polling instead");
+                Listening::Failed
             }
         }
     }

@@ -240,6 +240,7 @@ impl OldRoot {
                     let param: libc::sched_param = std::mem::zeroed();
                     libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
                 };
+                crate::kmsg::after_fork();
                 first();
                 log_removal(empty_old_root(&self.0).as_ref());
                 // Not exit(): nothing of the parent's (its guards' destructors, the

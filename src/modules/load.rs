@@ -272,10 +272,23 @@ impl Drop for Loader<'_> {
 /// How many loading threads: one per CPU this process may run on, none on a single CPU
 /// (there, a thread only adds switching).
 fn loading_threads() -> usize {
-    match std::thread::available_parallelism().map(usize::from) {
-        Ok(n) if n > 1 => n.min(MAX_THREADS),
+    match usable_cpus() {
+        n if n > 1 => n.min(MAX_THREADS),
         _ => 0,
     }
+}
+
+/// The CPUs this process may run on. Not `std::thread::available_parallelism`, which also
+/// reads the cgroup hierarchy's quotas through /proc and /sys: files an initramfs has no
+/// cgroups in, and reads that cost milliseconds each the first time under TCG.
+fn usable_cpus() -> usize {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+                .count()
+        })
+        .unwrap_or(1)
 }
 
 /// A bound for machines with hundreds of CPUs: a boot loads tens of modules.
