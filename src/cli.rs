@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub const USAGE: &str = "\
 usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all] | --host]
                    [--module-compression keep|decompress|auto] [--include SRC[:DEST]]...
-                   [--shell PATH] [--compress gzip|zstd|xz|lz4|none] [--init PATH]
+                   [--shell PATH] [--compress auto|gzip|zstd|xz|lz4|none] [--init PATH]
                    [--firmware-dir DIR|none] [--microcode all|host|none]
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
        baton update [-k KVER|all] [--root DIR] [-o OUT]
@@ -40,6 +40,9 @@ build    write an initramfs image: the static baton init as /init, the skeleton 
          kernel reads at boot (kernel/x86/microcode/GenuineIntel.bin, AuthenticAMD.bin):
          --microcode all (the default), host (this machine's CPUs only; the default with
          --host) or none.
+         --compress auto (the default) is lz4 when the kernel's config (config-KVER in the
+         modules' system's /boot, or beside them) says it unpacks lz4, which is fastest to
+         write and to unpack, and gzip otherwise.
          SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same bytes.
 inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concatenated).
          Whatever the image's headers claim, reading it stops with an error past
@@ -115,7 +118,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
         module_compression: ModuleCompression::Auto,
         includes: Vec::new(),
         shell: None,
-        compression: Compression::Gzip,
+        compression: None,
         init: None,
         cmdline: None,
         mtime,
@@ -155,7 +158,12 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
             }
             "--include" => opts.includes.push(parse_include(&value()?)?),
             "--shell" => opts.shell = Some(PathBuf::from(value()?)),
-            "--compress" => opts.compression = Compression::parse(&value()?)?,
+            "--compress" => {
+                opts.compression = match value()?.as_str() {
+                    "auto" => None,
+                    other => Some(Compression::parse(other)?),
+                }
+            }
             "--init" => opts.init = Some(PathBuf::from(value()?)),
             "--firmware-dir" => {
                 opts.firmware_dir = match value()?.as_str() {
@@ -328,7 +336,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 opts.output.display(),
                 report.bytes,
                 report.entries,
-                opts.compression.name(),
+                report.compression.name(),
                 report.modules.len(),
                 extras(&report),
                 if report.modules.is_empty() {
@@ -416,7 +424,7 @@ mod tests {
                 (PathBuf::from("/etc/b"), "/etc/b".to_owned())
             ]
         );
-        assert_eq!(o.compression, Compression::Zstd);
+        assert_eq!(o.compression, Some(Compression::Zstd));
         assert_eq!(o.mtime, 7);
         assert_eq!(o.firmware_dir, FirmwareSource::BesideModules);
         assert_eq!(o.microcode, None);

@@ -25,7 +25,7 @@ pub struct Config {
     pub modules: ModuleSet,
     /// `modules_add`: more modules, whatever the set.
     pub extra_modules: Vec<String>,
-    /// `compress`: gzip, zstd, xz, lz4 or none.
+    /// `compress`: auto, gzip, zstd, xz, lz4 or none.
     pub compress: String,
     /// `include`: `SRC[:DEST]` files for the image.
     pub include: Vec<String>,
@@ -42,7 +42,7 @@ impl Default for Config {
         Config {
             modules: ModuleSet::Generic,
             extra_modules: Vec::new(),
-            compress: "gzip".to_owned(),
+            compress: "auto".to_owned(),
             include: Vec::new(),
             cmdline: Vec::new(),
             shell: None,
@@ -114,10 +114,10 @@ pub fn apply(config: &mut Config, origin: &str, text: &str) -> Result<(), Config
             }
             "modules_add" | "add_drivers" => list(&mut config.extra_modules),
             "compress" if !append => match value.as_str() {
-                "gzip" | "zstd" | "xz" | "lz4" | "none" => config.compress = value.clone(),
+                "auto" | "gzip" | "zstd" | "xz" | "lz4" | "none" => config.compress = value.clone(),
                 other => {
                     return Err(error(format!(
-                        "compress={other:?}: expected gzip, zstd, xz, lz4 or none"
+                        "compress={other:?}: expected auto, gzip, zstd, xz, lz4 or none"
                     )))
                 }
             },
@@ -242,7 +242,7 @@ mod tests {
             ),
             (
                 "compress=brotli",
-                "conf:1: compress=\"brotli\": expected gzip, zstd, xz, lz4 or none",
+                "conf:1: compress=\"brotli\": expected auto, gzip, zstd, xz, lz4 or none",
             ),
             ("colour=blue", "conf:1: unknown setting \"colour\""),
             (

@@ -101,7 +101,10 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         module_compression: ModuleCompression::Auto,
         includes,
         shell: config.shell.as_ref().map(PathBuf::from),
-        compression: Compression::parse(&config.compress)?,
+        compression: match config.compress.as_str() {
+            "auto" => None,
+            other => Some(Compression::parse(other)?),
+        },
         init: None,
         cmdline: (!config.cmdline.is_empty()).then(|| config.cmdline.join(" ")),
         mtime,
@@ -208,7 +211,7 @@ mod tests {
             Some(root.join("lib/modules/6.1.0-1-amd64"))
         );
         assert_eq!(opts.storage, Storage::Common);
-        assert_eq!(opts.compression, Compression::Zstd);
+        assert_eq!(opts.compression, Some(Compression::Zstd));
         // modules=host on a tree that is not the running system: generic, with a warning.
         let host = Config {
             modules: ModuleSet::Host,

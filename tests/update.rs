@@ -72,7 +72,9 @@ fn writes_the_configured_image_and_it_boots() {
     assert_eq!(result.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
-        stderr.contains("baton.conf:1: compress=\"brotli\": expected gzip, zstd, xz, lz4 or none"),
+        stderr.contains(
+            "baton.conf:1: compress=\"brotli\": expected auto, gzip, zstd, xz, lz4 or none"
+        ),
         "{stderr}"
     );
     assert_eq!(fs::read(&image).unwrap(), before);

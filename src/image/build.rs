@@ -32,7 +32,8 @@ pub struct BuildOptions {
     /// (source on the host, destination in the image)
     pub includes: Vec<(PathBuf, String)>,
     pub shell: Option<PathBuf>,
-    pub compression: Compression,
+    /// `--compress`; `None` chooses for the kernel (see [`Compression::default_for`]).
+    pub compression: Option<Compression>,
     pub init: Option<PathBuf>,
     /// Default kernel parameters for the image (`/etc/baton/cmdline`), replacing the
     /// skeleton's commented example.
@@ -69,6 +70,8 @@ pub struct BuildReport {
     /// The microcode files in the early archive, and their bytes in all.
     pub microcode_files: usize,
     pub microcode_bytes: usize,
+    /// The compression used, as asked or as chosen for the kernel.
+    pub compression: Compression,
 }
 
 /// Where the rescue shell goes in the image.
@@ -164,12 +167,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     };
 
     let archive = newc::write(&image, opts.mtime).context("failed to write the cpio archive")?;
-    let packed = compress(&archive, opts.compression).with_context(|| {
-        format!(
-            "failed to compress the image with {}",
-            opts.compression.name()
-        )
-    })?;
+    let compression = opts
+        .compression
+        .unwrap_or_else(|| Compression::default_for(added.kernel_config.as_ref()));
+    let packed = compress(&archive, compression)
+        .with_context(|| format!("failed to compress the image with {}", compression.name()))?;
     out.extend_from_slice(&packed);
     drop(packed);
     write_atomically(&opts.output, &out)?;
@@ -181,6 +183,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         firmware,
         microcode_files: blobs.iter().map(|b| b.files.len()).sum(),
         microcode_bytes: blobs.iter().map(|b| b.data.len()).sum(),
+        compression,
     })
 }
 
@@ -475,6 +478,8 @@ struct ModulesAdded {
     firmware: Vec<ModuleFirmware>,
     /// How the kernel will look firmware up; none without modules.
     search: Option<Search>,
+    /// The config of the kernel the modules are for, when it could be found.
+    kernel_config: Option<KernelConfig>,
 }
 
 fn add_modules(
@@ -495,6 +500,7 @@ fn add_modules(
             storage: opts.storage,
             firmware: Vec::new(),
             search: None,
+            kernel_config: None,
         });
     };
     let mut tree = ModuleTree::open(dir)?;
@@ -631,6 +637,7 @@ fn add_modules(
         storage,
         firmware,
         search: Some(search),
+        kernel_config: tree.config().cloned(),
     })
 }
 

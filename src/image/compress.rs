@@ -8,6 +8,7 @@
 //! - lz4: only the legacy format (magic 0x184C2102, then blocks of a u32 length and data), which
 //!   has no end marker and so must be the last thing in the image.
 
+use crate::modules::config::KernelConfig;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
@@ -29,7 +30,7 @@ impl Compression {
             "zstd" => Compression::Zstd,
             "xz" => Compression::Xz,
             "lz4" => Compression::Lz4,
-            _ => bail!("unknown compression {s:?}: expected gzip, zstd, xz, lz4 or none"),
+            _ => bail!("unknown compression {s:?}: expected auto, gzip, zstd, xz, lz4 or none"),
         })
     }
 
@@ -40,6 +41,23 @@ impl Compression {
             Compression::Zstd => "zstd",
             Compression::Xz => "xz",
             Compression::Lz4 => "lz4",
+        }
+    }
+
+    /// `--compress auto`, the default: lz4 when the kernel's config says it unpacks lz4
+    /// (`CONFIG_RD_LZ4=y`: Debian's, Ubuntu's, Fedora's and Arch's kernels do), gzip, which
+    /// every kernel unpacks, otherwise or when the config cannot be found.
+    ///
+    /// Why lz4: under TCG the kernel unpacked a `--storage` image (24 MB of cpio) in
+    /// 170-260 ms from lz4 against 390-440 ms from gzip (6.2 MB against 9.4 MB of image),
+    /// and writing it took 0.35 s against 1.6 s; zstd was no faster to unpack than gzip and
+    /// far slower to write. On real hardware lz4 also unpacks several times faster than
+    /// gzip. The cost is the size. Like any lz4 initramfs, the image must be the last archive
+    /// of a concatenation unless a run of zeros follows it, as boot loaders pad.
+    pub fn default_for(config: Option<&KernelConfig>) -> Compression {
+        match config {
+            Some(config) if config.is_set("CONFIG_RD_LZ4") => Compression::Lz4,
+            _ => Compression::Gzip,
         }
     }
 
