@@ -183,28 +183,39 @@ impl Registry {
         // Disks before their partitions, so a partition finds its disk's table.
         names.sort_by_key(|n| (n.len(), n.clone()));
         for name in names {
-            if self.records.contains_key(&name) {
-                continue;
-            }
-            let Some(block) = sys_block(&name) else {
-                continue;
-            };
-            // Empty devices (an idle loop device, a drive without a medium) have nothing to
-            // probe yet; look again next time.
-            if block.size_bytes == 0 {
-                continue;
-            }
-            // The kernel adds the sysfs entry before devtmpfs has the node: a device that
-            // cannot be opened yet is looked at again next time, not remembered as empty.
-            let Some(record) = self.probe(&block) else {
-                if self.unreadable.insert(name.clone()) {
-                    log::info!("cannot open /dev/{name} yet; will look again");
-                }
-                continue;
-            };
-            log::info!("found {}", record.describe());
-            self.records.insert(name, record);
+            self.look_at(&name);
         }
+    }
+
+    /// Probes the block device the kernel calls `name`, if it is there and new. Cheaper
+    /// than [`Registry::refresh`] when the name is known (`root=/dev/vda`): listing
+    /// /sys/class/block costs more than the probe under an emulated CPU.
+    pub fn look_at(&mut self, name: &str) {
+        // A name from the command line must stay a name in /sys/class/block.
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return;
+        }
+        if self.records.contains_key(name) {
+            return;
+        }
+        let Some(block) = sys_block(name) else {
+            return;
+        };
+        // Empty devices (an idle loop device, a drive without a medium) have nothing to
+        // probe yet; look again next time.
+        if block.size_bytes == 0 {
+            return;
+        }
+        // The kernel adds the sysfs entry before devtmpfs has the node: a device that
+        // cannot be opened yet is looked at again next time, not remembered as empty.
+        let Some(record) = self.probe(&block) else {
+            if self.unreadable.insert(name.to_owned()) {
+                log::info!("cannot open /dev/{name} yet; will look again");
+            }
+            return;
+        };
+        log::info!("found {}", record.describe());
+        self.records.insert(name.to_owned(), record);
     }
 
     /// Probes one device; `None` when its node cannot be opened (yet).

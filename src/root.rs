@@ -193,6 +193,13 @@ impl<'l, 'm> Search<'l, 'm> {
         spec: &RootSpec,
         limit: Option<Duration>,
     ) -> Result<Found, String> {
+        // `root=/dev/NAME`, the usual form for a VM: that device alone first.
+        if let Some(name) = spec.kernel_name() {
+            self.registry.look_at(name);
+            if let Some(found) = self.matching(what, spec, &self.registry.records()) {
+                return Ok(found);
+            }
+        }
         loop {
             self.registry.refresh();
             let records = self.registry.records();

@@ -20,6 +20,18 @@ pub enum RootSpec {
     PartLabel(String),
 }
 
+impl RootSpec {
+    /// The kernel's name for the device, for `/dev/NAME` (`vda` for `/dev/vda`).
+    pub fn kernel_name(&self) -> Option<&str> {
+        match self {
+            RootSpec::Path(path) => path
+                .strip_prefix("/dev/")
+                .filter(|n| !n.is_empty() && !n.contains('/')),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for RootSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -136,8 +148,8 @@ pub fn find<'a>(spec: &RootSpec, records: &'a [Record]) -> Vec<&'a Record> {
         r.fs.as_ref().and_then(|f| f.label.as_deref())
     }
     match spec {
-        RootSpec::Path(path) => {
-            let name = path.strip_prefix("/dev/").filter(|n| !n.contains('/'));
+        RootSpec::Path(_) => {
+            let name = spec.kernel_name();
             records
                 .iter()
                 .filter(|r| Some(r.name.as_str()) == name)
@@ -227,6 +239,15 @@ mod tests {
             .into_iter()
             .map(|r| r.name.clone())
             .collect()
+    }
+
+    #[test]
+    fn kernel_names() {
+        let name = |s: &str| parse_root(s).unwrap().kernel_name().map(str::to_owned);
+        assert_eq!(name("/dev/vda").as_deref(), Some("vda"));
+        assert_eq!(name("/dev/nvme0n1p2").as_deref(), Some("nvme0n1p2"));
+        assert_eq!(name("/dev/mapper/root"), None, "not a kernel name");
+        assert_eq!(name("UUID=1234-abcd"), None);
     }
 
     #[test]
