@@ -41,8 +41,8 @@ build    write an initramfs image: the static baton init as /init, the skeleton 
          --microcode all (the default), host (this machine's CPUs only; the default with
          --host) or none.
          --compress auto (the default) is lz4 when the kernel's config (config-KVER in the
-         modules' system's /boot, or beside them) says it unpacks lz4, which is fastest to
-         write and to unpack, and gzip otherwise.
+         modules' system's /boot, or beside them) says it unpacks lz4 and it is 5.14 or
+         later (lz4 is fastest to write and to unpack), gzip otherwise.
          SOURCE_DATE_EPOCH sets every timestamp (default 0): same inputs, same bytes.
 inspect  list every entry of an image (cpio, plain or gzip/zstd/xz/lz4, concatenated).
          Whatever the image's headers claim, reading it stops with an error past

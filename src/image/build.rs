@@ -167,9 +167,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     };
 
     let archive = newc::write(&image, opts.mtime).context("failed to write the cpio archive")?;
-    let compression = opts
-        .compression
-        .unwrap_or_else(|| Compression::default_for(added.kernel_config.as_ref()));
+    let compression = opts.compression.unwrap_or_else(|| {
+        Compression::default_for(added.kernel_config.as_ref(), added.release.as_deref())
+    });
     let packed = compress(&archive, compression)
         .with_context(|| format!("failed to compress the image with {}", compression.name()))?;
     out.extend_from_slice(&packed);
@@ -480,6 +480,8 @@ struct ModulesAdded {
     search: Option<Search>,
     /// The config of the kernel the modules are for, when it could be found.
     kernel_config: Option<KernelConfig>,
+    /// That kernel's release (`6.1.0-57-amd64`).
+    release: Option<String>,
 }
 
 fn add_modules(
@@ -501,6 +503,7 @@ fn add_modules(
             firmware: Vec::new(),
             search: None,
             kernel_config: None,
+            release: None,
         });
     };
     let mut tree = ModuleTree::open(dir)?;
@@ -629,7 +632,7 @@ fn add_modules(
     }
     manifest.load = order::resolve(&mut tree, &opts.modules)?.modules;
     let search = Search {
-        release,
+        release: release.clone(),
         kernel_reads: tree.config().map(firmware::kernel_suffixes),
     };
     Ok(ModulesAdded {
@@ -638,6 +641,7 @@ fn add_modules(
         firmware,
         search: Some(search),
         kernel_config: tree.config().cloned(),
+        release: Some(release),
     })
 }
 
