@@ -79,6 +79,14 @@ fn system_tree(kernel: &Kernel, name: &str) -> (PathBuf, String) {
         .into_owned();
     fs::create_dir_all(root.join("lib/modules")).unwrap();
     symlink(&kernel.modules, root.join("lib/modules").join(&kver)).unwrap();
+    // The kernel's config where an installed kernel's is: it says which compressed
+    // firmware the loader reads.
+    fs::create_dir_all(root.join("boot")).unwrap();
+    fs::copy(
+        kernel.dir.join("config"),
+        root.join("boot").join(format!("config-{kver}")),
+    )
+    .unwrap();
     let fw = root.join("lib/firmware");
     // An absolute link: relative to the tree's root, which the host's / does not have.
     write(&fw.join("vendor/ql1280.bin"), b"QL1280");
