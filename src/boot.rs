@@ -328,6 +328,9 @@ fn mount_new_root(
         loader.wait_for(&modules);
     }
     let fstypes = if fstypes.is_empty() {
+        // Every filesystem the image brings must be registered before the kernel's list
+        // is read: modules may still be loading on other threads.
+        loader.wait_all();
         let known = std::fs::read_to_string("/proc/filesystems")
             .context("failed to read /proc/filesystems")?;
         root::block_filesystems(&known)

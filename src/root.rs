@@ -246,12 +246,16 @@ impl<'l, 'm> Search<'l, 'm> {
             });
         }
         // A path udev or device-mapper would make (/dev/mapper/root) is not a kernel name:
-        // take it once the node exists.
+        // take it once the node exists. A kernel name (/dev/vda) waits for its record: its
+        // node can appear between a failed open and this check, and the record brings the
+        // probed filesystem.
         match spec {
-            RootSpec::Path(path) if is_block_device(path) => Some(Found {
-                device: PathBuf::from(path),
-                fstype: None,
-            }),
+            RootSpec::Path(path) if spec.kernel_name().is_none() && is_block_device(path) => {
+                Some(Found {
+                    device: PathBuf::from(path),
+                    fstype: None,
+                })
+            }
             _ => None,
         }
     }
