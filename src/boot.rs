@@ -108,11 +108,7 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
     // `prepare`): the real init sees the system as if baton had never been there.
     emergency::reap_children();
     let exec_us = crate::timeline::mark("exec");
-    log::info!(
-        "running {init} at {}.{:02} s after boot",
-        exec_us / 1_000_000,
-        exec_us % 1_000_000 / 10_000
-    );
+    log::info!("running {init} at {} s after boot", seconds(exec_us));
     // Everything that need not delay the real init: reports, the timeline, and deleting
     // the initramfs, in a child the real init inherits.
     let report = || {
@@ -180,10 +176,9 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
     known.shell = shell.filter(|s| Path::new(s).exists());
     mounted?;
     log::info!(
-        "baton {} started at {}.{:02} s after boot",
+        "baton {} started at {} s after boot",
         env!("CARGO_PKG_VERSION"),
-        start_us / 1_000_000,
-        start_us % 1_000_000 / 10_000
+        seconds(start_us)
     );
     let params = params?;
     for warning in &params.warnings {
@@ -364,6 +359,12 @@ fn log_loaded_modules() {
         .collect();
     loaded.sort();
     log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
+}
+
+/// Microseconds on the timeline's clock as seconds with two decimals, for the log (integer
+/// formatting: the init links no floating-point formatting).
+fn seconds(us: u64) -> String {
+    format!("{}.{:02}", us / 1_000_000, us % 1_000_000 / 10_000)
 }
 
 #[cfg(test)]

@@ -158,12 +158,7 @@ fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<Bu
             }
             "--include" => opts.includes.push(parse_include(&value()?)?),
             "--shell" => opts.shell = Some(PathBuf::from(value()?)),
-            "--compress" => {
-                opts.compression = match value()?.as_str() {
-                    "auto" => None,
-                    other => Some(Compression::parse(other)?),
-                }
-            }
+            "--compress" => opts.compression = Compression::parse_choice(&value()?)?,
             "--init" => opts.init = Some(PathBuf::from(value()?)),
             "--firmware-dir" => {
                 opts.firmware_dir = match value()?.as_str() {

@@ -192,7 +192,7 @@ impl Registry {
     /// /sys/class/block costs more than the probe under an emulated CPU.
     pub fn look_at(&mut self, name: &str) {
         // A name from the command line must stay a name in /sys/class/block.
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        if !crate::rootspec::is_kernel_name(name) {
             return;
         }
         if self.records.contains_key(name) {

@@ -112,7 +112,6 @@ impl KmsgLogger {
         let mut ok = true;
         for line in message.lines() {
             if !matches!(guard.as_ref(), Some((_, written)) if *written < RECORDS_PER_OPEN) {
-                *guard = None;
                 *guard = OpenOptions::new()
                     .write(true)
                     .open("/dev/kmsg")

@@ -20,13 +20,16 @@ pub enum RootSpec {
     PartLabel(String),
 }
 
+/// Whether `name` can be a kernel block device name, one entry of /sys/class/block.
+pub fn is_kernel_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && name != "." && name != ".."
+}
+
 impl RootSpec {
     /// The kernel's name for the device, for `/dev/NAME` (`vda` for `/dev/vda`).
     pub fn kernel_name(&self) -> Option<&str> {
         match self {
-            RootSpec::Path(path) => path
-                .strip_prefix("/dev/")
-                .filter(|n| !n.is_empty() && !n.contains('/')),
+            RootSpec::Path(path) => path.strip_prefix("/dev/").filter(|n| is_kernel_name(n)),
             _ => None,
         }
     }

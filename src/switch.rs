@@ -241,8 +241,7 @@ impl OldRoot {
                     libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
                 };
                 crate::kmsg::after_fork();
-                first();
-                log_removal(empty_old_root(&self.0).as_ref());
+                self.empty(first);
                 // Not exit(): nothing of the parent's (its guards' destructors, the
                 // atexit handlers) may run twice.
                 // SAFETY: _exit ends the process at once; it touches no memory of ours.
@@ -251,11 +250,15 @@ impl OldRoot {
             Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
             Err(errno) => {
                 log::warn!("cannot fork to empty the old root ({errno}): emptying it now");
-                first();
-                log_removal(empty_old_root(&self.0).as_ref());
+                self.empty(first);
                 None
             }
         }
+    }
+
+    fn empty(&self, first: impl FnOnce()) {
+        first();
+        log_removal(empty_old_root(&self.0).as_ref());
     }
 }
 

@@ -101,10 +101,7 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         module_compression: ModuleCompression::Auto,
         includes,
         shell: config.shell.as_ref().map(PathBuf::from),
-        compression: match config.compress.as_str() {
-            "auto" => None,
-            other => Some(Compression::parse(other)?),
-        },
+        compression: Compression::parse_choice(&config.compress)?,
         init: None,
         cmdline: (!config.cmdline.is_empty()).then(|| config.cmdline.join(" ")),
         mtime,

@@ -34,6 +34,15 @@ impl Compression {
         })
     }
 
+    /// `--compress` and `compress=`: `auto` (`None`: chosen for the kernel, see
+    /// [`Compression::default_for`]) or a compression.
+    pub fn parse_choice(s: &str) -> Result<Option<Compression>> {
+        match s {
+            "auto" => Ok(None),
+            other => Compression::parse(other).map(Some),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
