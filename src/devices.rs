@@ -68,6 +68,9 @@ fn shortened(label: &str) -> String {
 /// its usual 16 KiB of entries) and most superblocks are inside, so most probes cost one
 /// read; btrfs (at 64 KiB) and a FAT root directory cost one more.
 const HEAD: usize = 20 * 1024;
+/// A bound on the block devices listed at once: far above any machine's disks and
+/// partitions.
+const MAX_BLOCK_DEVICES: usize = 1 << 16;
 
 /// A device with its first bytes cached.
 struct Head {
@@ -173,13 +176,15 @@ impl Registry {
 
     /// Lists /sys/class/block and probes what is new.
     pub fn refresh(&mut self) {
-        let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok())
-                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut names: Vec<String> =
+            crate::dirents::read_path("/sys/class/block", MAX_BLOCK_DEVICES)
+                .map(|entries| {
+                    entries
+                        .into_iter()
+                        .filter_map(|e| String::from_utf8(e.name).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
         // Disks before their partitions, so a partition finds its disk's table.
         names.sort_by_key(|n| (n.len(), n.clone()));
         for name in names {

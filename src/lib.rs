@@ -24,6 +24,7 @@ pub mod caps;
 pub mod cmdline;
 pub mod consoles;
 pub mod devices;
+pub mod dirents;
 #[cfg(feature = "host")]
 pub mod elf;
 pub mod emergency;

@@ -9,15 +9,14 @@
 //!   new root, /proc, /sys and /dev are left alone even if they are still mounted inside;
 //! - on an error, remember the first one and keep going.
 
+use crate::dirents;
 use anyhow::{bail, Result};
-use nix::dir::{Dir, Type};
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag};
+use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, Mode, SFlag};
 use nix::sys::statfs::{fstatfs, FsType, TMPFS_MAGIC};
 use nix::unistd::{unlinkat, UnlinkatFlags};
-use std::ffi::{CStr, CString};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// ramfs has no constant in nix or libc (include/uapi/linux/magic.h).
 pub const RAMFS_MAGIC: FsType = FsType(0x8584_58f6);
@@ -52,11 +51,12 @@ pub fn remove_children<Fd: AsFd>(dir: Fd) -> Result<Removal> {
     }
     let device = fstat(&dir)?.st_dev;
     let mut removal = Removal::default();
-    let start = nix::unistd::dup(&dir)?;
-    let mut top = Dir::from_fd(start)?;
-    remove_in(&mut top, device, "", &mut removal);
+    remove_in(dir.as_fd(), device, "", &mut removal);
     Ok(removal)
 }
+
+/// A bound on the entries read from one directory: an initramfs holds tens to thousands.
+const MAX_ENTRIES: usize = 1 << 20;
 
 fn note_error(removal: &mut Removal, path: &str, errno: Errno) {
     if removal.first_error.is_none() {
@@ -64,26 +64,21 @@ fn note_error(removal: &mut Removal, path: &str, errno: Errno) {
     }
 }
 
-fn remove_in(dir: &mut Dir, device: u64, path: &str, removal: &mut Removal) {
+fn remove_in(dir: BorrowedFd<'_>, device: u64, path: &str, removal: &mut Removal) {
     // Read all names first: removing entries while a readdir is in progress may make it skip
     // some on filesystems other than tmpfs.
-    let names: Vec<(CString, Option<Type>)> = dir
-        .iter()
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| {
-            let name = entry.file_name().to_bytes();
-            name != b"." && name != b".."
-        })
-        .map(|entry| (entry.file_name().to_owned(), entry.file_type()))
-        .collect();
-    for (name, _) in names {
-        let child = format!("{path}/{}", name.to_string_lossy());
-        remove_entry(dir, &name, device, &child, removal);
+    let entries = match dirents::read(dir, MAX_ENTRIES) {
+        Ok(entries) => entries,
+        Err(errno) => return note_error(removal, if path.is_empty() { "/" } else { path }, errno),
+    };
+    for entry in entries {
+        let child = format!("{path}/{}", String::from_utf8_lossy(&entry.name));
+        remove_entry(dir, &entry.name, device, &child, removal);
     }
 }
 
-fn remove_entry(dir: &mut Dir, name: &CStr, device: u64, path: &str, removal: &mut Removal) {
-    let stat = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+fn remove_entry(dir: BorrowedFd<'_>, name: &[u8], device: u64, path: &str, removal: &mut Removal) {
+    let stat = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(stat) => stat,
         Err(errno) => return note_error(removal, path, errno),
     };
@@ -95,12 +90,12 @@ fn remove_entry(dir: &mut Dir, name: &CStr, device: u64, path: &str, removal: &m
     if is_dir {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let skipped_before = removal.skipped_mounts;
-        match Dir::openat(dir.as_fd(), name, flags, Mode::empty()) {
-            Ok(mut child) => {
+        match openat(dir, name, flags, Mode::empty()) {
+            Ok(child) => {
                 // Check again on the opened directory: it could be a mount point whose
                 // root we only see now.
-                match fstat(child.as_fd()) {
-                    Ok(s) if s.st_dev == device => remove_in(&mut child, device, path, removal),
+                match fstat(&child) {
+                    Ok(s) if s.st_dev == device => remove_in(child.as_fd(), device, path, removal),
                     Ok(_) => {
                         removal.skipped_mounts += 1;
                         return;
@@ -114,14 +109,14 @@ fn remove_entry(dir: &mut Dir, name: &CStr, device: u64, path: &str, removal: &m
         if removal.skipped_mounts > skipped_before {
             return;
         }
-        match unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir) {
+        match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
             Ok(()) => removal.removed += 1,
             // A mount point inside (e.g. /sysroot before the move) cannot be removed.
             Err(Errno::EBUSY) => removal.skipped_mounts += 1,
             Err(errno) => note_error(removal, path, errno),
         }
     } else {
-        match unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
+        match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) => removal.removed += 1,
             Err(errno) => note_error(removal, path, errno),
         }

@@ -386,23 +386,26 @@ fn is_block_device(path: &str) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
+/// A bound on the buses, and on the devices of one bus, read for coldplug.
+const MAX_SYSFS_ENTRIES: usize = 1 << 16;
+
 /// The `modalias` of every device present now, as udev's coldplug reads them, grouped
 /// into tiers by [`tier`]. CPU features are left out: they name crypto and power drivers,
 /// not storage.
 fn coldplug_tiers() -> Vec<Vec<String>> {
     let mut aliases = Vec::new();
-    if let Ok(buses) = std::fs::read_dir("/sys/bus") {
-        for bus in buses.filter_map(|b| b.ok()) {
-            if bus.file_name() == "cpu" {
-                continue;
-            }
-            let Ok(devices) = std::fs::read_dir(bus.path().join("devices")) else {
-                continue;
-            };
-            for device in devices.filter_map(|d| d.ok()) {
-                if let Ok(alias) = std::fs::read_to_string(device.path().join("modalias")) {
-                    aliases.push(alias.trim().to_owned());
-                }
+    let buses = crate::dirents::read_path("/sys/bus", MAX_SYSFS_ENTRIES).unwrap_or_default();
+    for bus in buses.iter().filter_map(crate::dirents::Entry::name_str) {
+        if bus == "cpu" {
+            continue;
+        }
+        let devices = format!("/sys/bus/{bus}/devices");
+        let Ok(entries) = crate::dirents::read_path(&devices, MAX_SYSFS_ENTRIES) else {
+            continue;
+        };
+        for device in entries.iter().filter_map(crate::dirents::Entry::name_str) {
+            if let Ok(alias) = std::fs::read_to_string(format!("{devices}/{device}/modalias")) {
+                aliases.push(alias.trim().to_owned());
             }
         }
     }

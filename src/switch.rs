@@ -196,10 +196,9 @@ pub enum Emptying {
     Keep,
     /// Delete them before returning, as busybox and klibc do.
     Here,
-    /// Hand them back as an [`OldRoot`] to be emptied by a child at the last moment before
-    /// the exec, as util-linux's switch_root does: the real init starts at once and
-    /// inherits (and reaps) the child. The checks are the same; only the deletion itself
-    /// leaves the critical path.
+    /// Hand them back as an [`OldRoot`], to be emptied at the last moment before the exec,
+    /// in PID 1 or by a child the real init inherits (and reaps), as util-linux's
+    /// switch_root does. The checks are the same either way.
     Later,
 }
 
@@ -221,7 +220,8 @@ pub struct OldRoot(OwnedFd);
 impl OldRoot {
     /// Forks a child that first runs `first` (the timeline's file, say: written off the
     /// critical path too) and then empties the old root, at the lowest CPU priority, so
-    /// that it competes with the real init for nothing. Call it just before the exec: the
+    /// that it competes with the real init as little as it can (on one CPU that is still
+    /// too much: see baton::boot). Call it just before the exec: the
     /// child then shares no more than a moment with its parent, whose next step replaces
     /// its memory. Returns the child, or `None` when fork failed and everything was done
     /// here.
@@ -258,6 +258,11 @@ impl OldRoot {
 
     fn empty(&self, first: impl FnOnce()) {
         first();
+        self.empty_now();
+    }
+
+    /// Empties the old root here and now, and logs what was removed.
+    pub fn empty_now(&self) {
         log_removal(empty_old_root(&self.0).as_ref());
     }
 }

@@ -281,7 +281,7 @@ fn loading_threads() -> usize {
 /// The CPUs this process may run on. Not `std::thread::available_parallelism`, which also
 /// reads the cgroup hierarchy's quotas through /proc and /sys: files an initramfs has no
 /// cgroups in, and reads that cost milliseconds each the first time under TCG.
-fn usable_cpus() -> usize {
+pub fn usable_cpus() -> usize {
     nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
         .map(|set| {
             (0..nix::sched::CpuSet::count())
