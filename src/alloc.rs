@@ -11,6 +11,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ptr::null_mut;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The smallest block: room for the free list's link, and the alignment malloc promises.
@@ -21,6 +22,15 @@ const CLASSES: usize = (MAX_SHIFT - MIN_SHIFT + 1) as usize;
 /// Chunks are mapped this size at a time (a multiple of the largest class).
 const CHUNK: usize = 4 << 20;
 const PAGE: usize = 4096;
+
+/// The first chunk is part of the binary's zero-filled data (.bss), which the kernel maps at
+/// the exec: the init's first allocation then needs no mmap call (3-4 ms under TCG for the
+/// first one). Handed out once, to the first heap that asks.
+const FIRST_CHUNK: usize = 1 << 20;
+#[repr(C, align(4096))]
+struct Arena([u8; FIRST_CHUNK]);
+static mut FIRST: Arena = Arena([0; FIRST_CHUNK]);
+static FIRST_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// A free block's first word: the next free block of its class.
 struct FreeBlock {
@@ -111,7 +121,13 @@ impl Heap {
         let size = class_size(class);
         let align = size.min(PAGE);
         let mut start = self.bump.next_multiple_of(align);
-        if self.bump == 0 || start + size > self.end {
+        if self.bump == 0 && size <= FIRST_CHUNK && !FIRST_TAKEN.swap(true, Ordering::Relaxed) {
+            // The first chunk is part of the binary's zero-filled data: no mmap call.
+            // SAFETY: only the address is taken; FIRST_TAKEN hands the arena to one heap,
+            // once.
+            start = unsafe { std::ptr::addr_of_mut!(FIRST.0) }.cast::<u8>() as usize;
+            self.end = start + FIRST_CHUNK;
+        } else if start + size > self.end {
             // What is left of the old chunk is dropped: at most one block's worth.
             let chunk = map(CHUNK);
             if chunk.is_null() {
@@ -233,6 +249,23 @@ mod tests {
             blocks.iter().any(|&(p, _, _)| p == again),
             "a freed block is reused"
         );
+    }
+
+    #[test]
+    fn the_first_chunk_goes_to_one_heap_only() {
+        let (a, b) = (Allocator::new(), Allocator::new());
+        let layout = Layout::from_size_align(64, 8).unwrap();
+        // SAFETY: fresh heaps, blocks of the layout asked for, freed with it.
+        unsafe {
+            let (pa, pb) = (a.alloc(layout), b.alloc(layout));
+            assert!(!pa.is_null() && !pb.is_null());
+            let arena = std::ptr::addr_of_mut!(FIRST.0).cast::<u8>() as usize;
+            let in_arena = |p: *mut u8| (arena..arena + FIRST_CHUNK).contains(&(p as usize));
+            // Other tests' heaps may have taken it first; never both of these.
+            assert!(!(in_arena(pa) && in_arena(pb)));
+            a.dealloc(pa, layout);
+            b.dealloc(pb, layout);
+        }
     }
 
     #[test]
