@@ -5,8 +5,10 @@
 //! - only through a directory fd opened before the switch, never by path;
 //! - only when that directory is on ramfs or tmpfs (checked here, whatever the caller did);
 //! - never following symlinks (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`);
-//! - never entering another filesystem (`st_dev` must match the starting directory), so the
-//!   new root, /proc, /sys and /dev are left alone even if they are still mounted inside;
+//! - never entering another filesystem (a directory's `st_dev` must match the starting
+//!   directory's), so the new root, /proc, /sys and /dev are left alone even if they are
+//!   still mounted inside; a file from elsewhere can only be a mount point, which unlinkat
+//!   refuses (EBUSY);
 //! - on an error, remember the first one and keep going.
 
 use crate::dirents;
@@ -72,53 +74,67 @@ fn remove_in(dir: BorrowedFd<'_>, device: u64, path: &str, removal: &mut Removal
         Err(errno) => return note_error(removal, if path.is_empty() { "/" } else { path }, errno),
     };
     for entry in entries {
-        let child = format!("{path}/{}", String::from_utf8_lossy(&entry.name));
-        remove_entry(dir, &entry.name, device, &child, removal);
+        remove_entry(dir, &entry, device, path, removal);
     }
 }
 
-fn remove_entry(dir: BorrowedFd<'_>, name: &[u8], device: u64, path: &str, removal: &mut Removal) {
-    let stat = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(stat) => stat,
-        Err(errno) => return note_error(removal, path, errno),
-    };
-    if stat.st_dev != device {
-        removal.skipped_mounts += 1;
-        return;
-    }
-    let is_dir = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-    if is_dir {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let skipped_before = removal.skipped_mounts;
-        match openat(dir, name, flags, Mode::empty()) {
-            Ok(child) => {
-                // Check again on the opened directory: it could be a mount point whose
-                // root we only see now.
-                match fstat(&child) {
-                    Ok(s) if s.st_dev == device => remove_in(child.as_fd(), device, path, removal),
-                    Ok(_) => {
-                        removal.skipped_mounts += 1;
-                        return;
-                    }
-                    Err(errno) => return note_error(removal, path, errno),
-                }
+/// Removes one entry of `dir` (whose path, for the log, is `parent`). The kernel's `d_type`
+/// saves a stat per entry: a non-directory is unlinked at once (unlinkat never follows a
+/// symlink, and refuses a mount point with EBUSY: a file cannot be on another filesystem
+/// otherwise), and a directory's filesystem is checked on the opened directory itself.
+fn remove_entry(
+    dir: BorrowedFd<'_>,
+    entry: &dirents::Entry,
+    device: u64,
+    parent: &str,
+    removal: &mut Removal,
+) {
+    let name = entry.name.as_slice();
+    let path = || format!("{parent}/{}", String::from_utf8_lossy(name));
+    let is_dir = match entry.kind {
+        dirents::Kind::Directory => true,
+        dirents::Kind::Other => false,
+        // The filesystem does not say: ask.
+        dirents::Kind::Unknown => match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) if stat.st_dev != device => {
+                removal.skipped_mounts += 1;
+                return;
             }
-            Err(errno) => return note_error(removal, path, errno),
-        }
-        // A directory that still holds a mount point cannot be empty: leave it quietly.
-        if removal.skipped_mounts > skipped_before {
-            return;
-        }
-        match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
-            Ok(()) => removal.removed += 1,
-            // A mount point inside (e.g. /sysroot before the move) cannot be removed.
-            Err(Errno::EBUSY) => removal.skipped_mounts += 1,
-            Err(errno) => note_error(removal, path, errno),
-        }
-    } else {
+            Ok(stat) => SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR,
+            Err(errno) => return note_error(removal, &path(), errno),
+        },
+    };
+    if !is_dir {
         match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) => removal.removed += 1,
-            Err(errno) => note_error(removal, path, errno),
+            // A file something is mounted on (a bind mount): not ours.
+            Err(Errno::EBUSY) => removal.skipped_mounts += 1,
+            Err(errno) => note_error(removal, &path(), errno),
         }
+        return;
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let skipped_before = removal.skipped_mounts;
+    match openat(dir, name, flags, Mode::empty()) {
+        // On the opened directory: a mount point shows the mounted filesystem's root here.
+        Ok(child) => match fstat(&child) {
+            Ok(s) if s.st_dev == device => remove_in(child.as_fd(), device, &path(), removal),
+            Ok(_) => {
+                removal.skipped_mounts += 1;
+                return;
+            }
+            Err(errno) => return note_error(removal, &path(), errno),
+        },
+        Err(errno) => return note_error(removal, &path(), errno),
+    }
+    // A directory that still holds a mount point cannot be empty: leave it quietly.
+    if removal.skipped_mounts > skipped_before {
+        return;
+    }
+    match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) => removal.removed += 1,
+        // A mount point inside (e.g. /sysroot before the move) cannot be removed.
+        Err(Errno::EBUSY) => removal.skipped_mounts += 1,
+        Err(errno) => note_error(removal, &path(), errno),
     }
 }

@@ -288,12 +288,23 @@ fn deletion_stops_at_mounts(work: &Path) {
     std::os::unix::fs::symlink("/", fake.join("link-to-root")).unwrap();
     mount_other_filesystems(&fake, &outside);
     write(&fake.join("mnt/plain/file"), "x");
+    // A file can be a mount point too: unlinking it must fail, not reach the file.
+    write(&fake.join("mnt/file-bind"), "");
+    mount(
+        Some(&outside.join("sentinel")),
+        &fake.join("mnt/file-bind"),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
 
     let removal = rmrf::remove_children(open_dir(&fake)).unwrap();
     assert!(removal.first_error.is_none(), "{removal:?}");
-    assert_eq!(removal.skipped_mounts, 2, "{removal:?}");
+    assert_eq!(removal.skipped_mounts, 3, "{removal:?}");
     assert_eq!(names_in(&fake), ["mnt"]);
-    assert_eq!(names_in(&fake.join("mnt")), ["bind", "other"]);
+    assert_eq!(names_in(&fake.join("mnt")), ["bind", "file-bind", "other"]);
+    assert_survives(&fake.join("mnt/file-bind"));
     assert_survives(&fake.join("mnt/other/sentinel"));
     assert_survives(&outside.join("sentinel"));
 }
