@@ -103,6 +103,7 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
         init,
         old_root,
         consoles,
+        run,
     } = prepare(known)?;
     // The kernel settings baton changed are back to what they were (their guards lived in
     // `prepare`): the real init sees the system as if baton had never been there.
@@ -116,7 +117,10 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
         other => other,
     };
     let exec_us = crate::timeline::mark("exec");
-    log::info!("running {init} at {} s after boot", seconds(exec_us));
+    match &run {
+        Some(_) => log::info!("running the command at {} s after boot", seconds(exec_us)),
+        None => log::info!("running {init} at {} s after boot", seconds(exec_us)),
+    }
     // Everything that need not delay the real init: reports, the timeline, and deleting
     // the initramfs, in a child the real init inherits.
     let report = || {
@@ -136,6 +140,9 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
         None => report(),
     }
     let env = switch::environment();
+    if let Some((command, timeout)) = run {
+        crate::run::run_and_power_off(&command, timeout, &env);
+    }
     let error = match switch::exec_init(&init, args, &env) {
         Ok(never) => match never {},
         Err(error) => error,
@@ -159,6 +166,8 @@ struct Prepared {
     old_root: Option<switch::OldRoot>,
     /// `console=`, for a report.
     consoles: Vec<String>,
+    /// `baton.run`: the command to run instead of the init, and its limit in seconds.
+    run: Option<(Vec<OsString>, Option<u32>)>,
 }
 
 /// Everything up to the exec.
@@ -173,7 +182,9 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
     // later early mount failed.
     let params = inputs::read_params();
     if let Ok(params) = &params {
-        known.action = params.emergency;
+        // A VM run for one command has no one at its console: a failed boot powers off,
+        // so that the host sees it end (without a status).
+        known.action = params.emergency.or(params.run.then_some(Action::Poweroff));
         known.shell_allowed = params.shell;
     }
     let manifest_text = inputs::manifest_text();
@@ -217,16 +228,42 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
             loader.wait_all();
         }
         stop_at(&params, BreakPoint::PreMount, known);
+        let run = match params.run {
+            true => {
+                // The status port's driver, when the image carries it as a module.
+                loader.load_alias(VIRTIO_CONSOLE);
+                Some((run_command(&params)?, params.run_timeout_secs))
+            }
+            false => None,
+        };
         mount_new_root(&params, &manifest, &mut loader, known)?;
+        if params.overlay {
+            let _step = crate::timeline::phase("overlay");
+            crate::shared::overlay_root(Path::new(NEW_ROOT))?;
+            log::info!(
+                "{NEW_ROOT} is an overlay: the root is read-only under {}, changes go to a tmpfs under {}",
+                crate::shared::LOWER,
+                crate::shared::LAYER
+            );
+        }
         // Drivers still loading for hardware coldplug found (on other threads) finish
         // before the switch, as they would have one after another.
         loader.wait_all();
         stop_at(&params, BreakPoint::PreSwitch, known);
         switch::check_new_root(Path::new(NEW_ROOT))?;
-        switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?
+        let init = match &run {
+            // The command is looked up on PATH when it runs.
+            Some(_) => String::new(),
+            None => switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?,
+        };
+        (init, run)
     };
+    let (init, run) = init;
 
-    log::info!("switching to {NEW_ROOT}, then running {init}");
+    match &run {
+        Some(_) => log::info!("switching to {NEW_ROOT}, then running the command (baton.run)"),
+        None => log::info!("switching to {NEW_ROOT}, then running {init}"),
+    }
     let switched = {
         let _step = crate::timeline::phase("switch");
         switch::switch_root(Path::new(NEW_ROOT), switch::Emptying::Later)?
@@ -240,6 +277,7 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
         init,
         old_root: switched.old_root,
         consoles: params.consoles,
+        run,
     })
 }
 
@@ -252,6 +290,28 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
 /// emptying.
 fn empty_in_child() -> bool {
     crate::modules::load::usable_cpus() > 1
+}
+
+/// The modalias of a virtio console (the status port of `baton.run`).
+const VIRTIO_CONSOLE: &str = "virtio:d00000003v00001AF4";
+
+/// `baton.run`'s command: the words after `--`, else the image's command file.
+fn run_command(params: &BootParams) -> Result<Vec<OsString>> {
+    if !params.run_command.is_empty() {
+        return Ok(params.run_command.iter().map(OsString::from).collect());
+    }
+    let path = format!("/{}", crate::run::COMMAND_FILE);
+    let command = match inputs::read_bounded(&path, crate::run::MAX_COMMAND_FILE) {
+        Ok(bytes) => crate::run::parse_command_file(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {path}")),
+    };
+    if command.is_empty() {
+        anyhow::bail!(
+            "baton.run: no command to run: put it after -- on the kernel command line (baton.run -- CMD ARGS), or in the image's {path}"
+        );
+    }
+    Ok(command)
 }
 
 /// `rd.break=POINT`: a shell here, then the boot goes on.
@@ -287,6 +347,9 @@ fn mount_new_root(
     if is_mount_point(target) {
         log::info!("{NEW_ROOT} is already mounted, using it");
         return Ok(());
+    }
+    if let Some(transport) = crate::shared::Transport::from_rootfstype(&params.rootfstype) {
+        return mount_shared_root(transport, params, loader, known);
     }
     let value = params
         .root
@@ -358,7 +421,8 @@ fn mount_new_root(
         target,
         &fstypes,
         found.fstype.as_deref(),
-        params.read_only,
+        // Under an overlay the root itself is only read.
+        params.read_only || params.overlay,
         params.rootflags.as_deref(),
     )?;
     drop(mounting);
@@ -366,6 +430,65 @@ fn mount_new_root(
         "mounted root {} ({fstype}, {}) on {NEW_ROOT}",
         found.device.display(),
         if read_only { "ro" } else { "rw" }
+    );
+    Ok(())
+}
+
+/// `rootfstype=9p|virtiofs root=TAG`: the host's directory of that tag, once its
+/// transport's driver has found it.
+fn mount_shared_root(
+    transport: crate::shared::Transport,
+    params: &BootParams,
+    loader: &mut Loader<'_>,
+    known: &Known,
+) -> Result<()> {
+    let target = Path::new(NEW_ROOT);
+    let tag = params.root.as_deref().unwrap_or_default();
+    if !crate::shared::is_valid_tag(tag) {
+        anyhow::bail!(
+            "root={tag:?}: with rootfstype={} the root is the host's tag for the shared directory (up to 36 printable characters, no comma, slash or quote), as in qemu's mount_tag= or virtiofsd's tag",
+            transport.fstype()
+        );
+    }
+    let modules = loader.load_alias(&format!("fs-{}", transport.fstype()));
+    loader.wait_for(&modules);
+    let limit = params
+        .wait
+        .limit_secs()
+        .map(|s| Duration::from_secs(u64::from(s)));
+    let what = format!("the host's directory {tag} ({})", transport.fstype());
+    let found = {
+        let _step = crate::timeline::phase("root_search");
+        // Mounted as soon as it is there: for a shared directory, finding is mounting.
+        let read_only = params.read_only || params.overlay;
+        root::wait_until(&what, limit, loader, || {
+            crate::shared::try_mount(
+                transport,
+                tag,
+                target,
+                read_only,
+                params.rootflags.as_deref(),
+            )
+            .map(|mounted| mounted.then_some(()))
+        })?
+    };
+    if found.is_none() {
+        anyhow::bail!(
+            "{what} did not appear within {} s: check the VM has it (qemu -virtfs ...,mount_tag={tag} or -device vhost-user-fs-pci,tag={tag}) and that the image has the {} modules (baton build --storage, or --module {})",
+            limit.map_or(0, |l| l.as_secs()),
+            transport.fstype(),
+            transport.modules().join(" --module ")
+        );
+    }
+    stop_at(params, BreakPoint::Mount, known);
+    log::info!(
+        "mounted root: the host's directory {tag} ({}, {}) on {NEW_ROOT}",
+        transport.fstype(),
+        if params.read_only || params.overlay {
+            "ro"
+        } else {
+            "rw"
+        }
     );
     Ok(())
 }

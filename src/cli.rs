@@ -8,6 +8,7 @@ use crate::image::inspect::{format_listing, read_image_with, Listing};
 use crate::image::microcode::Microcode;
 use crate::update::{self, Kernels, UpdateOptions};
 use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,8 @@ usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
        baton update [-k KVER|all] [--root DIR] [-o OUT]
        baton timeline [FILE|LOG] [--svg OUT]
+       baton run --kernel VMLINUZ [--modules-dir DIR] --root DIR [--rw] [--memory MIB]
+                 [--cpus N] [--share 9p|virtiofs] [--timeout SECS] -- CMD [ARGS...]
        baton --version
 
 build    write an initramfs image: the static baton init as /init, the skeleton of
@@ -55,6 +58,15 @@ update   write /boot/initrd.img-KVER for the installed kernels (-k all, the defa
          lib/firmware); -o OUT writes the one kernel's image (-k KVER) to OUT instead. Each
          image is written to a temporary name and renamed: a failed build leaves the old
          image and says why.
+run      boot the kernel in a qemu VM (KVM when /dev/kvm works, else TCG) whose root is the
+         host's directory DIR, run CMD in it, and end with CMD's exit status (128+N for
+         signal N, 124 past --timeout, 125 for baton's own failures). DIR is shared over
+         virtiofs when a virtiofsd is at hand (/usr/lib/qemu/virtiofsd), else 9p
+         (--share chooses); read-only under a tmpfs overlay, so CMD may write anywhere and
+         DIR is never changed, unless --rw. CMD's output is the VM's console, on stdout.
+         The image is built for the kernel's modules (--modules-dir, default
+         /lib/modules/KVER) once and cached in ~/.cache/baton/run. --memory defaults to
+         512 (MiB), --cpus to 1.
 timeline when each step of a boot began and how long it took, each module's load on its
          thread: from the file the init leaves in /run/baton/timeline (the default), or
          from a console log or dmesg output with baton's lines. Prints a table; --svg OUT
@@ -67,6 +79,7 @@ pub enum Command {
     Inspect { image: PathBuf, limits: Limits },
     Update(UpdateOptions),
     Timeline(crate::timeline::command::Options),
+    Run(crate::vm::RunOptions),
     Help,
     Version,
 }
@@ -85,8 +98,64 @@ pub fn parse(args: &[String], mtime: u32) -> Result<Command> {
         "build" => parse_build(&mut args, mtime).map(Command::Build),
         "update" => parse_update(&mut args, mtime).map(Command::Update),
         "timeline" => crate::timeline::command::parse(&mut args).map(Command::Timeline),
+        "run" => parse_run(&mut args).map(Command::Run),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+}
+
+fn parse_run(args: &mut std::slice::Iter<'_, String>) -> Result<crate::vm::RunOptions> {
+    let mut opts = crate::vm::RunOptions {
+        kernel: PathBuf::new(),
+        modules_dir: None,
+        root: PathBuf::new(),
+        rw: false,
+        memory_mib: 512,
+        cpus: 1,
+        share: None,
+        timeout_secs: None,
+        command: Vec::new(),
+    };
+    let (mut kernel, mut root) = (None, None);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = split_flag(arg);
+        let mut number = |what: &str| -> Result<u32> {
+            let value = option_value(flag, inline, args)?;
+            value
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .with_context(|| format!("{flag} {value:?}: expected a positive number of {what}"))
+        };
+        match flag {
+            "--" => {
+                opts.command = args.by_ref().map(OsString::from).collect();
+                break;
+            }
+            "--kernel" => kernel = Some(PathBuf::from(option_value(flag, inline, args)?)),
+            "--modules-dir" => {
+                opts.modules_dir = Some(PathBuf::from(option_value(flag, inline, args)?))
+            }
+            "--root" => root = Some(PathBuf::from(option_value(flag, inline, args)?)),
+            "--rw" => opts.rw = true,
+            "--memory" => opts.memory_mib = number("MiB")?,
+            "--cpus" => opts.cpus = number("CPUs")?,
+            "--timeout" => opts.timeout_secs = Some(number("seconds")?),
+            "--share" => {
+                opts.share = match option_value(flag, inline, args)?.as_str() {
+                    "9p" => Some(crate::shared::Transport::NineP),
+                    "virtiofs" => Some(crate::shared::Transport::Virtiofs),
+                    other => bail!("--share {other}: expected 9p or virtiofs"),
+                }
+            }
+            _ => bail!("unexpected argument {arg:?} (the command goes after --)\n{USAGE}"),
+        }
+    }
+    opts.kernel = kernel.context("baton run needs --kernel VMLINUZ")?;
+    opts.root = root.context("baton run needs --root DIR")?;
+    if opts.command.is_empty() {
+        bail!("baton run needs a command after --");
+    }
+    Ok(opts)
 }
 
 fn parse_inspect(args: &mut std::slice::Iter<'_, String>) -> Result<Command> {
@@ -286,8 +355,15 @@ fn to_stdout(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()>
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
+/// Runs the command line; returns the exit status (the command's, for `baton run`).
+pub fn run(args: &[String]) -> Result<u8> {
     match parse(args, mtime_from_env()?)? {
+        Command::Run(opts) => {
+            return Ok(crate::vm::run(&opts).unwrap_or_else(|err| {
+                let _ = writeln!(io::stderr(), "baton: error: {err:#}");
+                crate::vm::OWN_FAILURE
+            }))
+        }
         Command::Help => to_stdout(|out| out.write_all(USAGE.as_bytes()))?,
         Command::Version => {
             to_stdout(|out| writeln!(out, "baton {}", env!("CARGO_PKG_VERSION")))?;
@@ -342,7 +418,7 @@ pub fn run(args: &[String]) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 /// The summary line's firmware and microcode part: `, 3 firmware files, 131 microcode

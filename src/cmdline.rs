@@ -111,6 +111,16 @@ pub struct BootParams {
     pub noresume: bool,
     /// `resume_offset=`: where the image starts in the device, in pages (a swap file).
     pub resume_offset: Option<u64>,
+    /// `baton.run`: run the command after `--` in the new root instead of its init, report
+    /// how it ended, and power off (see baton::run).
+    pub run: bool,
+    /// The words after `--`, for `baton.run`: the command and its arguments.
+    pub run_command: Vec<String>,
+    /// `baton.run.timeout=N`: kill the command after N s (0 or absent: no limit).
+    pub run_timeout_secs: Option<u32>,
+    /// `rd.overlay` or systemd's `systemd.volatile=overlay`: a tmpfs overlay over the root,
+    /// so that the system may write anywhere and the root itself is never written.
+    pub overlay: bool,
     /// Known words whose values made no sense, for the log.
     pub warnings: Vec<String>,
 }
@@ -168,6 +178,10 @@ impl Default for BootParams {
             resume: None,
             noresume: false,
             resume_offset: None,
+            run: false,
+            run_command: Vec::new(),
+            run_timeout_secs: None,
+            overlay: false,
             warnings: Vec::new(),
         }
     }
@@ -295,9 +309,18 @@ pub fn parse(cmdline: &str) -> BootParams {
 pub fn parse_with_defaults(defaults: &str, cmdline: &str) -> BootParams {
     let mut params = BootParams::default();
     let (default_words, _) = split(defaults);
-    let (words, _init_args) = split(cmdline);
+    let (words, init_args) = split(cmdline);
     for word in default_words.iter().chain(words.iter()) {
         apply(&mut params, word);
+    }
+    if params.run {
+        params.run_command = init_args
+            .iter()
+            .map(|w| match w.value {
+                Some(value) => format!("{}={value}", w.key),
+                None => w.key.to_owned(),
+            })
+            .collect();
     }
     if cmdline.matches('"').count() % 2 == 1 {
         params.warnings.push(
@@ -360,6 +383,21 @@ fn apply(params: &mut BootParams, word: &Word<'_>) {
         ("module_blacklist" | "rd.driver.blacklist" | "modprobe.blacklist", Some(v)) => {
             params.blacklist.extend(module_list(v))
         }
+        ("baton.run", None) => params.run = true,
+        ("baton.run", Some(v)) => match boolean(v) {
+            Some(run) => params.run = run,
+            None => warn_value(params, word, "0 or 1"),
+        },
+        ("baton.run.timeout", Some(v)) => {
+            params.run_timeout_secs = seconds(params, word, v).filter(|&n| n > 0)
+        }
+        ("rd.overlay", None) => params.overlay = true,
+        ("rd.overlay", Some(v)) => match boolean(v) {
+            Some(overlay) => params.overlay = overlay,
+            None => warn_value(params, word, "0 or 1"),
+        },
+        // systemd's other modes (yes, state) are systemd's own business.
+        ("systemd.volatile", Some(v)) => params.overlay = v == "overlay",
         (key, value) => {
             if let Some((module, param)) = key.split_once('.') {
                 if !module.is_empty() && !param.is_empty() && !RESERVED_PREFIXES.contains(&module) {
@@ -377,7 +415,7 @@ fn apply(params: &mut BootParams, word: &Word<'_>) {
 }
 
 /// Dotted words that are namespaces of other programs, not module names.
-const RESERVED_PREFIXES: [&str; 5] = ["rd", "systemd", "udev", "printk", "modprobe"];
+const RESERVED_PREFIXES: [&str; 6] = ["rd", "systemd", "udev", "printk", "modprobe", "baton"];
 
 /// `a,b-c` -> `["a", "b_c"]`.
 fn module_list(value: &str) -> impl Iterator<Item = String> + '_ {
@@ -709,5 +747,32 @@ mod tests {
         assert!(p.read_only, "rw is inside the open quote");
         assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
         assert!(p.warnings[0].contains("unbalanced double quote"));
+    }
+
+    #[test]
+    fn run_takes_the_words_after_dashes() {
+        let p = parse(
+            "root=hostroot rootfstype=9p baton.run baton.run.timeout=30 -- sh -c \"exit 7\" x=1",
+        );
+        assert!(p.run);
+        assert_eq!(p.run_command, ["sh", "-c", "exit 7", "x=1"]);
+        assert_eq!(p.run_timeout_secs, Some(30));
+        assert!(p.module_options.is_empty(), "baton.* is not a module");
+        let p = parse("root=/dev/vda -- sh");
+        assert!(
+            !p.run && p.run_command.is_empty(),
+            "without baton.run the words are init's"
+        );
+        assert_eq!(parse("baton.run.timeout=0").run_timeout_secs, None);
+        assert!(!parse("baton.run=0 -- sh").run);
+    }
+
+    #[test]
+    fn overlay_by_either_name() {
+        assert!(parse("rd.overlay").overlay);
+        assert!(parse("systemd.volatile=overlay").overlay);
+        assert!(!parse("systemd.volatile=yes").overlay);
+        assert!(!parse("rd.overlay rd.overlay=0").overlay);
+        assert_eq!(parse("rd.overlay=maybe").warnings.len(), 1);
     }
 }

@@ -7,7 +7,7 @@
 //! every child reaped while it runs.
 
 pub use crate::cmdline::Action;
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -57,49 +57,81 @@ pub fn console_line(line: &str) {
 /// Fails only when the shell could not be started at all (so the caller does not loop).
 pub fn run_shell(shell: &str) -> Result<(), String> {
     use nix::sys::wait::{waitpid, WaitStatus};
+    let child = spawn_on_console(&[shell.into()], &crate::switch::environment(), false)
+        .map_err(|errno| format!("failed to run the rescue shell {shell}: {errno}"))?;
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _))
+                if pid == child =>
+            {
+                return Ok(())
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Starts `argv` (its first word looked up on the PATH of `env`) in a session of its own,
+/// on the console's terminal as its controlling terminal, from `/`. With `raw_output` the
+/// terminal passes the program's bytes as they are (no `\n` to `\r\n`): what `baton.run`'s
+/// host copies out. Returns the child, or the errno of a failed start (the exec's own,
+/// reported back through a pipe), the child then reaped.
+pub fn spawn_on_console(
+    argv: &[OsString],
+    env: &[OsString],
+    raw_output: bool,
+) -> Result<nix::unistd::Pid, nix::errno::Errno> {
     use nix::unistd::{fork, ForkResult};
-    let path = CString::new(shell).map_err(|_| format!("bad rescue shell path {shell:?}"))?;
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |s: &OsString| CString::new(s.as_bytes()).map_err(|_| nix::errno::Errno::EINVAL);
+    let argv = argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let env = env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
+    let Some(program) = argv.first() else {
+        return Err(nix::errno::Errno::EINVAL);
+    };
     let terminal = console_terminal();
     // The child reports a failed exec through this pipe; a successful exec closes it
     // (O_CLOEXEC) with nothing written.
-    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| format!("failed to start the rescue shell: {e}"))?;
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // SAFETY: the init is single-threaded here, so the child may do anything before exec.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
+    match unsafe { fork() }? {
+        ForkResult::Child => {
             drop(report_read);
-            become_shell(&path, terminal.as_ref(), report_write)
+            exec_in_session(
+                program,
+                &argv,
+                &env,
+                terminal.as_ref(),
+                raw_output,
+                report_write,
+            )
         }
-        Ok(ForkResult::Parent { child }) => {
+        ForkResult::Parent { child } => {
             drop(report_write);
             let mut errno = [0u8; 4];
             let exec_failed = std::fs::File::from(report_read)
                 .read(&mut errno)
                 .is_ok_and(|n| n > 0);
-            loop {
-                match waitpid(None, None) {
-                    Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _))
-                        if pid == child =>
-                    {
-                        break
-                    }
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                    Err(_) => break,
-                }
-            }
             if exec_failed {
-                let errno = nix::errno::Errno::from_raw(i32::from_ne_bytes(errno));
-                return Err(format!("failed to run the rescue shell {shell}: {errno}"));
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(nix::errno::Errno::from_raw(i32::from_ne_bytes(errno)));
             }
-            Ok(())
+            Ok(child)
         }
-        Err(errno) => Err(format!("failed to start the rescue shell: {errno}")),
     }
 }
 
 /// In the forked child: a new session on the console's own terminal, then exec. Never
 /// returns into the init's code.
-fn become_shell(path: &CString, terminal: Option<&OwnedFd>, report: OwnedFd) -> ! {
+fn exec_in_session(
+    program: &CString,
+    argv: &[CString],
+    env: &[CString],
+    terminal: Option<&OwnedFd>,
+    raw_output: bool,
+    report: OwnedFd,
+) -> ! {
     let _ = nix::unistd::setsid();
     if let Some(tty) = terminal {
         for target in 0..=2 {
@@ -107,12 +139,23 @@ fn become_shell(path: &CString, terminal: Option<&OwnedFd>, report: OwnedFd) -> 
             unsafe { libc::dup2(tty.as_raw_fd(), target) };
         }
     }
-    // Make the console the shell's controlling terminal so job control and ^C work. This
+    // Make the console the program's controlling terminal so job control and ^C work. This
     // needs the terminal itself: /dev/console never becomes one (the kernel opens it
     // `noctty`), which is why busybox has `cttyhack`.
     // SAFETY: an ioctl on fd 0 with an integer argument.
     unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
-    let errno = match nix::unistd::execv(path, &[path.as_c_str()]) {
+    if raw_output {
+        // SAFETY: termios is plain integers, filled in by tcgetattr before it is read.
+        unsafe {
+            let mut termios: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut termios) == 0 {
+                termios.c_oflag &= !libc::OPOST;
+                libc::tcsetattr(0, libc::TCSANOW, &termios);
+            }
+        }
+    }
+    let _ = nix::unistd::chdir("/");
+    let errno = match nix::unistd::execvpe(program, argv, env) {
         Err(errno) => errno as i32,
         Ok(never) => match never {},
     };

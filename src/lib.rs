@@ -41,6 +41,8 @@ pub mod resume;
 pub mod rmrf;
 pub mod root;
 pub mod rootspec;
+pub mod run;
+pub mod shared;
 pub mod switch;
 pub mod sysctl;
 pub mod timeline;
@@ -54,3 +56,5 @@ pub mod config;
 pub mod host;
 #[cfg(feature = "host")]
 pub mod update;
+#[cfg(feature = "host")]
+pub mod vm;

@@ -124,6 +124,43 @@ pub fn wait_for_devices(
     }
 }
 
+/// Waits for something that is not a block device (a host directory's tag): tries `look`
+/// until it finds it (`Ok(Some)`), fails (`Err`), or [`gives_up`] says to stop, loading the
+/// drivers of the devices that appear meanwhile, as the root device search does.
+/// `Ok(None)` when it gave up.
+pub fn wait_until<T>(
+    what: &str,
+    limit: Option<Duration>,
+    loader: &mut Loader<'_>,
+    mut look: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let mut search = Search::start(loader);
+    loop {
+        if let Some(found) = look()? {
+            log::info!(
+                "found {what} after {} ms",
+                search.started.elapsed().as_millis()
+            );
+            return Ok(Some(found));
+        }
+        let waited = search.started.elapsed();
+        if gives_up(waited, limit, search.coldplug_done()) {
+            return Ok(None);
+        }
+        if waited >= search.next_report {
+            log::warn!("still waiting for {what} after {} s", waited.as_secs());
+            search.next_report += PROGRESS_EVERY;
+        }
+        if matches!(search.listener, Listening::NotYet) {
+            search.listener = Listening::open();
+            continue;
+        }
+        if !search.load_next_tier() {
+            search.wait_for_events(limit);
+        }
+    }
+}
+
 /// Whether to stop looking: the limit has passed and every coldplug driver has had its
 /// chance (so `rootwait=0` still loads the disk's driver before giving up), or the limit and
 /// a grace period for a coldplug that never settles have both passed.

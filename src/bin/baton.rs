@@ -1,5 +1,5 @@
 //! `baton`, the host tool: `baton build` bakes the init into an initramfs image, `baton
-//! inspect` lists any image. Arguments are parsed into options with no I/O (see
+//! inspect` lists any image, `baton run` runs a command in a VM and ends with its status. Arguments are parsed into options with no I/O (see
 //! `baton::cli`); this file only runs them and turns errors into exit code 1.
 
 use std::io::Write;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match baton::cli::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             // eprintln! would panic if stderr is gone; the exit code still tells.
             let _ = writeln!(std::io::stderr(), "baton: error: {err:#}");

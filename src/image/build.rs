@@ -368,7 +368,8 @@ fn read_static_program(path: &Path, what: &str) -> Result<Vec<u8>> {
 
 /// What `--storage` carries: the drivers for the disks of virtual machines and PCs (virtio,
 /// SATA/IDE, NVMe, SCSI disks and CD-ROMs, USB storage and its host controllers, SD/MMC,
-/// Hyper-V, VMware and Xen disks) and the filesystems a root is made of. At boot only those
+/// Hyper-V, VMware and Xen disks), the filesystems a root is made of, and a VM's shared
+/// host directories (9p, virtiofs) with the overlay that makes them writable. At boot only those
 /// the hardware and the root need are loaded. Paths are relative to the modules directory;
 /// a trailing `/` takes a whole directory, otherwise the path is a file-name prefix.
 pub const STORAGE: &[&str] = &[
@@ -399,6 +400,16 @@ pub const STORAGE: &[&str] = &[
     "kernel/fs/fat/",
     "kernel/fs/f2fs/",
     "kernel/fs/squashfs/",
+    // A host directory as the root (rootfstype=9p or virtiofs), its transports found by the
+    // virtio device's alias; the writable layer over a read-only root (rd.overlay); the
+    // virtio console, for baton.run's status port.
+    "kernel/fs/9p/",
+    "kernel/net/9p/9pnet.",
+    "kernel/net/9p/9pnet_virtio",
+    "kernel/fs/fuse/fuse.",
+    "kernel/fs/fuse/virtiofs",
+    "kernel/fs/overlayfs/",
+    "kernel/drivers/char/virtio_console",
     // The tables a FAT root's `codepage=`/`iocharset=` options commonly name; the ones the
     // kernel's defaults need come with the filesystem anyway (modules::requests).
     "kernel/fs/nls/nls_cp437",
