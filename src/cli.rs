@@ -179,21 +179,7 @@ fn parse_inspect(args: &mut std::slice::Iter<'_, String>) -> Result<Command> {
 }
 
 fn parse_build(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<BuildOptions> {
-    let mut opts = BuildOptions {
-        output: PathBuf::new(),
-        modules_dir: None,
-        modules: Vec::new(),
-        storage: Storage::None,
-        module_compression: ModuleCompression::Auto,
-        includes: Vec::new(),
-        shell: None,
-        compression: None,
-        init: None,
-        cmdline: None,
-        mtime,
-        firmware_dir: FirmwareSource::BesideModules,
-        microcode: None,
-    };
+    let mut opts = BuildOptions::new(PathBuf::new(), mtime);
     let mut output = None;
     while let Some(arg) = args.next() {
         // Accept both `--opt value` and `--opt=value`.

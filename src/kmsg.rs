@@ -175,6 +175,17 @@ impl Tail {
         Some(Tail { kmsg })
     }
 
+    /// What the kernel said since [`Tail::start`], for the end of an error message:
+    /// ` (the kernel said: A / B)` with its last two messages, or nothing.
+    pub fn said(tail: Option<Tail>) -> String {
+        let said = tail.map(|t| t.lines(2)).unwrap_or_default();
+        if said.is_empty() {
+            String::new()
+        } else {
+            format!(" (the kernel said: {})", said.join(" / "))
+        }
+    }
+
     /// The last `keep` messages the kernel logged since [`Tail::start`], baton's own left out.
     pub fn lines(mut self, keep: usize) -> Vec<String> {
         use std::io::Read;

@@ -537,12 +537,7 @@ pub fn mount_root(
             }
         }
     }
-    let said = kernel_log.map(|t| t.lines(2)).unwrap_or_default();
-    let said = if said.is_empty() {
-        String::new()
-    } else {
-        format!(" (the kernel said: {})", said.join(" / "))
-    };
+    let said = crate::kmsg::Tail::said(kernel_log);
     bail!(
         "failed to mount root {} on {}: {}{said}",
         device.display(),

@@ -168,12 +168,7 @@ pub fn try_mount(
         // virtiofs on kernels that do not list tags: no such tag (yet).
         Err(Errno::ENOENT) | Err(Errno::ENODEV) if transport == Transport::Virtiofs => Ok(false),
         Err(errno) => {
-            let said = kernel_log.map(|t| t.lines(2)).unwrap_or_default();
-            let said = if said.is_empty() {
-                String::new()
-            } else {
-                format!(" (the kernel said: {})", said.join(" / "))
-            };
+            let said = crate::kmsg::Tail::said(kernel_log);
             bail!(
                 "failed to mount the host's directory {tag} ({}, options {data}) on {}: {}{said}",
                 transport.fstype(),
@@ -241,16 +236,11 @@ pub fn overlay_root(target: &Path) -> Result<()> {
         MsFlags::empty(),
         Some(data.as_str()),
     ) {
-        let said = kernel_log.map(|t| t.lines(2)).unwrap_or_default();
         bail!(
             "failed to mount the writable overlay on {} ({data}): {}{}",
             target.display(),
             errno.desc(),
-            if said.is_empty() {
-                String::new()
-            } else {
-                format!(" (the kernel said: {})", said.join(" / "))
-            }
+            crate::kmsg::Tail::said(kernel_log)
         );
     }
     Ok(())

@@ -11,7 +11,7 @@
 //! The argument lists for qemu and virtiofsd are pure functions, tested below; the whole
 //! thing is tested by running it (tests/run_command.rs).
 
-use crate::image::build::{build, BuildOptions, FirmwareSource, ModuleCompression, Storage};
+use crate::image::build::{build, BuildOptions, FirmwareSource};
 use crate::run::{exit_code, parse_status, Outcome};
 use crate::shared::Transport;
 use anyhow::{bail, Context, Result};
@@ -263,19 +263,11 @@ fn image_for(modules: &Path, release: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let partial = image.with_extension(format!("tmp{}", std::process::id()));
     let opts = BuildOptions {
-        output: partial.clone(),
         modules_dir: Some(modules.to_path_buf()),
         modules: MODULES.iter().map(|m| m.to_string()).collect(),
-        storage: Storage::None,
-        module_compression: ModuleCompression::Auto,
-        includes: Vec::new(),
-        shell: None,
-        compression: None,
-        init: None,
-        cmdline: None,
-        mtime: 0,
+        // A VM's virtio devices need no firmware, and the CPU no microcode.
         firmware_dir: FirmwareSource::None,
-        microcode: None,
+        ..BuildOptions::new(partial.clone(), 0)
     };
     build(&opts).with_context(|| format!("failed to build the image for {release}"))?;
     std::fs::rename(&partial, &image)

@@ -242,3 +242,19 @@ fn loads_modules_on_every_cpu() {
         .collect();
     assert_eq!(lanes.into_iter().collect::<Vec<_>>(), ["1", "2"], "{log}");
 }
+
+/// An uncompressed archive appended to an lz4 image (`cat baton.img more.cpio`) is read:
+/// its `/etc/baton/cmdline` names another init. The kernel takes the archive only at a
+/// multiple of 4 bytes, which the lz4 stream's padding gives it whatever its length.
+#[test]
+fn an_archive_appended_to_an_lz4_image_is_read_on_6_12() {
+    let Some(k) = common::kernel_new() else { return };
+    let image = common::virtio_ext4_image(&k, "lz4", &["--compress", "lz4"]);
+    let image = common::with_appended(
+        &image,
+        "appended-cmdline",
+        &[common::Extra::File("etc/baton/cmdline", b"init=/sbin/other-init\n")],
+    );
+    let log = Boot::new(&k, image, plain_disk(), "root=/dev/vda").run("appended-6.12");
+    assert!(marker(&log).contains("init=/sbin/other-init "), "{log}");
+}

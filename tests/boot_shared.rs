@@ -6,21 +6,11 @@
 
 mod common;
 
-use common::{assert_has, kernel, kernel_new, marker, work_dir, Boot, Kernel};
+use common::{assert_has, kernel, kernel_new, marker, Boot, Kernel};
 use std::path::PathBuf;
-use std::process::Command;
 
-/// A busybox root tree (qemu/root-tree), made once per name.
 fn tree(name: &str) -> PathBuf {
-    let dir = work_dir().join(format!("shared-{name}.tree"));
-    if !dir.join("sbin/init").exists() {
-        let status = Command::new(common::repo().join("qemu/root-tree"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "qemu/root-tree failed");
-    }
-    dir
+    common::busybox_tree(&format!("shared-{name}"))
 }
 
 /// The image with the 9p modules named.

@@ -8,17 +8,8 @@ use common::{kernel, kernel_new, work_dir, Kernel};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A busybox root tree (qemu/root-tree).
 fn tree() -> PathBuf {
-    let dir = work_dir().join("run.tree");
-    if !dir.join("bin/sh").exists() {
-        let status = Command::new(common::repo().join("qemu/root-tree"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "qemu/root-tree failed");
-    }
-    dir
+    common::busybox_tree("run")
 }
 
 /// `baton run` with the kernel's own modules, in a cache of the test's own.
@@ -108,10 +99,15 @@ fn status_and_output_over_virtiofs_on_6_12() {
 }
 
 #[test]
-fn success_is_zero() {
+fn success_is_zero_with_the_output() {
     let Some(k) = kernel() else { return };
-    let out = baton_run(&k, "9p", &tree(), &[], &["busybox", "true"]);
+    let out = baton_run(&k, "9p", &tree(), &[], &["sh", "-c", "echo 'all good'"]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("all good\n"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -187,8 +183,43 @@ fn the_host_root_under_the_overlay_over_9p() {
 
 #[test]
 fn the_host_root_under_the_overlay_over_virtiofs() {
+    let Some(k) = kernel() else { return };
+    host_root_under_the_overlay(&k, "virtiofs");
+}
+
+#[test]
+fn the_host_root_under_the_overlay_over_9p_on_6_12() {
+    let Some(k) = kernel_new() else { return };
+    host_root_under_the_overlay(&k, "9p");
+}
+
+#[test]
+fn the_host_root_under_the_overlay_over_virtiofs_on_6_12() {
     let Some(k) = kernel_new() else { return };
     host_root_under_the_overlay(&k, "virtiofs");
+}
+
+#[test]
+fn a_missing_kernel_is_one_line_and_125() {
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "run",
+            "--kernel",
+            "/no/such/vmlinuz",
+            "--root",
+            "/",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot read the kernel /no/such/vmlinuz"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -47,6 +47,28 @@ pub struct BuildOptions {
     pub microcode: Option<Microcode>,
 }
 
+impl BuildOptions {
+    /// `baton build -o OUTPUT` with nothing else given: no modules, the firmware beside
+    /// them, the compression chosen for the kernel.
+    pub fn new(output: PathBuf, mtime: u32) -> BuildOptions {
+        BuildOptions {
+            output,
+            modules_dir: None,
+            modules: Vec::new(),
+            storage: Storage::None,
+            module_compression: ModuleCompression::Auto,
+            includes: Vec::new(),
+            shell: None,
+            compression: None,
+            init: None,
+            cmdline: None,
+            mtime,
+            firmware_dir: FirmwareSource::BesideModules,
+            microcode: None,
+        }
+    }
+}
+
 /// Where firmware comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirmwareSource {

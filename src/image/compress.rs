@@ -99,6 +99,11 @@ const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
 /// 5.4 and 5.10: "lib/decompress_unlz4.c: correctly handle zero-padding around initrds").
 /// The legacy format has no end of its own: without it, an archive appended to the image
 /// (`cat baton.img more.cpio`) would be read as one more lz4 block, fail, and be lost.
+/// More zeros follow, up to a multiple of 4 bytes: the kernel skips them, and takes an
+/// uncompressed archive only at an offset that is a multiple of 4 (unpack_to_rootfs), so an
+/// appended cpio after a stream of any other length was refused ("invalid magic at start
+/// of compressed archive"). The stream itself starts at such an offset (after the early
+/// microcode archive, whose length is a multiple of 4, or at 0).
 const LZ4_END: [u8; 4] = [0; 4];
 /// The legacy lz4 format's fixed block size (uncompressed), as `lz4 -l` writes it.
 const LZ4_LEGACY_BLOCK: usize = 8 << 20;
@@ -149,6 +154,7 @@ pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
                 out.extend_from_slice(&packed);
             }
             out.extend_from_slice(&LZ4_END);
+            out.resize(out.len().next_multiple_of(4), 0);
             out
         }
     })
@@ -482,24 +488,49 @@ mod tests {
             );
             let (back, used) = decompress_stream(&packed, how, &Limits::DEFAULT).unwrap();
             assert_eq!(back, data, "{}", how.name());
-            // lz4's end marker is a zero length, read as padding after the stream.
-            let end = if how == Compression::Lz4 {
-                LZ4_END.len()
+            // lz4's end marker is a zero length, read as padding after the stream, and more
+            // zeros up to a multiple of 4 bytes.
+            if how == Compression::Lz4 {
+                assert!(
+                    (4..8).contains(&(packed.len() - used)),
+                    "{}",
+                    packed.len() - used
+                );
+                assert_eq!(packed.len() % 4, 0);
             } else {
-                0
-            };
-            assert_eq!(used + end, packed.len(), "{}", how.name());
+                assert_eq!(used, packed.len(), "{}", how.name());
+            }
         }
     }
 
     #[test]
-    fn lz4_ends_with_a_zero_length() {
-        let packed = compress(&sample(), Compression::Lz4).unwrap();
-        assert!(packed.ends_with(&LZ4_END));
-        let mut appended = packed.clone();
-        appended.extend_from_slice(b"070701");
-        let (_, used) = decompress_stream(&appended, Compression::Lz4, &Limits::DEFAULT).unwrap();
-        assert_eq!(used, packed.len() - LZ4_END.len());
+    fn lz4_ends_with_a_zero_length_on_a_4_byte_boundary() {
+        // Inputs whose streams end at every remainder mod 4 before the padding.
+        let mut remainders = std::collections::BTreeSet::new();
+        for extra in 0..64usize {
+            let mut data = sample();
+            data.extend((0..extra).map(|i| (i * 7919 % 251) as u8));
+            let packed = compress(&data, Compression::Lz4).unwrap();
+            assert_eq!(
+                packed.len() % 4,
+                0,
+                "an appended cpio must start 4-byte aligned"
+            );
+            let mut appended = packed.clone();
+            appended.extend_from_slice(b"070701");
+            let (back, used) =
+                decompress_stream(&appended, Compression::Lz4, &Limits::DEFAULT).unwrap();
+            assert_eq!(back, data);
+            let padding = packed.len() - used;
+            assert!((4..8).contains(&padding), "{padding}");
+            assert!(packed[used..].iter().all(|&b| b == 0));
+            remainders.insert(used % 4);
+        }
+        assert_eq!(
+            remainders.len(),
+            4,
+            "every remainder was tried: {remainders:?}"
+        );
     }
 
     #[test]

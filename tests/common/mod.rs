@@ -277,6 +277,20 @@ pub fn custom_disk(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
     })
 }
 
+/// A busybox root tree from qemu/root-tree, as a directory (to share into a VM), made once
+/// per name and kept for the next run.
+pub fn busybox_tree(name: &str) -> PathBuf {
+    let dir = work_dir().join(format!("{name}.tree"));
+    if !dir.join("sbin/init").exists() {
+        let status = Command::new(repo().join("qemu/root-tree"))
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "qemu/root-tree failed");
+    }
+    dir
+}
+
 /// A copy of `disk` with `bytes` written at `offset`: a damaged filesystem.
 pub fn patched_disk(name: &str, disk: &Path, offset: u64, bytes: &[u8]) -> PathBuf {
     once(&format!("patched-{name}.img"), |out| {
