@@ -248,12 +248,17 @@ fn loads_modules_on_every_cpu() {
 /// multiple of 4 bytes, which the lz4 stream's padding gives it whatever its length.
 #[test]
 fn an_archive_appended_to_an_lz4_image_is_read_on_6_12() {
-    let Some(k) = common::kernel_new() else { return };
+    let Some(k) = common::kernel_new() else {
+        return;
+    };
     let image = common::virtio_ext4_image(&k, "lz4", &["--compress", "lz4"]);
     let image = common::with_appended(
         &image,
         "appended-cmdline",
-        &[common::Extra::File("etc/baton/cmdline", b"init=/sbin/other-init\n")],
+        &[common::Extra::File(
+            "etc/baton/cmdline",
+            b"init=/sbin/other-init\n",
+        )],
     );
     let log = Boot::new(&k, image, plain_disk(), "root=/dev/vda").run("appended-6.12");
     assert!(marker(&log).contains("init=/sbin/other-init "), "{log}");
