@@ -280,6 +280,9 @@ pub fn custom_disk(name: &str, change: impl FnOnce(&Path)) -> PathBuf {
 /// A busybox root tree from qemu/root-tree, as a directory (to share into a VM), made once
 /// per name and kept for the next run.
 pub fn busybox_tree(name: &str) -> PathBuf {
+    // Tests run side by side: one makes the tree while the others wait for it.
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = work_dir().join(format!("{name}.tree"));
     if !dir.join("sbin/init").exists() {
         let status = Command::new(repo().join("qemu/root-tree"))
