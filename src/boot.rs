@@ -212,7 +212,7 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
         manifest.aliases.len(),
     );
 
-    let init = {
+    let (init, run) = {
         // Module requests from the kernel come to us only while the initramfs is there.
         let _helper = (!manifest.modules.is_empty()).then(modprobe::take_requests);
         let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
@@ -258,7 +258,6 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
         };
         (init, run)
     };
-    let (init, run) = init;
 
     match &run {
         Some(_) => log::info!("switching to {NEW_ROOT}, then running the command (baton.run)"),

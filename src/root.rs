@@ -486,6 +486,17 @@ pub fn tier(modalias: &str) -> usize {
 /// Mounts `device` on `target`, trying each filesystem in turn. Returns the one that
 /// worked and whether the mount ended up read-only. `probed` is what the probe saw on the
 /// device, to explain a failure.
+/// The root's mount flags and data from `ro`/`rw` and `rootflags=`: the command line's
+/// `ro`/`rw` decide, and `ro` inside rootflags also counts.
+pub fn root_mount_options(read_only: bool, rootflags: Option<&str>) -> (MsFlags, String) {
+    let (set, _clear, data) = split_mount_options(rootflags.unwrap_or(""));
+    let mut flags = set - MsFlags::MS_RDONLY;
+    if read_only || set.contains(MsFlags::MS_RDONLY) {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    (flags, data)
+}
+
 pub fn mount_root(
     device: &Path,
     target: &Path,
@@ -494,12 +505,7 @@ pub fn mount_root(
     read_only: bool,
     rootflags: Option<&str>,
 ) -> Result<(String, bool)> {
-    let (set, _clear, data) = split_mount_options(rootflags.unwrap_or(""));
-    let mut flags = set - MsFlags::MS_RDONLY;
-    // `ro`/`rw` on the command line decide; `ro` inside rootflags also counts.
-    if read_only || set.contains(MsFlags::MS_RDONLY) {
-        flags |= MsFlags::MS_RDONLY;
-    }
+    let (flags, data) = root_mount_options(read_only, rootflags);
     let data = (!data.is_empty()).then_some(data.as_str());
     if fstypes.is_empty() {
         bail!(

@@ -150,11 +150,7 @@ pub fn try_mount(
             return Ok(false);
         }
     }
-    let (set, _clear, data) = crate::root::split_mount_options(rootflags.unwrap_or(""));
-    let mut flags = set - MsFlags::MS_RDONLY;
-    if read_only || set.contains(MsFlags::MS_RDONLY) {
-        flags |= MsFlags::MS_RDONLY;
-    }
+    let (flags, data) = crate::root::root_mount_options(read_only, rootflags);
     let data = mount_data(transport, flags.contains(MsFlags::MS_RDONLY), &data);
     let kernel_log = crate::kmsg::Tail::start();
     match mount(
@@ -208,14 +204,32 @@ pub fn overlay_root(target: &Path) -> Result<()> {
             target.display()
         )
     })?;
-    mount(
+    let result = mount(
         Some("tmpfs"),
         LAYER,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )
-    .with_context(|| format!("failed to mount a tmpfs on {LAYER}"))?;
+    .with_context(|| format!("failed to mount a tmpfs on {LAYER}"))
+    .and_then(|()| mount_overlay(target));
+    if result.is_err() {
+        // Back as it was, so that a retry after the rescue shell starts from the root on
+        // `target` rather than stacking another layer.
+        let _ = nix::mount::umount2(LAYER, nix::mount::MntFlags::MNT_DETACH);
+        let _ = mount(
+            Some(LOWER),
+            target,
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        );
+    }
+    result
+}
+
+/// The overlay itself, once its layers are in place.
+fn mount_overlay(target: &Path) -> Result<()> {
     for dir in ["upper", "work"] {
         let path = format!("{LAYER}/{dir}");
         std::fs::create_dir(&path).with_context(|| format!("failed to create {path}"))?;

@@ -12,7 +12,7 @@
 //! thing is tested by running it (tests/run_command.rs).
 
 use crate::image::build::{build, BuildOptions, FirmwareSource};
-use crate::run::{exit_code, parse_status, Outcome};
+use crate::run::{exit_code, parse_status};
 use crate::shared::Transport;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -467,11 +467,6 @@ fn tempdir() -> Result<TempDir> {
         }
     }
     bail!("cannot create a directory in {}", base.display())
-}
-
-/// What a report means for the user, for messages.
-pub fn describe(outcome: &Outcome) -> String {
-    outcome.describe("the command")
 }
 
 #[cfg(test)]
