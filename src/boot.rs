@@ -108,36 +108,39 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
     // The kernel settings baton changed are back to what they were (their guards lived in
     // `prepare`): the real init sees the system as if baton had never been there.
     emergency::reap_children();
-    let old_root = match old_root {
-        Some(old_root) if !empty_in_child() => {
+    let exec_us = crate::timeline::mark("exec");
+    // Everything that need not delay the real init: deleting the initramfs, the reports
+    // and the timeline's file.
+    let leftovers = move || {
+        if let Some(old_root) = old_root {
             let _step = crate::timeline::phase("empty");
             old_root.empty_now();
-            None
         }
-        other => other,
-    };
-    let exec_us = crate::timeline::mark("exec");
-    match &run {
-        Some(_) => log::info!("running the command at {} s after boot", seconds(exec_us)),
-        None => log::info!("running {init} at {} s after boot", seconds(exec_us)),
-    }
-    // Everything that need not delay the real init: reports, the timeline, and deleting
-    // the initramfs, in a child the real init inherits.
-    let report = || {
         log_loaded_modules();
         // Every module is loaded: a console whose driver is a module (hvc0, ttyUSB0) has
         // appeared by now if it ever will.
         consoles::warn_missing(&consoles);
         crate::timeline::save();
     };
-    // On one CPU the initramfs is empty by now; on more, a child empties it.
-    match old_root {
-        Some(old_root) => {
-            if let Some(child) = old_root.empty_in_child(report) {
-                log::info!("emptying the initramfs in process {child}");
+    let at = seconds(exec_us);
+    if run.is_some() {
+        // This process goes on to run the command: nothing may share its memory.
+        leftovers();
+        log::info!("running the command at {at} s after boot");
+    } else {
+        match crate::deferred::spawn(deferral_delay(), Box::new(leftovers)) {
+            Ok(deferred) => {
+                let pid = deferred.start_at_exec();
+                log::info!(
+                    "running {init} at {at} s after boot; process {pid} empties the initramfs then"
+                );
+            }
+            Err((error, leftovers)) => {
+                log::warn!("{error:#}: emptying the initramfs now");
+                leftovers();
+                log::info!("running {init} at {at} s after boot");
             }
         }
-        None => report(),
     }
     let env = switch::environment();
     if let Some((command, timeout)) = run {
@@ -280,15 +283,15 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
     })
 }
 
-/// Whether a child empties the initramfs while the real init starts (util-linux's way), or
-/// PID 1 does before the exec. Measured under qemu at -smp 1, the child delayed the real
-/// init by 60-100 ms, where emptying in PID 1 costs 20-30 ms: the fork copies PID 1's page
-/// tables, and the child's deletions and reports then share the only CPU with the init's
-/// first page faults, even at the idle priority. With a second CPU the child runs beside
-/// the init, and the real init started about 20 ms sooner at -smp 2 than with PID 1
-/// emptying.
-fn empty_in_child() -> bool {
-    crate::modules::load::usable_cpus() > 1
+/// How long the deferred work waits after the exec. With a second CPU it runs beside the
+/// real init at once. On one CPU, measured under qemu, any work there delays the init's
+/// start even at the idle priority (every switch between the two memories flushes the
+/// emulated TLB): it waits until the init is under way.
+fn deferral_delay() -> Duration {
+    match crate::modules::load::usable_cpus() {
+        0 | 1 => Duration::from_secs(1),
+        _ => Duration::ZERO,
+    }
 }
 
 /// The modalias of a virtio console (the status port of `baton.run`).

@@ -23,6 +23,7 @@ pub mod boot;
 pub mod caps;
 pub mod cmdline;
 pub mod consoles;
+pub mod deferred;
 pub mod devices;
 pub mod dirents;
 #[cfg(feature = "host")]

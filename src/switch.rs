@@ -196,9 +196,9 @@ pub enum Emptying {
     Keep,
     /// Delete them before returning, as busybox and klibc do.
     Here,
-    /// Hand them back as an [`OldRoot`], to be emptied at the last moment before the exec,
-    /// in PID 1 or by a child the real init inherits (and reaps), as util-linux's
-    /// switch_root does. The checks are the same either way.
+    /// Hand them back as an [`OldRoot`], to be emptied after the exec by a process the real
+    /// init inherits (and reaps), as util-linux's switch_root does (see baton::deferred), or
+    /// by PID 1 when it does not exec. The checks are the same either way.
     Later,
 }
 
@@ -218,49 +218,6 @@ pub struct Switched {
 pub struct OldRoot(OwnedFd);
 
 impl OldRoot {
-    /// Forks a child that first runs `first` (the timeline's file, say: written off the
-    /// critical path too) and then empties the old root, at the lowest CPU priority, so
-    /// that it competes with the real init as little as it can (on one CPU that is still
-    /// too much: see baton::boot). Call it just before the exec: the
-    /// child then shares no more than a moment with its parent, whose next step replaces
-    /// its memory. Returns the child, or `None` when fork failed and everything was done
-    /// here.
-    pub fn empty_in_child(self, first: impl FnOnce()) -> Option<nix::unistd::Pid> {
-        // SAFETY: the init is single-threaded here (the module loading threads have been
-        // joined), so the child may run ordinary code before it exits.
-        match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
-                // On one CPU the deletion would otherwise delay the init's start by about
-                // as much as it saved: it runs only when nothing else wants the CPU. Not
-                // fatal if refused.
-                // SAFETY: sched_param is plain integers (more of them on musl), for which
-                // all zeros is valid, and priority 0 is what SCHED_IDLE takes; the call only
-                // reads it.
-                let _ = unsafe {
-                    let param: libc::sched_param = std::mem::zeroed();
-                    libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
-                };
-                crate::kmsg::after_fork();
-                self.empty(first);
-                // Not exit(): nothing of the parent's (its guards' destructors, the
-                // atexit handlers) may run twice.
-                // SAFETY: _exit ends the process at once; it touches no memory of ours.
-                unsafe { libc::_exit(0) }
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => Some(child),
-            Err(errno) => {
-                log::warn!("cannot fork to empty the old root ({errno}): emptying it now");
-                self.empty(first);
-                None
-            }
-        }
-    }
-
-    fn empty(&self, first: impl FnOnce()) {
-        first();
-        self.empty_now();
-    }
-
     /// Empties the old root here and now, and logs what was removed.
     pub fn empty_now(&self) {
         log_removal(empty_old_root(&self.0).as_ref());

@@ -244,11 +244,16 @@ fn switch_frees_initramfs(work: &Path, emptying: switch::Emptying) {
         if emptying == switch::Emptying::Later {
             let old_root = switched.old_root.expect("the old root is handed back");
             assert!(switched.removal.is_none());
-            let child = old_root
-                .empty_in_child(|| ())
-                .expect("a child empties the old root");
-            let status = nix::sys::wait::waitpid(child, None).unwrap();
-            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            // The process sharing this one's memory, started here instead of by an exec.
+            let deferred = baton::deferred::spawn(
+                std::time::Duration::ZERO,
+                Box::new(move || old_root.empty_now()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("a process empties the old root");
+            let pid = deferred.pid;
+            let status = deferred.run_and_wait().unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(pid, 0));
         } else {
             let removal = switched.removal.expect("tmpfs root is emptied");
             assert!(removal.first_error.is_none(), "{removal:?}");

@@ -30,6 +30,9 @@ struct Shared {
     changed: Condvar,
     /// Set when the loader is done with: the threads end once nothing is left to run.
     closing: Mutex<bool>,
+    /// Whether loading threads wait on `changed`. Without them no one does, and a notify
+    /// would only be a system call (Rust's condition variable makes one each time).
+    threaded: bool,
 }
 
 impl Shared {
@@ -41,6 +44,13 @@ impl Shared {
 
     fn closing(&self) -> bool {
         *self.closing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells the waiting threads that the schedule changed.
+    fn wake(&self) {
+        if self.threaded {
+            self.changed.notify_all();
+        }
     }
 }
 
@@ -81,6 +91,7 @@ impl<'m> Loader<'m> {
             schedule: Mutex::new(Schedule::default()),
             changed: Condvar::new(),
             closing: Mutex::new(false),
+            threaded: threads > 0,
         });
         let mut handles = Vec::new();
         for lane in 1..=threads {
@@ -180,7 +191,7 @@ impl<'m> Loader<'m> {
             .collect();
         after_these.extend(after.map(str::to_owned));
         self.shared.lock().add(&name, job, &after_these);
-        self.shared.changed.notify_all();
+        self.shared.wake();
         for post in &entry.post {
             self.want(post, &format!("after {name}"), Some(&name));
         }
@@ -262,7 +273,7 @@ impl Drop for Loader<'_> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = true;
         }
-        self.shared.changed.notify_all();
+        self.shared.wake();
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }
@@ -316,7 +327,7 @@ fn work(shared: &Shared, lane: usize, until_idle: bool) {
         };
         let state = insert(&name, &job, lane);
         shared.lock().finished(&name, state);
-        shared.changed.notify_all();
+        shared.wake();
     }
 }
 

@@ -1,0 +1,159 @@
+//! Work that need not delay the real init (deleting the initramfs, the reports), done by a
+//! process that starts on it only once PID 1 has exec'd the real init.
+//!
+//! The process is made with `clone(CLONE_VM)`: it shares PID 1's memory instead of copying
+//! its page tables as fork does (that copy alone cost about 20 ms under qemu's emulated
+//! CPU, on the critical path). Two processes on one memory must not both run, so the new
+//! one first waits on a pipe whose only other write end is PID 1's, close-on-exec: it reads
+//! end-of-file exactly when PID 1's exec has succeeded. By then PID 1 runs a new image in a
+//! new memory, and the old one belongs to the waiting process alone, as a forked child's
+//! copy would. If the exec fails, PID 1 goes on (other inits, the emergency path) and the
+//! process keeps waiting, touching nothing. The real init inherits it as a child and reaps
+//! it, as with util-linux's switch_root.
+//!
+//! Before it reads end-of-file the process makes only raw system calls on its own stack.
+
+use anyhow::anyhow;
+use nix::unistd::Pid;
+use std::ffi::c_void;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// The process's own stack (the deletion recurses at most `rmrf`'s depth bound; the pages
+/// are touched only as used).
+const STACK_BYTES: usize = 1 << 20;
+
+/// What the process is handed: the pipe's two ends as they are in its own file table, and
+/// the work.
+struct Job {
+    wait: RawFd,
+    hold: RawFd,
+    delay: Duration,
+    work: Work,
+}
+
+/// The work: it runs in the other process, alone on the memory PID 1 left.
+pub type Work = Box<dyn FnOnce()>;
+
+/// The waiting process; its work starts when `go`, PID 1's write end of the pipe, closes.
+pub struct Deferred {
+    pub pid: Pid,
+    go: OwnedFd,
+}
+
+impl Deferred {
+    /// Leaves the start to the exec, which closes `go` (close-on-exec). The descriptor is
+    /// kept open until then on purpose: closing it earlier would let the process run beside
+    /// this one on the same memory.
+    pub fn start_at_exec(self) -> Pid {
+        let _ = self.go.into_raw_fd();
+        self.pid
+    }
+
+    /// Starts the work now and waits for it to end (for tests, which do not exec): this
+    /// process only sleeps in waitpid meanwhile.
+    pub fn run_and_wait(self) -> nix::Result<nix::sys::wait::WaitStatus> {
+        drop(self.go);
+        nix::sys::wait::waitpid(self.pid, None)
+    }
+}
+
+/// Starts the process; it runs `work`, after `delay`, once the returned [`Deferred`] says
+/// so. The caller must not be running other threads that could hold a lock `work` takes
+/// (the module loading threads are joined before the switch).
+/// On failure the work comes back with the error, to be done some other way.
+pub fn spawn(delay: Duration, work: Work) -> Result<Deferred, (anyhow::Error, Work)> {
+    let (wait, go) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(pipe) => pipe,
+        Err(errno) => return Err((anyhow!("cannot make a pipe: {errno}"), work)),
+    };
+    // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            STACK_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        let error = std::io::Error::last_os_error();
+        return Err((anyhow!("cannot map a stack: {error}"), work));
+    }
+    let job = Box::into_raw(Box::new(Job {
+        wait: wait.as_raw_fd(),
+        hold: go.as_raw_fd(),
+        delay,
+        work,
+    }));
+    // SAFETY: the stack is STACK_BYTES of our own mapping and grows down from its end,
+    // which mmap aligned to a page. `job` is leaked to the child: this process never
+    // frees it (see below), so it outlives the child's use of it.
+    let pid = unsafe {
+        let top = stack.cast::<u8>().add(STACK_BYTES).cast::<c_void>();
+        libc::clone(
+            child,
+            top,
+            libc::CLONE_VM | libc::SIGCHLD,
+            job.cast::<c_void>(),
+        )
+    };
+    if pid < 0 {
+        let error = std::io::Error::last_os_error();
+        // SAFETY: no child was made, so `job` and the stack are ours again.
+        let job = unsafe {
+            libc::munmap(stack, STACK_BYTES);
+            Box::from_raw(job)
+        };
+        return Err((anyhow!("cannot clone: {error}"), job.work));
+    }
+    // The child has its own copy of the file table; this process keeps only the write end.
+    drop(wait);
+    Ok(Deferred {
+        pid: Pid::from_raw(pid),
+        go,
+    })
+}
+
+/// The process's entry point, on its own stack.
+extern "C" fn child(arg: *mut c_void) -> libc::c_int {
+    let job = arg.cast::<Job>();
+    // Raw calls only until the parent has exec'd: errno and every lock are still shared.
+    // SAFETY: `job` points at the Job leaked by `spawn`; its fds are numbers in this
+    // process's own file table, which clone copied.
+    let (wait, hold) = unsafe { ((*job).wait, (*job).hold) };
+    // SAFETY: closing our copy of the write end, so that only the parent's remains.
+    unsafe { libc::syscall(libc::SYS_close, hold) };
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into a local.
+    let n = unsafe { libc::syscall(libc::SYS_read, wait, std::ptr::addr_of_mut!(byte), 1) };
+    // Only end-of-file means the exec happened (nothing is ever written). A failed read
+    // (a signal with a handler, say) cannot tell whether the parent still runs on this
+    // memory: leave the work undone rather than risk it.
+    if n != 0 {
+        return 0;
+    }
+    // From here on the memory is this process's alone.
+    // SAFETY: as above; the Job is taken back exactly once.
+    let job = unsafe { Box::from_raw(job) };
+    // SAFETY: our copy of the read end, no longer needed.
+    drop(unsafe { OwnedFd::from_raw_fd(job.wait) });
+    // The lowest CPU priority: the work runs only when nothing else wants the CPU. Not
+    // fatal if refused.
+    // SAFETY: sched_param is plain integers (more of them on musl), for which all zeros is
+    // valid, and priority 0 is what SCHED_IDLE takes; the call only reads it.
+    let _ = unsafe {
+        let param: libc::sched_param = std::mem::zeroed();
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
+    };
+    if !job.delay.is_zero() {
+        std::thread::sleep(job.delay);
+    }
+    // Its own open of /dev/kmsg: the one it shares with the real init's parent counts
+    // against the same rate limit.
+    crate::kmsg::after_fork();
+    (job.work)();
+    0
+}
