@@ -19,8 +19,10 @@ use std::ffi::c_void;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-/// The process's own stack (the deletion recurses at most `rmrf`'s depth bound; the pages
-/// are touched only as used).
+/// The process's own stack, below which one page is left inaccessible, so that an overflow
+/// faults instead of writing over a neighbouring mapping. The deletion recurses once per
+/// directory level, holding a descriptor for each, so the open-file limit (1024 for PID 1)
+/// bounds the depth at a few hundred KB of stack; the pages are touched only as used.
 const STACK_BYTES: usize = 1 << 20;
 
 /// What the process is handed: the pipe's two ends as they are in its own file table, and
@@ -67,20 +69,33 @@ pub fn spawn(delay: Duration, work: Work) -> Result<Deferred, (anyhow::Error, Wo
         Ok(pipe) => pipe,
         Err(errno) => return Err((anyhow!("cannot make a pipe: {errno}"), work)),
     };
+    // SAFETY: sysconf only reads (musl takes the page size from the auxiliary vector).
+    let guard = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let mapped = STACK_BYTES + guard;
     // SAFETY: a fresh anonymous private mapping; no existing memory is affected.
-    let stack = unsafe {
+    let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            STACK_BYTES,
+            mapped,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
             -1,
             0,
         )
     };
-    if stack == libc::MAP_FAILED {
+    if base == libc::MAP_FAILED {
         let error = std::io::Error::last_os_error();
         return Err((anyhow!("cannot map a stack: {error}"), work));
+    }
+    // SAFETY: the lowest page of the mapping just made, which nothing else uses.
+    if unsafe { libc::mprotect(base, guard, libc::PROT_NONE) } != 0 {
+        let error = std::io::Error::last_os_error();
+        // SAFETY: the mapping just made, unused.
+        unsafe { libc::munmap(base, mapped) };
+        return Err((
+            anyhow!("cannot protect the stack's guard page: {error}"),
+            work,
+        ));
     }
     let job = Box::into_raw(Box::new(Job {
         wait: wait.as_raw_fd(),
@@ -88,11 +103,11 @@ pub fn spawn(delay: Duration, work: Work) -> Result<Deferred, (anyhow::Error, Wo
         delay,
         work,
     }));
-    // SAFETY: the stack is STACK_BYTES of our own mapping and grows down from its end,
-    // which mmap aligned to a page. `job` is leaked to the child: this process never
-    // frees it (see below), so it outlives the child's use of it.
+    // SAFETY: the stack is the mapping above its guard page and grows down from the
+    // mapping's end, which mmap aligned to a page. `job` is leaked to the child: this
+    // process never frees it (see below), so it outlives the child's use of it.
     let pid = unsafe {
-        let top = stack.cast::<u8>().add(STACK_BYTES).cast::<c_void>();
+        let top = base.cast::<u8>().add(mapped).cast::<c_void>();
         libc::clone(
             child,
             top,
@@ -104,7 +119,7 @@ pub fn spawn(delay: Duration, work: Work) -> Result<Deferred, (anyhow::Error, Wo
         let error = std::io::Error::last_os_error();
         // SAFETY: no child was made, so `job` and the stack are ours again.
         let job = unsafe {
-            libc::munmap(stack, STACK_BYTES);
+            libc::munmap(base, mapped);
             Box::from_raw(job)
         };
         return Err((anyhow!("cannot clone: {error}"), job.work));
