@@ -9,7 +9,6 @@ use crate::emergency::{self, Action};
 use crate::inputs;
 use crate::kmsg;
 use crate::manifest::{self, Manifest};
-use crate::modprobe;
 use crate::modules::load::Loader;
 use crate::mounts::{self, is_mount_point, EARLY_MOUNTS};
 use crate::root;
@@ -216,8 +215,6 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
     );
 
     let (init, run) = {
-        // Module requests from the kernel come to us only while the initramfs is there.
-        let _helper = (!manifest.modules.is_empty()).then(modprobe::take_requests);
         let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
             params.module_params(name)
         });

@@ -45,7 +45,6 @@ pub mod rootspec;
 pub mod run;
 pub mod shared;
 pub mod switch;
-pub mod sysctl;
 pub mod timeline;
 pub mod uevent;
 

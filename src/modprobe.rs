@@ -1,8 +1,10 @@
 //! baton as the kernel's module helper. When a driver asks for another module at run time
 //! (FAT for its codepage `nls_cp437`, crypto for an algorithm, a filesystem by `fs-` name),
-//! the kernel runs `kernel.modprobe -q -- NAME` (call_modprobe() in kernel/module/kmod.c).
-//! An initramfs has no modprobe, so while baton runs it points that setting at itself and
-//! answers from the image's manifest; before the real init starts, the old setting returns.
+//! the kernel runs `kernel.modprobe -q -- NAME` (call_modprobe() in kernel/module/kmod.c),
+//! `/sbin/modprobe` unless someone changed it. An initramfs has no modprobe: every image
+//! baton builds has `/sbin/modprobe` linked to baton's binary, which answers from the
+//! image's manifest. After the switch the path is the real root's own modprobe, so no kernel
+//! setting is changed and none has to be put back.
 
 use crate::inputs;
 use crate::modules::load::Loader;
@@ -48,16 +50,6 @@ pub fn run(name: &str) -> u8 {
         );
     }
     u8::from(!ok)
-}
-
-/// Makes the kernel call `/init` for module requests while baton runs; dropping the
-/// returned override puts the previous helper back.
-pub fn take_requests() -> crate::sysctl::Override {
-    let (helper, result) = crate::sysctl::Override::set("/proc/sys/kernel/modprobe", "/init");
-    if let Err(e) = result {
-        log::warn!("cannot take module requests from the kernel: {e}");
-    }
-    helper
 }
 
 #[cfg(test)]

@@ -189,3 +189,51 @@ fn debian_initramfs_tools_image_with_batons_run_init() {
     // Bits 16 and 17 are gone from the bounding set the real init runs with.
     assert_has(&log, "BATON-CAPS CapBnd:\t000001fffffcffff");
 }
+
+/// The kernel's own module requests while the initramfs is the root: mounting a filesystem
+/// nothing has loaded makes the kernel run its helper, `/sbin/modprobe -q -- fs-squashfs`,
+/// which in baton's images is baton's binary answering from the manifest. No kernel
+/// setting is involved: `kernel.modprobe` stays the kernel's own. The script is the init
+/// here, so nothing else loads the module.
+#[test]
+fn the_kernels_module_requests_reach_baton() {
+    let Some(k) = common::kernel() else { return };
+    let path = common::work_dir().join("module-request.init");
+    fs::write(
+        &path,
+        r#"#!/bin/sh
+bb=/bin/busybox
+$bb mount -t proc proc /proc
+$bb mount -t devtmpfs devtmpfs /dev
+$bb mkdir -p /mnt
+before=$($bb grep -c squashfs /proc/filesystems)
+$bb mount -t squashfs /dev/null /mnt 2>/dev/null
+after=$($bb grep -c squashfs /proc/filesystems)
+$bb dmesg | $bb grep 'baton: ' | $bb sed 's/^/BATON-DMESG /'
+echo "BATON-MARKER helper=$($bb cat /proc/sys/kernel/modprobe) squashfs=$before,$after"
+$bb poweroff -f
+"#,
+    )
+    .unwrap();
+    let init = path.display().to_string();
+    let image = common::image(
+        &k,
+        "module-request",
+        &[
+            "--init",
+            &init,
+            "--shell",
+            "/bin/busybox",
+            "--module",
+            "squashfs",
+        ],
+    );
+    let log = Boot::new(&k, image, plain_disk(), "root=/dev/vda").run("module-request");
+    let line = marker(&log);
+    assert!(
+        line.contains("helper=/sbin/modprobe squashfs=0,1"),
+        "{line}\n{log}"
+    );
+    dmesg_has(&log, "baton: loaded squashfs in ");
+    dmesg_has(&log, "(for fs-squashfs)");
+}

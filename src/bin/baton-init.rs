@@ -63,9 +63,17 @@ fn run(args: &[OsString]) -> u8 {
     // Run by hand on a live system, the boot would mount over /proc and /dev and try to
     // switch roots: refuse before doing anything.
     if std::process::id() != 1 {
-        // The kernel asking for a module while baton runs (see baton::modprobe).
+        // The kernel asking for a module while the initramfs is the root (see
+        // baton::modprobe).
         if let Some(name) = baton::modprobe::request(args) {
             return baton::modprobe::run(name);
+        }
+        if args
+            .first()
+            .is_some_and(|a| a.as_encoded_bytes().ends_with(b"modprobe"))
+        {
+            eprintln!("modprobe: this is baton's answer to the kernel's module requests (modprobe -q -- NAME) only");
+            return 2;
         }
         eprintln!(
             "baton-init: this is the initramfs /init and must run as PID 1; see `baton build`"

@@ -113,6 +113,14 @@ pub const APPLET_LINKS: [&str; 4] = [
     "bin/run-init",
 ];
 
+/// Where the kernel runs its module helper when a driver asks for a module at run time (the
+/// default `kernel.modprobe`, CONFIG_MODPROBE_PATH): FAT for its codepage, crypto for an
+/// algorithm, a filesystem by `fs-` name. An initramfs has no modprobe, so baton's binary
+/// answers there from the image's manifest (see baton::modprobe) for as long as the
+/// initramfs is the root; after the switch the same path is the real root's modprobe. No
+/// kernel setting changes hands, and none has to be put back.
+pub const MODULE_HELPER_LINK: &str = "sbin/modprobe";
+
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let mut image = skeleton::default_image().map_err(anyhow::Error::msg)?;
     let mut manifest = Manifest::default();
@@ -303,6 +311,9 @@ fn add_init(image: &mut Image, explicit: Option<&Path>) -> Result<PathBuf> {
             return Err(e.context("an --init script needs baton's own binary beside it"))
         }
     };
+    // Whether the binary the links name is baton's: only baton's may answer the kernel's
+    // module requests (someone else's static init must never be run as a helper).
+    let is_baton = explicit.is_none() || baton.is_some();
     let target = match baton {
         Some(bytes) if bytes != init_bytes => {
             image.insert(BATON_BINARY, Entry::file(0o755, bytes))?;
@@ -313,6 +324,9 @@ fn add_init(image: &mut Image, explicit: Option<&Path>) -> Result<PathBuf> {
     image.insert("init", Entry::file(0o755, init_bytes))?;
     for link in APPLET_LINKS {
         image.insert(link, Entry::symlink(&target))?;
+    }
+    if is_baton {
+        image.insert(MODULE_HELPER_LINK, Entry::symlink(&target))?;
     }
     Ok(init)
 }
