@@ -141,6 +141,21 @@ extern "C" fn child(arg: *mut c_void) -> libc::c_int {
     let (wait, hold) = unsafe { ((*job).wait, (*job).hold) };
     // SAFETY: closing our copy of the write end, so that only the parent's remains.
     unsafe { libc::syscall(libc::SYS_close, hold) };
+    // The lowest CPU priority, before the wait: woken by the exec, a process of this
+    // policy does not preempt the real init starting (a normal one would, with the credit
+    // of its sleep), and it runs only when nothing else wants the CPU. Not fatal if
+    // refused.
+    let param = [0 as libc::c_int; 8];
+    // SAFETY: a raw call that reads `param`, a local: priority 0, which SCHED_IDLE takes,
+    // with room to spare for the kernel's struct sched_param (one int).
+    unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            libc::SCHED_IDLE,
+            param.as_ptr(),
+        )
+    };
     let mut byte = 0u8;
     // SAFETY: reads at most one byte into a local.
     let n = unsafe { libc::syscall(libc::SYS_read, wait, std::ptr::addr_of_mut!(byte), 1) };
@@ -155,14 +170,6 @@ extern "C" fn child(arg: *mut c_void) -> libc::c_int {
     let job = unsafe { Box::from_raw(job) };
     // SAFETY: our copy of the read end, no longer needed.
     drop(unsafe { OwnedFd::from_raw_fd(job.wait) });
-    // The lowest CPU priority: the work runs only when nothing else wants the CPU. Not
-    // fatal if refused.
-    // SAFETY: sched_param is plain integers (more of them on musl), for which all zeros is
-    // valid, and priority 0 is what SCHED_IDLE takes; the call only reads it.
-    let _ = unsafe {
-        let param: libc::sched_param = std::mem::zeroed();
-        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param)
-    };
     if !job.delay.is_zero() {
         std::thread::sleep(job.delay);
     }

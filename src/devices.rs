@@ -103,6 +103,48 @@ fn open(name: &str, size: u64) -> Result<Head, Unprobed> {
     Ok(Head { file, head })
 }
 
+/// `/dev/NAME` probed for a filesystem straight from its node, without sysfs: for
+/// `root=/dev/NAME`, the usual form for a VM, where the kernel name is all that is asked
+/// for. The node gives the numbers (`st_rdev`) and the size; the kernel's own
+/// `root=/dev/NAME` mounts what is there just as directly. Worth it because every kernel
+/// path run for the first time costs its translation under an emulated CPU, and the sysfs
+/// reads (the device's uevent, its size) are such paths, while this read is the one the
+/// probe makes anyway. Not a partition's PARTUUID: the name matches on its own. `None`
+/// when the node is not there yet, is not a block device, or holds nothing recognised
+/// (a whole disk with a partition table, say): then the full look decides.
+pub fn probe_node(name: &str) -> Option<Record> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !crate::rootspec::is_kernel_name(name) {
+        return None;
+    }
+    let mut file = File::open(format!("/dev/{name}")).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_block_device() {
+        return None;
+    }
+    let size = file.seek(SeekFrom::End(0)).ok()?;
+    let head_len = usize::try_from(size.min(HEAD as u64)).ok()?;
+    // An empty device (a drive without its medium) has nothing to probe yet.
+    if head_len == 0 {
+        return None;
+    }
+    let head = file.read_at(0, head_len)?;
+    let fs = probe_filesystem(&Head { file, head })?;
+    let rdev = meta.rdev();
+    Some(Record {
+        name: name.to_owned(),
+        major: libc::major(rdev),
+        minor: libc::minor(rdev),
+        disk: None,
+        partition: None,
+        fs: Some(fs),
+        has_table: false,
+        partuuid: None,
+        partlabel: None,
+    })
+}
+
 /// Everything probed so far; probing is done once per device.
 #[derive(Default)]
 pub struct Registry {

@@ -230,8 +230,15 @@ impl<'l, 'm> Search<'l, 'm> {
         spec: &RootSpec,
         limit: Option<Duration>,
     ) -> Result<Found, String> {
-        // `root=/dev/NAME`, the usual form for a VM: that device alone first.
+        // `root=/dev/NAME`, the usual form for a VM: that device alone first, from its
+        // node, then as sysfs describes it. The node's record is not kept: the full look
+        // (partition numbers, PARTUUIDs) is what later searches match against.
         if let Some(name) = spec.kernel_name() {
+            if let Some(record) = crate::devices::probe_node(name) {
+                if let Some(found) = self.matching(what, spec, std::slice::from_ref(&record)) {
+                    return Ok(found);
+                }
+            }
             self.registry.look_at(name);
             if let Some(found) = self.matching(what, spec, &self.registry.records()) {
                 return Ok(found);
