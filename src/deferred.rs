@@ -49,6 +49,19 @@ impl Deferred {
     /// this one on the same memory.
     pub fn start_at_exec(self) -> Pid {
         let _ = self.go.into_raw_fd();
+        // The exec leaves a memory another process still uses, and for that case the
+        // kernel clears the thread-id word the C library registered at start
+        // (set_tid_address) and wakes a futex on it: a slow path (it pins the page) that
+        // costs its translation under an emulated CPU, for a wake-up no one waits for (this
+        // process has no other threads by now). Registering no word skips it. Should the
+        // exec fail, nothing relies on the word: PID 1 never exits.
+        // SAFETY: a null address only tells the kernel there is nothing to clear.
+        unsafe {
+            libc::syscall(
+                libc::SYS_set_tid_address,
+                std::ptr::null_mut::<libc::c_int>(),
+            )
+        };
         self.pid
     }
 
