@@ -36,8 +36,12 @@ pub struct Removal {
 
 /// Whether the directory is on ramfs or tmpfs, the only filesystems we empty.
 pub fn is_ram_filesystem<Fd: AsFd>(dir: Fd) -> Result<bool> {
-    let fs = fstatfs(dir)?;
-    Ok(fs.filesystem_type() == RAMFS_MAGIC || fs.filesystem_type() == TMPFS_MAGIC)
+    Ok(is_ram_filesystem_type(fstatfs(dir)?.filesystem_type()))
+}
+
+/// Whether a filesystem of this type (statfs's `f_type`) is ramfs or tmpfs.
+pub fn is_ram_filesystem_type(kind: FsType) -> bool {
+    kind == RAMFS_MAGIC || kind == TMPFS_MAGIC
 }
 
 /// Removes everything below `dir` (not `dir` itself) that is on the same filesystem.

@@ -236,7 +236,13 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
         Mode::empty(),
     )
     .context("failed to open the old root /")?;
-    let deletable = rmrf::is_ram_filesystem(&old_root).context("failed to statfs /")?;
+    let old_fs = nix::sys::statfs::fstatfs(&old_root)
+        .context("failed to statfs /")?
+        .filesystem_type();
+    let deletable = rmrf::is_ram_filesystem_type(old_fs);
+    // ramfs is the kernel's rootfs whenever root= is on its command line, and nobody mounts
+    // ramfs as / by hand: the rootfs, which pivot_root refuses (below).
+    let on_rootfs = old_fs == rmrf::RAMFS_MAGIC;
     if !deletable {
         log::warn!("/ is not ramfs or tmpfs: switching without deleting anything in it");
     }
@@ -269,8 +275,13 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
 
     // pivot_root keeps the old root reachable until unmounted, then frees it; it fails with
     // EINVAL when / is the kernel's rootfs, which can never be unmounted: there we move the
-    // new root over / instead.
-    match nix::unistd::pivot_root(".", ".") {
+    // new root over / instead. On a ramfs / the call is not even made: its failure is a
+    // kernel path of its own, which costs its translation under an emulated CPU.
+    let pivoted = match on_rootfs {
+        true => Err(Errno::EINVAL),
+        false => nix::unistd::pivot_root(".", "."),
+    };
+    match pivoted {
         Ok(()) => {
             if let Err(errno) = umount2(".", MntFlags::MNT_DETACH) {
                 log::warn!("failed to detach the old root after pivot_root: {errno}");
