@@ -233,8 +233,13 @@ impl<'l, 'm> Search<'l, 'm> {
         // `root=/dev/NAME`, the usual form for a VM: that device alone first, from its
         // node, then as sysfs describes it. The node's record is not kept: the full look
         // (partition numbers, PARTUUIDs) is what later searches match against.
+        // The node first only when no driver is still loading: devtmpfs makes a disk's node
+        // before the disk is open for business, and an open in between makes the kernel ask
+        // its module helper for `block-major-N` (measured at -smp 2, where the search runs
+        // beside the loading threads: two such requests, 150 ms). sysfs first then.
         if let Some(name) = spec.kernel_name() {
-            if let Some(record) = crate::devices::probe_node(name) {
+            let settled = !self.loader.busy();
+            if let Some(record) = settled.then(|| crate::devices::probe_node(name)).flatten() {
                 if let Some(found) = self.matching(what, spec, std::slice::from_ref(&record)) {
                     return Ok(found);
                 }
