@@ -98,9 +98,14 @@ enum Unprobed {
 
 fn open(name: &str, size: u64) -> Result<Head, Unprobed> {
     let file = File::open(format!("/dev/{name}")).map_err(|_| Unprobed::NotYet)?;
-    let head_len = usize::try_from(size.min(HEAD as u64)).map_err(|_| Unprobed::Unreadable)?;
-    let head = file.read_at(0, head_len).ok_or(Unprobed::Unreadable)?;
-    Ok(Head { file, head })
+    read_head(file, size).ok_or(Unprobed::Unreadable)
+}
+
+/// The device's first bytes (up to [`HEAD`], at most `size`), read once.
+fn read_head(file: File, size: u64) -> Option<Head> {
+    let head_len = usize::try_from(size.min(HEAD as u64)).ok()?;
+    let head = file.read_at(0, head_len)?;
+    Some(Head { file, head })
 }
 
 /// `/dev/NAME` probed for a filesystem straight from its node, without sysfs: for
@@ -124,13 +129,11 @@ pub fn probe_node(name: &str) -> Option<Record> {
         return None;
     }
     let size = file.seek(SeekFrom::End(0)).ok()?;
-    let head_len = usize::try_from(size.min(HEAD as u64)).ok()?;
     // An empty device (a drive without its medium) has nothing to probe yet.
-    if head_len == 0 {
+    if size == 0 {
         return None;
     }
-    let head = file.read_at(0, head_len)?;
-    let fs = probe_filesystem(&Head { file, head })?;
+    let fs = probe_filesystem(&read_head(file, size)?)?;
     let rdev = meta.rdev();
     Some(Record {
         name: name.to_owned(),
