@@ -271,7 +271,10 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
     if switched.old_root.is_none() {
         log::warn!("the old root was not emptied");
     }
-    switch::reopen_console()?;
+    // Past the switch: the kernel and systemd boot without a console, and so does this.
+    if let Err(e) = switch::reopen_console() {
+        log::warn!("{e:#}; the real init starts with the kernel's console descriptors");
+    }
     Ok(Prepared {
         init,
         old_root: switched.old_root,
@@ -381,6 +384,10 @@ fn mount_new_root(
     // Before anything is mounted from a disk: resuming over mounted filesystems would
     // corrupt them.
     if let Some(device) = &resume_device {
+        // Not while a driver is still inside finit_module: the kernel freezes every task
+        // to restore the image, and a thread busy in a module's init can make that wait
+        // or fail.
+        loader.wait_all();
         let _step = crate::timeline::phase("resume");
         crate::resume::resume_from(device, params.resume_offset);
     }

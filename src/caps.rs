@@ -127,6 +127,16 @@ pub fn check(caps: &[u32], new_root: &std::path::Path) -> Result<(), String> {
     if caps.is_empty() {
         return Ok(());
     }
+    // The drop happens after the switch, through the /proc in the new root: the caller's
+    // own mount there, or ours moved there by the switch. Without a directory there (a
+    // symlink is none), /proc is detached instead and the drop would fail with the new
+    // root already `/`: too late to refuse.
+    if !crate::switch::is_real_dir_at(new_root, "proc") {
+        return Err(format!(
+            "the new root {} has no /proc directory: the switch would detach /proc and the capabilities could not be dropped after it (create /proc in the new root)",
+            new_root.display()
+        ));
+    }
     let moved = new_root.join("proc/sys/kernel/cap_last_cap");
     let proc = if moved.is_file() {
         new_root.join("proc")
@@ -292,6 +302,21 @@ mod tests {
             .unwrap_err()
             .contains("usermodehelper/bset"));
         assert_eq!(check(&[], &root), Ok(()));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_new_root_without_proc_is_refused_before_the_switch() {
+        let root = std::env::temp_dir().join(format!("baton-caps-noproc-{}", std::process::id()));
+        std::fs::create_dir_all(&root).unwrap();
+        let err = check(&[16], &root).unwrap_err();
+        assert!(err.contains("has no /proc directory"), "{err}");
+        // A symlink is no directory to move a mount to.
+        std::os::unix::fs::symlink("/proc", root.join("proc")).unwrap();
+        assert!(check(&[16], &root).is_err());
+        std::fs::remove_file(root.join("proc")).unwrap();
+        std::fs::create_dir(root.join("proc")).unwrap();
+        assert_eq!(check(&[16], &root), Ok(()), "checked against this /proc");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -25,6 +25,16 @@ use std::time::Duration;
 /// bounds the depth at a few hundred KB of stack; the pages are touched only as used.
 const STACK_BYTES: usize = 1 << 20;
 
+/// How long past its delay the work may go on at the lowest priority before it hurries. A real init that keeps every CPU busy would otherwise leave it almost no time,
+/// and the initramfs's memory (tens of MB for a generic image) pinned for as long.
+const HURRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The niceness it then takes: the work left is short (a fraction of a second of CPU, most
+/// of it giving pages back), and a machine that kept it waiting this long is saturated, so
+/// an even share would stretch it over seconds (measured under qemu at one CPU against a
+/// spinning init: 1.5 s at nice 0).
+const HURRIED_NICE: libc::c_int = -10;
+
 /// What the process is handed: the pipe's two ends as they are in its own file table, and
 /// the work.
 struct Job {
@@ -154,21 +164,13 @@ extern "C" fn child(arg: *mut c_void) -> libc::c_int {
     let (wait, hold) = unsafe { ((*job).wait, (*job).hold) };
     // SAFETY: closing our copy of the write end, so that only the parent's remains.
     unsafe { libc::syscall(libc::SYS_close, hold) };
-    // The lowest CPU priority, before the wait: woken by the exec, a process of this
-    // policy does not preempt the real init starting (a normal one would, with the credit
-    // of its sleep), and it runs only when nothing else wants the CPU. Not fatal if
-    // refused.
-    let param = [0 as libc::c_int; 8];
-    // SAFETY: a raw call that reads `param`, a local: priority 0, which SCHED_IDLE takes,
-    // with room to spare for the kernel's struct sched_param (one int).
-    unsafe {
-        libc::syscall(
-            libc::SYS_sched_setscheduler,
-            0,
-            libc::SCHED_IDLE,
-            param.as_ptr(),
-        )
-    };
+    // A batch process at the lowest niceness: woken by the exec, a process of this policy
+    // does not preempt the real init starting (a normal one would, with the credit of its
+    // sleep), and while others want the CPU it gets about 1/70 of it. Not the idle policy:
+    // on a saturated machine a process at that priority waited a second and more for each
+    // time slice (measured under qemu), too long even to notice its own timer below. Not
+    // fatal if refused.
+    set_policy(libc::SCHED_BATCH, 19);
     let mut byte = 0u8;
     // SAFETY: reads at most one byte into a local.
     let n = unsafe { libc::syscall(libc::SYS_read, wait, std::ptr::addr_of_mut!(byte), 1) };
@@ -183,6 +185,8 @@ extern "C" fn child(arg: *mut c_void) -> libc::c_int {
     let job = unsafe { Box::from_raw(job) };
     // SAFETY: our copy of the read end, no longer needed.
     drop(unsafe { OwnedFd::from_raw_fd(job.wait) });
+    // The limit counts from the exec, delay included.
+    raise_priority_after(job.delay + HURRY_AFTER);
     if !job.delay.is_zero() {
         std::thread::sleep(job.delay);
     }
@@ -191,4 +195,55 @@ extern "C" fn child(arg: *mut c_void) -> libc::c_int {
     crate::kmsg::after_fork();
     (job.work)();
     0
+}
+
+/// Arms a timer that makes this process an ordinary one (SCHED_OTHER, at
+/// [`HURRIED_NICE`]) after `after`. A signal, because a process at the lowest priority on a
+/// busy machine runs in short slices far apart and cannot be counted on to look at a clock
+/// in time; the handler runs at its next slice. Not fatal if refused: the work then stays
+/// at the lowest priority.
+fn raise_priority_after(after: Duration) {
+    extern "C" fn raise(_: libc::c_int) {
+        set_policy(libc::SCHED_OTHER, HURRIED_NICE);
+    }
+    // SAFETY: sigaction and setitimer with structures filled in here; the handler only
+    // makes raw system calls. This process has its own handler table (no CLONE_SIGHAND).
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = raise as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        let mut unblock: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut unblock);
+        libc::sigaddset(&mut unblock, libc::SIGALRM);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+        let timer = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(1),
+                tv_usec: libc::suseconds_t::from(after.subsec_micros()),
+            },
+        };
+        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
+    }
+}
+
+/// This process's scheduling policy and niceness, by raw system calls (async-signal-safe,
+/// and usable before the exec on the memory shared with PID 1; musl's wrappers of the
+/// policy calls only return ENOSYS). Failures are ignored: the priority is a preference.
+fn set_policy(policy: libc::c_int, nice: libc::c_int) {
+    // Priority 0, which every policy here takes, with room to spare for the kernel's
+    // struct sched_param (one int).
+    let param = [0 as libc::c_int; 8];
+    // SAFETY: raw system calls with integers and a pointer to a local.
+    unsafe {
+        libc::syscall(libc::SYS_sched_setscheduler, 0, policy, param.as_ptr());
+        libc::syscall(libc::SYS_setpriority, libc::PRIO_PROCESS, 0, nice);
+    }
 }

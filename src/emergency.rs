@@ -8,8 +8,8 @@
 
 pub use crate::cmdline::Action;
 use std::ffi::{CString, OsString};
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 /// The action when none was configured: a shell if the image has one (and `rd.shell=0` did
@@ -76,94 +76,22 @@ pub fn run_shell(shell: &str) -> Result<(), String> {
 /// on the console's terminal as its controlling terminal, from `/`. With `raw_output` the
 /// terminal passes the program's bytes as they are (no `\n` to `\r\n`): what `baton.run`'s
 /// host copies out. Returns the child, or the errno of a failed start (the exec's own,
-/// reported back through a pipe), the child then reaped.
+/// reported back through a pipe), the child then reaped. Safe while module loaders run on
+/// other threads: see baton::spawn.
 pub fn spawn_on_console(
     argv: &[OsString],
     env: &[OsString],
     raw_output: bool,
 ) -> Result<nix::unistd::Pid, nix::errno::Errno> {
-    use nix::unistd::{fork, ForkResult};
-    use std::os::unix::ffi::OsStrExt;
-    let to_c = |s: &OsString| CString::new(s.as_bytes()).map_err(|_| nix::errno::Errno::EINVAL);
-    let argv = argv.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
-    let env = env.iter().map(to_c).collect::<Result<Vec<_>, _>>()?;
-    let Some(program) = argv.first() else {
-        return Err(nix::errno::Errno::EINVAL);
-    };
+    let program = crate::spawn::Prepared::new(argv, env)?;
     let terminal = console_terminal();
-    // The child reports a failed exec through this pipe; a successful exec closes it
-    // (O_CLOEXEC) with nothing written.
-    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    // SAFETY: the init is single-threaded here, so the child may do anything before exec.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
-            drop(report_read);
-            exec_in_session(
-                program,
-                &argv,
-                &env,
-                terminal.as_ref(),
-                raw_output,
-                report_write,
-            )
-        }
-        ForkResult::Parent { child } => {
-            drop(report_write);
-            let mut errno = [0u8; 4];
-            let exec_failed = std::fs::File::from(report_read)
-                .read(&mut errno)
-                .is_ok_and(|n| n > 0);
-            if exec_failed {
-                let _ = nix::sys::wait::waitpid(child, None);
-                return Err(nix::errno::Errno::from_raw(i32::from_ne_bytes(errno)));
-            }
-            Ok(child)
-        }
-    }
-}
-
-/// In the forked child: a new session on the console's own terminal, then exec. Never
-/// returns into the init's code.
-fn exec_in_session(
-    program: &CString,
-    argv: &[CString],
-    env: &[CString],
-    terminal: Option<&OwnedFd>,
-    raw_output: bool,
-    report: OwnedFd,
-) -> ! {
-    let _ = nix::unistd::setsid();
-    if let Some(tty) = terminal {
-        for target in 0..=2 {
-            // SAFETY: dup2 onto the standard descriptors of this (child) process.
-            unsafe { libc::dup2(tty.as_raw_fd(), target) };
-        }
-    }
-    // Make the console the program's controlling terminal so job control and ^C work. This
-    // needs the terminal itself: /dev/console never becomes one (the kernel opens it
-    // `noctty`), which is why busybox has `cttyhack`.
-    // SAFETY: an ioctl on fd 0 with an integer argument.
-    unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
-    if raw_output {
-        // SAFETY: termios is plain integers, filled in by tcgetattr before it is read.
-        unsafe {
-            let mut termios: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(0, &mut termios) == 0 {
-                termios.c_oflag &= !libc::OPOST;
-                libc::tcsetattr(0, libc::TCSANOW, &termios);
-            }
-        }
-    }
-    let _ = nix::unistd::chdir("/");
-    let errno = match nix::unistd::execvpe(program, argv, env) {
-        Err(errno) => errno as i32,
-        Ok(never) => match never {},
+    let setup = crate::spawn::Setup {
+        new_session: true,
+        terminal: terminal.as_ref().map(|t| t.as_fd()),
+        raw_output,
+        chdir_root: true,
     };
-    let mut report = std::fs::File::from(report);
-    let _ = report.write_all(&errno.to_ne_bytes());
-    // _exit: the child must not run the init's exit handlers or return into its code.
-    // SAFETY: ends this process only.
-    unsafe { libc::_exit(127) }
+    crate::spawn::spawn(&program, &setup)
 }
 
 /// The terminal behind /dev/console (the last name in /sys/class/tty/console/active, which
@@ -174,11 +102,7 @@ fn console_terminal() -> Option<OwnedFd> {
     if name.contains('/') {
         return None;
     }
-    let path = CString::new(format!("/dev/{name}")).ok()?;
-    // SAFETY: a NUL-terminated path; the descriptor is owned below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::spawn::open_terminal(&CString::new(format!("/dev/{name}")).ok()?)
 }
 
 /// Collects every child that has ended, without waiting: PID 1 inherits orphans, and the

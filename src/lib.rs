@@ -44,6 +44,7 @@ pub mod root;
 pub mod rootspec;
 pub mod run;
 pub mod shared;
+pub mod spawn;
 pub mod switch;
 pub mod timeline;
 pub mod uevent;

@@ -379,10 +379,24 @@ impl<'l, 'm> Search<'l, 'm> {
             std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS));
             return;
         };
-        for event in listener.wait(wait) {
+        let received = listener.wait(wait);
+        for event in &received.events {
             self.last_event = Instant::now();
             if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
                 self.loader.load_alias(alias);
+            }
+        }
+        if received.overflowed {
+            // Dropped events may have announced devices that need a driver: read every
+            // device's modalias again, as coldplug did (drivers tried already are skipped).
+            self.last_event = Instant::now();
+            let aliases: Vec<String> = coldplug_tiers().into_iter().flatten().collect();
+            log::info!(
+                "device events were lost (socket buffer full): rescanned {} devices",
+                aliases.len()
+            );
+            for alias in aliases {
+                self.loader.load_alias(&alias);
             }
         }
     }

@@ -182,6 +182,16 @@ pub fn check_new_root(new_root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// [`is_real_dir`] for a directory named by path (false when it cannot be opened).
+pub fn is_real_dir_at(dir: &Path, name: &str) -> bool {
+    open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .is_ok_and(|fd| is_real_dir(&fd, name))
+}
+
 /// Whether `name` in `dir` is a directory itself, not a symlink to one: mount(2) follows
 /// symlinks in its target, and a link in the new root could point the move anywhere.
 fn is_real_dir<Fd: std::os::fd::AsFd>(dir: Fd, name: &str) -> bool {

@@ -58,35 +58,54 @@ const RECEIVE_BUFFER: usize = 4 << 20;
 /// keep the root search from looking at the clock.
 pub const MAX_EVENTS_PER_WAIT: usize = 1024;
 
+/// What one wait brought.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub events: Vec<Uevent>,
+    /// The socket's buffer overflowed (ENOBUFS): events were dropped, and a device added
+    /// meanwhile is only known from sysfs.
+    pub overflowed: bool,
+}
+
 impl Listener {
     pub fn open() -> nix::Result<Listener> {
+        Listener::with_buffer(RECEIVE_BUFFER)
+    }
+
+    /// A listener whose socket buffer holds `bytes` (forced past the system's limit, which
+    /// PID 1 may do).
+    pub fn with_buffer(bytes: usize) -> nix::Result<Listener> {
         let fd = socket(
             AddressFamily::Netlink,
             SockType::Datagram,
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             SockProtocol::NetlinkKObjectUEvent,
         )?;
-        let _ = setsockopt(&fd, sockopt::RcvBufForce, &RECEIVE_BUFFER);
+        let _ = setsockopt(&fd, sockopt::RcvBufForce, &bytes);
         bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 1))?;
         Ok(Listener { fd })
     }
 
     /// Waits up to `timeout` for events and returns all that are queued.
-    pub fn wait(&self, timeout: Duration) -> Vec<Uevent> {
+    pub fn wait(&self, timeout: Duration) -> Received {
         let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(millis));
-        let mut events = Vec::new();
+        let mut received = Received::default();
         let mut buf = vec![0u8; 8192];
         for _ in 0..MAX_EVENTS_PER_WAIT {
-            let Ok(n) = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) else {
-                break;
-            };
-            if let Some(event) = buf.get(..n).and_then(parse) {
-                events.push(event);
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => {
+                    if let Some(event) = buf.get(..n).and_then(parse) {
+                        received.events.push(event);
+                    }
+                }
+                // The kernel reports a dropped datagram once, then delivers what it kept.
+                Err(nix::errno::Errno::ENOBUFS) => received.overflowed = true,
+                Err(_) => break,
             }
         }
-        events
+        received
     }
 }
 
@@ -103,6 +122,34 @@ mod tests {
         assert_eq!(e.modalias.as_deref(), Some("virtio:d00000002v00001AF4"));
         let block = parse(b"add@/devices/x/block/vda\0SUBSYSTEM=block\0DEVNAME=vda\0").unwrap();
         assert_eq!(block.devname.as_deref(), Some("vda"));
+    }
+
+    /// As root: uevents the kernel sends faster than they are read overflow a small
+    /// buffer, and the wait says so.
+    #[test]
+    fn an_overflowed_buffer_is_reported() {
+        if !nix::unistd::Uid::effective().is_root() {
+            assert!(
+                std::env::var("BATON_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+                "needs root"
+            );
+            eprintln!("skipped: needs root to make uevents");
+            return;
+        }
+        let listener = Listener::with_buffer(4096).unwrap();
+        // A `change` event for /dev/null: nothing acts on it but udev, which re-reads it.
+        for _ in 0..200 {
+            std::fs::write("/sys/devices/virtual/mem/null/uevent", "change").unwrap();
+        }
+        let first = listener.wait(Duration::from_millis(100));
+        assert!(
+            first.overflowed,
+            "{} events, no overflow",
+            first.events.len()
+        );
+        assert!(!first.events.is_empty());
+        let quiet = listener.wait(Duration::ZERO);
+        assert!(!quiet.overflowed);
     }
 
     #[test]

@@ -351,10 +351,13 @@ fn break_points_stop_for_a_shell_and_the_boot_goes_on() {
     // controlling terminal (field 7 of /proc/PID/stat: ttyS0 is 4:64, so 1088).
     let probe = "echo AT-$(busybox grep -c sysroot /proc/mounts)-TTY-$(busybox cut -d' ' -f7 /proc/$$/stat)\nexit\n";
     let input = typed(probe);
-    for (word, point, mounted) in [
-        ("rd.break=pre-mount", "pre-mount", 0),
-        ("rd.break=mount", "mount", 0),
-        ("rd.break", "pre-switch", 1),
+    // The last at four CPUs: at `mount` drivers may still be loading on other threads
+    // while PID 1 forks the shell, which must reach its exec whatever locks they hold.
+    for (word, point, mounted, cpus) in [
+        ("rd.break=pre-mount", "pre-mount", 0, 1),
+        ("rd.break=mount", "mount", 0, 1),
+        ("rd.break", "pre-switch", 1, 1),
+        ("rd.break=mount", "mount", 0, 4),
     ] {
         let mut boot = Boot::new(
             &k,
@@ -363,7 +366,8 @@ fn break_points_stop_for_a_shell_and_the_boot_goes_on() {
             &format!("root=/dev/vda {word}"),
         );
         boot.input = Some(&input);
-        let log = boot.run(&format!("break-{point}"));
+        boot.qemu = vec!["-smp".into(), cpus.to_string()];
+        let log = boot.run(&format!("break-{point}-smp{cpus}"));
         assert_has(
             &log,
             &format!("baton: rd.break={point}: starting a shell; exit it to go on with the boot"),
@@ -400,4 +404,20 @@ fn rd_shell_0_forbids_the_shell_on_failure() {
     );
     assert!(!log.contains("starting the rescue shell"), "{log}");
     assert_action(&log, "halt");
+}
+
+/// Past the switch a console that cannot be opened is a warning: the real init still runs,
+/// as the kernel starts one without a console. Here the shell at `rd.break` mounts an empty
+/// tmpfs on the new root's /dev, so the switch detaches ours and the new /dev has no
+/// console node.
+#[test]
+fn a_missing_console_after_the_switch_does_not_stop_the_boot() {
+    let Some(k) = kernel() else { return };
+    let image = virtio_ext4_image(&k, "shell", SHELL);
+    let input = typed("busybox mount -t tmpfs none /sysroot/dev\nexit\n");
+    let mut boot = Boot::new(&k, image, plain_disk(), "root=/dev/vda rd.break");
+    boot.input = Some(&input);
+    let log = boot.run("no-console-after-switch");
+    assert_has(&log, "failed to open /dev/console");
+    assert!(marker(&log).contains("init=/sbin/init pid=1 "), "{log}");
 }

@@ -30,6 +30,13 @@ if $bb grep -qw hibernate /proc/cmdline; then
     fi
 else
     echo "BATON-FRESH-BOOT pid=$$"
+    # baton's timeline, written just after the exec by the process that empties the
+    # initramfs.
+    for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+        [ -s /run/baton/timeline ] && break
+        $bb sleep 0.25
+    done
+    $bb sed 's/^/BATON-TIMELINE /' /run/baton/timeline
 fi
 $bb dmesg | $bb grep -E 'baton: .*resum' | $bb sed 's/^/BATON-DMESG /'
 $bb poweroff -f
@@ -62,10 +69,16 @@ fn swap_disk(name: &str) -> PathBuf {
 /// Boots with the swap disk written through (qemu/boot attaches its own disks
 /// copy-on-write, and the image must outlive the VM that wrote it).
 fn boot(k: &common::Kernel, name: &str, swap: &Path, append: &str) -> String {
-    let image = common::virtio_ext4_image(k, "resume", &[]);
+    // btrfs as well: its init (and raid6_pq's, which times its algorithms) is slow, so
+    // drivers are still loading when the resume device is found.
+    let image = common::virtio_ext4_image(k, "resume-busy", &["--module", "btrfs"]);
     let (mut cmd, log) = Boot::new(k, image, root_disk(), append).command(name);
     let drive = format!("file={},format=raw,if=virtio", swap.display());
-    let status = cmd.args(["--", "-drive", &drive]).status().unwrap();
+    // Two CPUs: the root search and the resume run beside the loading threads.
+    let status = cmd
+        .args(["--", "-smp", "2", "-drive", &drive])
+        .status()
+        .unwrap();
     assert!(status.success(), "qemu/boot failed for {name}");
     String::from_utf8_lossy(&fs::read(log).unwrap()).into_owned()
 }
@@ -111,6 +124,24 @@ fn without_an_image_the_boot_goes_on() {
         &log,
         "resume: no hibernation image on /dev/vdb: booting afresh",
     );
+    // No driver was still loading when the resume device was handed to the kernel.
+    let timeline: Vec<Vec<&str>> = log
+        .lines()
+        .filter_map(|l| l.split("BATON-TIMELINE ").nth(1))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let field = |e: &Vec<&str>, i: usize| e.get(i).and_then(|f| f.parse::<u64>().ok());
+    let resume_start = timeline
+        .iter()
+        .find(|e| e.get(3..5) == Some(&["phase", "resume"][..]))
+        .and_then(|e| field(e, 0))
+        .unwrap_or_else(|| panic!("no resume phase in the timeline: {log}"));
+    for module in timeline.iter().filter(|e| e.get(3) == Some(&"module")) {
+        assert!(
+            field(module, 1).unwrap() <= resume_start,
+            "{module:?} was still loading at the resume ({resume_start}): {log}"
+        );
+    }
     // noresume wins, wherever it stands.
     let log = boot(
         &k,

@@ -264,12 +264,28 @@ fn seconds(us: u64) -> String {
 /// warning: the boot does not depend on it.
 pub fn save() {
     let events = snapshot();
-    let result =
-        std::fs::create_dir_all("/run/baton").and_then(|()| std::fs::write(PATH, render(&events)));
-    if let Err(e) = result {
-        log::warn!("cannot write {PATH}: {e}");
+    if let Err(why) = write_in(std::path::Path::new("/run"), &render(&events)) {
+        log::warn!("not writing {PATH}: {why}");
     }
     log::info!("{}", summary(&events));
+}
+
+/// Writes `text` to `baton/timeline` under `run`, only when `run` is a tmpfs (or ramfs):
+/// the /run that moved into the new root. When the new root had no /run directory, ours
+/// was detached at the switch, and `/run` is then a directory of the real root's disk,
+/// which a boot must not write to.
+pub fn write_in(run: &std::path::Path, text: &str) -> Result<(), String> {
+    let fs = nix::sys::statfs::statfs(run).map_err(|e| format!("{}: {e}", run.display()))?;
+    if !crate::rmrf::is_ram_filesystem_type(fs.filesystem_type()) {
+        return Err(format!(
+            "{} is not a tmpfs (the new root had no /run to move it to)",
+            run.display()
+        ));
+    }
+    let dir = run.join("baton");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("timeline"), text))
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 #[cfg(test)]
@@ -283,6 +299,33 @@ mod tests {
             lane,
             kind,
             name: name.into(),
+        }
+    }
+
+    #[test]
+    fn written_only_to_a_tmpfs() {
+        // The source tree is usually on a disk, /dev/shm a tmpfs.
+        let on_ram = |p: &std::path::Path| {
+            crate::rmrf::is_ram_filesystem_type(
+                nix::sys::statfs::statfs(p).unwrap().filesystem_type(),
+            )
+        };
+        let disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        if !on_ram(disk) {
+            let err = write_in(disk, "x").unwrap_err();
+            assert!(err.contains("is not a tmpfs"), "{err}");
+            assert!(!disk.join("baton/timeline").exists());
+        }
+        let shm = std::path::Path::new("/dev/shm");
+        if on_ram(shm) {
+            let run = shm.join(format!("baton-timeline-{}", std::process::id()));
+            std::fs::create_dir_all(&run).unwrap();
+            write_in(&run, "x").unwrap();
+            assert_eq!(
+                std::fs::read_to_string(run.join("baton/timeline")).unwrap(),
+                "x"
+            );
+            std::fs::remove_dir_all(&run).unwrap();
         }
     }
 

@@ -168,6 +168,8 @@ pub struct Boot<'a> {
     pub input: Option<&'a str>,
     pub monitor: Option<PathBuf>,
     pub timeout: u32,
+    /// More qemu options (`-smp 4`).
+    pub qemu: Vec<String>,
 }
 
 impl<'a> Boot<'a> {
@@ -181,6 +183,7 @@ impl<'a> Boot<'a> {
             input: None,
             monitor: None,
             timeout: 90,
+            qemu: Vec::new(),
         }
     }
 
@@ -211,6 +214,9 @@ impl<'a> Boot<'a> {
         }
         if let Some(socket) = &self.monitor {
             cmd.arg("--monitor").arg(socket);
+        }
+        if !self.qemu.is_empty() {
+            cmd.arg("--").args(&self.qemu);
         }
         (cmd, log)
     }
