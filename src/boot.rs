@@ -122,10 +122,18 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
         crate::timeline::save();
     };
     let at = seconds(exec_us);
+    let stuck = crate::probing::abandoned();
     if run.is_some() {
         // This process goes on to run the command: nothing may share its memory.
         leftovers();
         log::info!("running the command at {at} s after boot");
+    } else if stuck > 0 {
+        // A probe thread still waits on a disk that never answered: it could be inside
+        // the allocator when the exec ends it, and a process sharing this memory after the
+        // exec would then wait for that lock for ever. Empty the initramfs now instead.
+        log::warn!("{stuck} device probe(s) still waiting on a disk: emptying the initramfs now; the kernel starts {init} once the disk gives up");
+        leftovers();
+        log::info!("running {init} at {at} s after boot");
     } else {
         match crate::deferred::spawn(deferral_delay(), Box::new(leftovers)) {
             Ok(deferred) => {

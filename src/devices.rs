@@ -4,9 +4,11 @@
 
 use crate::probe::partitions::{self, Table};
 use crate::probe::{probe_filesystem, Filesystem, ReadAt};
-use std::collections::BTreeMap;
+use crate::probing::Probes;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::Path;
+use std::time::Instant;
 
 /// One block device and what is on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,15 +150,37 @@ pub fn probe_node(name: &str) -> Option<Record> {
     })
 }
 
-/// Everything probed so far; probing is done once per device.
+/// Everything probed so far; probing is done once per device, on a thread of its own (see
+/// baton::probing), and waited for only as long as the caller's patience.
 #[derive(Default)]
 pub struct Registry {
     records: BTreeMap<String, Record>,
     tables: BTreeMap<String, Option<Table>>,
     /// Devices whose node could not be opened yet (said once).
-    unreadable: std::collections::BTreeSet<String>,
+    unreadable: BTreeSet<String>,
+    probes: Probes<Probed>,
+    /// Devices whose probe outlasted the patience (said once); their answer is taken
+    /// whenever it comes, but no longer waited for.
+    slow: BTreeSet<String>,
 }
 
+/// What one probe found.
+struct Probed {
+    /// `None` when the node cannot be opened (yet), or, for a node probe, holds nothing.
+    record: Option<Record>,
+    /// Partition tables read on the way: a whole disk's own, or a partition's disk's.
+    tables: Vec<(String, Option<Table>)>,
+    /// A probe of the node alone (`root=/dev/NAME`): its record is handed to the caller,
+    /// not kept.
+    node_only: bool,
+}
+
+/// The key of a node probe among the device probes.
+fn node_key(name: &str) -> String {
+    format!("{name} (node)")
+}
+
+#[derive(Clone)]
 struct SysBlock {
     name: String,
     major: u32,
@@ -219,110 +243,222 @@ impl Registry {
         self.records.values().cloned().collect()
     }
 
-    /// Lists /sys/class/block and probes what is new.
-    pub fn refresh(&mut self) {
-        let mut names: Vec<String> =
-            crate::dirents::read_path("/sys/class/block", MAX_BLOCK_DEVICES)
-                .map(|entries| {
-                    entries
-                        .into_iter()
-                        .filter_map(|e| String::from_utf8(e.name).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
+    /// Devices whose probe has not answered, for messages.
+    pub fn not_answering(&self) -> Vec<String> {
+        self.probes
+            .running()
+            .filter(|key| self.slow.contains(*key))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Lists /sys/class/block and probes what is new, waiting for the probes until
+    /// `patience` at most.
+    pub fn refresh(&mut self, patience: Instant) {
+        let names: Vec<String> = crate::dirents::read_path("/sys/class/block", MAX_BLOCK_DEVICES)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .filter_map(|e| String::from_utf8(e.name).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let blocks: Vec<SysBlock> = names.iter().filter_map(|n| self.new_block(n)).collect();
         // Disks before their partitions, so a partition finds its disk's table.
-        names.sort_by_key(|n| (n.len(), n.clone()));
-        for name in names {
-            self.look_at(&name);
+        let (partitions, disks): (Vec<SysBlock>, Vec<SysBlock>) =
+            blocks.into_iter().partition(|b| b.partition.is_some());
+        for group in [disks, partitions] {
+            for block in group {
+                self.start(block);
+            }
+            self.collect(patience);
         }
     }
 
-    /// Probes the block device the kernel calls `name`, if it is there and new. Cheaper
-    /// than [`Registry::refresh`] when the name is known (`root=/dev/vda`): listing
-    /// /sys/class/block costs more than the probe under an emulated CPU.
-    pub fn look_at(&mut self, name: &str) {
+    /// Probes the block device the kernel calls `name`, if it is there and new, waiting as
+    /// [`Registry::refresh`] does. Cheaper than a refresh when the name is known
+    /// (`root=/dev/vda`): listing /sys/class/block costs more than the probe under an
+    /// emulated CPU.
+    pub fn look_at(&mut self, name: &str, patience: Instant) {
+        if let Some(block) = self.new_block(name) {
+            self.start(block);
+        }
+        self.collect(patience);
+    }
+
+    /// [`probe_node`] on a probe thread, waited for until `patience`; `None` also when it
+    /// did not answer by then.
+    pub fn probe_node(&mut self, name: &str, patience: Instant) -> Option<Record> {
+        let key = node_key(name);
+        if !self.probes.is_running(&key) {
+            let owned = name.to_owned();
+            let probe = move || Probed {
+                record: probe_node(&owned),
+                tables: Vec::new(),
+                node_only: true,
+            };
+            if !self.probes.start(&key, probe) {
+                return probe_node(name);
+            }
+        }
+        for _ in 0..MAX_BLOCK_DEVICES {
+            let (answered, probed) = self.probes.next_until(patience)?;
+            if answered == key {
+                return probed.record;
+            }
+            self.take(answered, probed);
+        }
+        None
+    }
+
+    /// What sysfs says of `name` when it is a device to probe: a kernel name, not probed
+    /// or being probed already, and not empty.
+    fn new_block(&self, name: &str) -> Option<SysBlock> {
         // A name from the command line must stay a name in /sys/class/block.
-        if !crate::rootspec::is_kernel_name(name) {
-            return;
+        if !crate::rootspec::is_kernel_name(name)
+            || self.records.contains_key(name)
+            || self.probes.is_running(name)
+        {
+            return None;
         }
-        if self.records.contains_key(name) {
-            return;
-        }
-        let Some(block) = sys_block(name) else {
-            return;
-        };
         // Empty devices (an idle loop device, a drive without a medium) have nothing to
         // probe yet; look again next time.
-        if block.size_bytes == 0 {
+        sys_block(name).filter(|b| b.size_bytes != 0)
+    }
+
+    fn start(&mut self, block: SysBlock) {
+        let disk_table = block
+            .disk
+            .as_ref()
+            .and_then(|d| self.tables.get(d).cloned());
+        let name = block.name.clone();
+        let on_thread = (block.clone(), disk_table.clone());
+        if !self
+            .probes
+            .start(&name, move || probe_block(&on_thread.0, on_thread.1))
+        {
+            let probed = probe_block(&block, disk_table);
+            self.take(name, probed);
+        }
+    }
+
+    /// Takes the answers: waits for the probes of devices not found slow before until
+    /// `patience`, and takes those of the slow ones only if they are there.
+    fn collect(&mut self, patience: Instant) {
+        for _ in 0..MAX_BLOCK_DEVICES {
+            let waiting = self.probes.running().any(|key| !self.slow.contains(key));
+            let until = if waiting { patience } else { Instant::now() };
+            let Some((name, probed)) = self.probes.next_until(until) else {
+                break;
+            };
+            self.take(name, probed);
+        }
+        let late: Vec<String> = self
+            .probes
+            .running()
+            .filter(|key| !self.slow.contains(*key))
+            .map(str::to_owned)
+            .collect();
+        for key in late {
+            log::warn!(
+                "/dev/{key} has not answered its probe; going on without it (a failing disk?)"
+            );
+            self.slow.insert(key);
+        }
+    }
+
+    /// Keeps what a probe found.
+    fn take(&mut self, name: String, probed: Probed) {
+        if self.slow.remove(&name) {
+            log::info!("/dev/{name} answered its probe at last");
+        }
+        for (disk, table) in probed.tables {
+            self.tables.insert(disk, table);
+        }
+        if probed.node_only {
             return;
         }
-        // The kernel adds the sysfs entry before devtmpfs has the node: a device that
-        // cannot be opened yet is looked at again next time, not remembered as empty.
-        let Some(record) = self.probe(&block) else {
-            if self.unreadable.insert(name.to_owned()) {
+        let Some(record) = probed.record else {
+            // The kernel adds the sysfs entry before devtmpfs has the node: a device that
+            // cannot be opened yet is looked at again next time, not remembered as empty.
+            if self.unreadable.insert(name.clone()) {
                 log::info!("cannot open /dev/{name} yet; will look again");
             }
             return;
         };
         log::info!("found {}", record.describe());
-        self.records.insert(name.to_owned(), record);
+        self.records.insert(name, record);
     }
+}
 
-    /// Probes one device; `None` when its node cannot be opened (yet).
-    fn probe(&mut self, block: &SysBlock) -> Option<Record> {
-        let mut record = Record {
-            name: block.name.clone(),
-            major: block.major,
-            minor: block.minor,
-            disk: block.disk.clone(),
-            partition: block.partition,
-            fs: None,
-            has_table: false,
-            partuuid: None,
-            partlabel: None,
-        };
-        let dev = match open(&block.name, block.size_bytes) {
-            Ok(dev) => dev,
-            Err(Unprobed::NotYet) => return None,
-            Err(Unprobed::Unreadable) => {
-                log::warn!("cannot read /dev/{}", block.name);
-                return Some(record);
-            }
-        };
-        match (&block.disk, block.partition) {
-            (Some(disk), Some(number)) => {
-                if let Some(part) = self
-                    .table(disk)
-                    .and_then(|t| t.partitions.iter().find(|p| p.number == number).cloned())
-                {
-                    record.partuuid = Some(part.partuuid);
-                    record.partlabel = part.partlabel;
+/// Probes one device, on a probe thread: its partition table or filesystem, and for a
+/// partition its disk's table when `disk_table` does not have it yet.
+fn probe_block(block: &SysBlock, disk_table: Option<Option<Table>>) -> Probed {
+    let mut probed = Probed {
+        record: None,
+        tables: Vec::new(),
+        node_only: false,
+    };
+    let mut record = Record {
+        name: block.name.clone(),
+        major: block.major,
+        minor: block.minor,
+        disk: block.disk.clone(),
+        partition: block.partition,
+        fs: None,
+        has_table: false,
+        partuuid: None,
+        partlabel: None,
+    };
+    let dev = match open(&block.name, block.size_bytes) {
+        Ok(dev) => dev,
+        Err(Unprobed::NotYet) => return probed,
+        Err(Unprobed::Unreadable) => {
+            log::warn!("cannot read /dev/{}", block.name);
+            probed.record = Some(record);
+            return probed;
+        }
+    };
+    match (&block.disk, block.partition) {
+        (Some(disk), Some(number)) => {
+            let table = match disk_table {
+                Some(table) => table,
+                None => {
+                    let size = sys_block(disk).map(|b| b.size_bytes).unwrap_or(0);
+                    match open(disk, size) {
+                        Ok(dev) => {
+                            let table = partitions::probe(&dev, sector_size(disk));
+                            probed.tables.push((disk.clone(), table.clone()));
+                            table
+                        }
+                        // Not remembered when the disk cannot be opened yet: next time,
+                        // it may.
+                        Err(Unprobed::NotYet) => None,
+                        Err(Unprobed::Unreadable) => {
+                            probed.tables.push((disk.clone(), None));
+                            None
+                        }
+                    }
                 }
+            };
+            if let Some(part) = table
+                .as_ref()
+                .and_then(|t| t.partitions.iter().find(|p| p.number == number))
+            {
+                record.partuuid = Some(part.partuuid.clone());
+                record.partlabel = part.partlabel.clone();
+            }
+            record.fs = probe_filesystem(&dev);
+        }
+        _ => {
+            let table = partitions::probe(&dev, sector_size(&block.name));
+            record.has_table = table.is_some();
+            probed.tables.push((block.name.clone(), table));
+            if !record.has_table {
                 record.fs = probe_filesystem(&dev);
             }
-            _ => {
-                let table = partitions::probe(&dev, sector_size(&block.name));
-                record.has_table = table.is_some();
-                self.tables.insert(block.name.clone(), table);
-                if !record.has_table {
-                    record.fs = probe_filesystem(&dev);
-                }
-            }
         }
-        Some(record)
     }
-
-    fn table(&mut self, disk: &str) -> Option<&Table> {
-        if !self.tables.contains_key(disk) {
-            let size = sys_block(disk).map(|b| b.size_bytes).unwrap_or(0);
-            // Not remembered when the disk cannot be opened yet: next time, it may.
-            let table = match open(disk, size) {
-                Ok(dev) => partitions::probe(&dev, sector_size(disk)),
-                Err(Unprobed::NotYet) => return None,
-                Err(Unprobed::Unreadable) => None,
-            };
-            self.tables.insert(disk.to_owned(), table);
-        }
-        self.tables.get(disk).and_then(Option::as_ref)
-    }
+    probed.record = Some(record);
+    probed
 }

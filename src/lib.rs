@@ -38,6 +38,7 @@ pub mod modprobe;
 pub mod modules;
 pub mod mounts;
 pub mod probe;
+pub mod probing;
 pub mod resume;
 pub mod rmrf;
 pub mod root;

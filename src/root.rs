@@ -239,25 +239,30 @@ impl<'l, 'm> Search<'l, 'm> {
         // beside the loading threads: two such requests, 150 ms). sysfs first then.
         if let Some(name) = spec.kernel_name() {
             let settled = !self.loader.busy();
-            if let Some(record) = settled.then(|| crate::devices::probe_node(name)).flatten() {
+            let patience = self.patience(limit);
+            if let Some(record) = settled
+                .then(|| self.registry.probe_node(name, patience))
+                .flatten()
+            {
                 if let Some(found) = self.matching(what, spec, std::slice::from_ref(&record)) {
                     return Ok(found);
                 }
             }
-            self.registry.look_at(name);
+            self.registry.look_at(name, patience);
             if let Some(found) = self.matching(what, spec, &self.registry.records()) {
                 return Ok(found);
             }
         }
         loop {
-            self.registry.refresh();
+            let patience = self.patience(limit);
+            self.registry.refresh(patience);
             let records = self.registry.records();
             if let Some(found) = self.matching(what, spec, &records) {
                 return Ok(found);
             }
             let waited = self.started.elapsed();
             if gives_up(waited, limit, self.coldplug_done()) {
-                return Err(seen(&records));
+                return Err(self.seen(&records));
             }
             self.report_progress(what, spec, waited, &records);
             // Listening from now on, then a second look: nothing added between the first
@@ -270,6 +275,30 @@ impl<'l, 'm> Search<'l, 'm> {
                 self.wait_for_events(limit);
             }
         }
+    }
+
+    /// Until when a look at the devices waits for their probes: a second, or less when the
+    /// limit comes sooner, so that a device that never answers holds neither the limit nor
+    /// the loading of drivers for devices that appear meanwhile.
+    fn patience(&self, limit: Option<Duration>) -> Instant {
+        let now = Instant::now();
+        let mut until = now + PROBE_PATIENCE;
+        if let Some(end) = limit.map(|l| self.started + l) {
+            if end > now {
+                until = until.min(end);
+            }
+        }
+        until
+    }
+
+    /// The devices present, and those that did not answer, for messages.
+    fn seen(&self, records: &[Record]) -> String {
+        let mut said = seen(records);
+        let silent = self.registry.not_answering();
+        if !silent.is_empty() {
+            said.push_str(&format!("; not answering: {}", silent.join(", ")));
+        }
+        said
     }
 
     /// The device `spec` names among `records`, if it is there.
@@ -331,7 +360,7 @@ impl<'l, 'm> Search<'l, 'm> {
             log::warn!(
                 "still waiting for {what} device {spec} after {} s (block devices present: {})",
                 waited.as_secs(),
-                seen(records)
+                self.seen(records)
             );
             self.next_report += PROGRESS_EVERY;
         }
@@ -430,6 +459,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// buffer overflows.
 const RESCAN_EVERY: Duration = Duration::from_millis(500);
 const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(20);
+/// How long one look waits for a device's probe: far longer than a healthy disk takes to
+/// give its first KiB, even emulated; a disk that takes longer is looked at again later.
+const PROBE_PATIENCE: Duration = Duration::from_secs(1);
 /// How long past the limit a coldplug that keeps announcing devices may go on.
 const COLDPLUG_GRACE: Duration = Duration::from_secs(10);
 

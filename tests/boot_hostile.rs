@@ -148,3 +148,66 @@ fn hostile_disks_and_no_root_end_in_the_configured_action() {
     );
     assert_action(&log, "poweroff");
 }
+
+/// A disk that never answers (every read takes 100 s: qemu's null block driver with a
+/// latency), as a dying disk with SCSI retries would: a SCSI disk, whose driver probes it
+/// in the background, where the kernel's own partition scan waits on it and holds it (a
+/// virtio disk would hold virtio_blk's module init itself, which no initramfs can help).
+/// The search gives up at its limit anyway, names the silent disk, and the boot ends in
+/// the configured action long before the disk would have answered. (Its geometry is
+/// given: qemu would otherwise read the first sector itself to guess one, and wait.)
+#[test]
+fn a_disk_that_never_answers_does_not_hold_the_limit() {
+    let Some(k) = common::kernel() else { return };
+    // The drivers named, sd_mod last: once a probe waits on the disk, the kernel makes
+    // every later module init wait for it too (its async_synchronize_full), which is the
+    // kernel's to fix, not the initramfs's.
+    let image = common::virtio_ext4_image(
+        &k,
+        "silent",
+        &["--module", "virtio_scsi", "--module", "sd_mod"],
+    );
+    let mut boot = Boot::new(
+        &k,
+        image,
+        plain_disk(),
+        // sd_mod probes in the background only when asked: its module init would wait for
+        // the probe (and the disk) otherwise.
+        "root=UUID=0badc0de-0000-4000-8000-000000000000 rootwait=3 rd.emergency=poweroff sd_mod.async_probe=1",
+    );
+    boot.qemu = [
+        "-blockdev",
+        "driver=null-co,node-name=silent,size=67108864,read-zeroes=on,latency-ns=100000000000",
+        "-device",
+        "virtio-scsi-pci,id=silentbus",
+        "-device",
+        "scsi-hd,drive=silent,bus=silentbus.0,cyls=130,heads=16,secs=63",
+    ]
+    .map(String::from)
+    .to_vec();
+    // The power-off itself then waits for the disk (the kernel flushes its cache at
+    // shutdown, and the flush never answers either): the VM is not waited for.
+    boot.timeout = 40;
+    let (mut cmd, log) = boot.command("silent-disk");
+    let _ = cmd.status().unwrap();
+    let log = String::from_utf8_lossy(&fs::read(log).unwrap()).into_owned();
+    assert_has(
+        &log,
+        "/dev/sda has not answered its probe; going on without it",
+    );
+    let failed = log
+        .lines()
+        .find(|l| l.contains("baton: boot failed: root device UUID="))
+        .unwrap_or_else(|| panic!("no failure reported: {log}"));
+    assert!(failed.contains("did not appear within 3 s"), "{failed}");
+    assert!(failed.contains("not answering: sda"), "{failed}");
+    // On the kernel log's clock: within the limit and the settling after it, where a
+    // search waiting on the disk would have reported nothing for 100 s.
+    let at: f64 = failed
+        .trim_start_matches('[')
+        .split(']')
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap();
+    assert!(at < 30.0, "reported at {at} s: {log}");
+}
