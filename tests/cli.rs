@@ -435,3 +435,39 @@ fn inspect_stops_at_the_unpacked_limit() {
         assert!(stderr.contains("16 MiB"), "{image}: {stderr}");
     }
 }
+
+/// Images are 0600 whatever the umask and whatever mode the image they replace had, unless
+/// that one was stricter: an image can carry key files and secrets on its command line.
+#[test]
+fn images_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp("modes");
+    let image = dir.join("out.img");
+    let build = |image: &Path| {
+        // umask 0: the mode is the tool's own, not the umask's.
+        run(Command::new("sh")
+            .arg("-c")
+            .arg("umask 000; exec \"$@\"")
+            .arg("sh")
+            .arg(env!("CARGO_BIN_EXE_baton"))
+            .args(["build", "-o"])
+            .arg(image));
+    };
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    build(&image);
+    assert_eq!(mode(&image), 0o600);
+    // Over an image an older tool left world-readable.
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).unwrap();
+    build(&image);
+    assert_eq!(mode(&image), 0o600);
+    // An admin's stricter mode stays.
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o400)).unwrap();
+    build(&image);
+    assert_eq!(mode(&image), 0o400);
+    // Nothing is left beside it.
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["out.img"]);
+}

@@ -768,8 +768,15 @@ fn add_include(image: &mut Image, src: &Path, dest: &str) -> Result<()> {
     Ok(())
 }
 
+/// The mode images are created with, as dracut and mkinitcpio do: an image can carry key
+/// files and a `cmdline=` with secrets, and /boot is often world-readable.
+pub const IMAGE_MODE: u32 = 0o600;
+
 /// Writes to a temporary file beside `path` and renames it into place, so a failed build
-/// never leaves a half-written image where a boot script expects a good one.
+/// never leaves a half-written image where a boot script expects a good one. The file is
+/// [`IMAGE_MODE`] whatever the umask, or stricter when the image it replaces was (an
+/// admin's 0400 stays); it is on disk before the rename, and the rename is before this
+/// returns.
 fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -783,19 +790,30 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
+    let mode = match fs::symlink_metadata(path) {
+        Ok(old) if old.is_file() => old.mode() & IMAGE_MODE,
+        _ => IMAGE_MODE,
+    };
     let result = (|| -> Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&tmp)
             .with_context(|| format!("failed to create {}", tmp.display()))?;
+        // The umask only takes bits away; this sets exactly these.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .with_context(|| format!("failed to set the mode of {}", tmp.display()))?;
         file.write_all(data)
             .with_context(|| format!("failed to write {}", tmp.display()))?;
         file.sync_all()
             .with_context(|| format!("failed to write {}", tmp.display()))?;
         fs::rename(&tmp, path)
-            .with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))
+            .with_context(|| format!("failed to rename {} to {}", tmp.display(), path.display()))?;
+        // The rename itself is on disk only once the directory is.
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("failed to sync {}", dir.display()))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
