@@ -57,6 +57,10 @@ pub mod config;
 #[cfg(feature = "host")]
 pub mod host;
 #[cfg(feature = "host")]
+pub mod run_cache;
+#[cfg(feature = "host")]
 pub mod update;
+#[cfg(feature = "host")]
+pub mod virtiofsd;
 #[cfg(feature = "host")]
 pub mod vm;

@@ -36,8 +36,6 @@ pub struct RunOptions {
 
 /// The tag the root is shared under.
 pub const TAG: &str = "baton-root";
-/// Where Debian's qemu-system-common puts virtiofsd; a `virtiofsd` on PATH also does.
-const VIRTIOFSD: &[&str] = &["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd"];
 /// How long past `--timeout` the VM may take to boot and power off before it is killed.
 const VM_GRACE_SECS: u64 = 120;
 /// What baton's own failures end with, as timeout(1) does: distinct from the command's.
@@ -94,6 +92,13 @@ pub struct Machine {
     pub status: PathBuf,
 }
 
+/// A value inside one of qemu's `key=value,...` options: its commas doubled, which qemu's
+/// option parser reads as one comma. A directory named `a,readonly=off` must not add an
+/// option.
+pub fn qemu_escape(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
+}
+
 /// qemu's arguments for `machine`: no default devices, the console on our stdout, the
 /// shared root, the status port.
 pub fn qemu_args(m: &Machine) -> Vec<String> {
@@ -125,7 +130,7 @@ pub fn qemu_args(m: &Machine) -> Vec<String> {
         "-device".into(),
         "virtio-serial-pci,id=serial".into(),
         "-chardev".into(),
-        format!("file,id=status,path={}", m.status.display()),
+        format!("file,id=status,path={}", qemu_escape(&m.status)),
         "-device".into(),
         format!(
             "virtserialport,bus=serial.0,chardev=status,name={}",
@@ -137,7 +142,7 @@ pub fn qemu_args(m: &Machine) -> Vec<String> {
             "-fsdev".into(),
             format!(
                 "local,id=root,path={},security_model=none,multidevs=remap{}",
-                m.root.display(),
+                qemu_escape(&m.root),
                 if m.read_only { ",readonly=on" } else { "" }
             ),
             "-device".into(),
@@ -155,7 +160,7 @@ pub fn qemu_args(m: &Machine) -> Vec<String> {
             "-chardev".into(),
             format!(
                 "socket,id=vfs,path={}",
-                m.socket.as_deref().unwrap_or(Path::new("")).display()
+                qemu_escape(m.socket.as_deref().unwrap_or(Path::new("")))
             ),
             "-device".into(),
             format!("vhost-user-fs-pci,chardev=vfs,tag={TAG}"),
@@ -178,37 +183,6 @@ pub fn append(transport: Transport, rw: bool, timeout: Option<u32>) -> String {
     line
 }
 
-/// virtiofsd's arguments (qemu 7.2's C virtiofsd, whose options are `-o`).
-pub fn virtiofsd_args(socket: &Path, root: &Path) -> Vec<String> {
-    vec![
-        format!("--socket-path={}", socket.display()),
-        "-o".into(),
-        format!("source={}", root.display()),
-        "-o".into(),
-        "cache=auto".into(),
-        // Not announce_submounts: the host's submounts (/dev, /proc) would then be
-        // automount points in the guest, which an overlay cannot use as directories.
-        // Its default sandbox pivots into the directory in a namespace of its own, which
-        // fails with EBUSY for `/` on some hosts; a chroot works for any directory.
-        "-o".into(),
-        "sandbox=chroot".into(),
-    ]
-}
-
-fn find_virtiofsd() -> Option<PathBuf> {
-    VIRTIOFSD
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .or_else(|| {
-            std::env::var_os("PATH")?
-                .to_str()?
-                .split(':')
-                .map(|d| Path::new(d).join("virtiofsd"))
-                .find(|p| p.is_file())
-        })
-}
-
 /// KVM when the CPU offers virtualization and /dev/kvm opens: a nested host may have the
 /// device without the CPU flags, and then KVM cannot run a kernel at all.
 fn kvm_usable() -> bool {
@@ -225,53 +199,29 @@ fn kvm_usable() -> bool {
             .is_ok()
 }
 
-/// Where built images are kept.
-fn cache_dir() -> PathBuf {
-    match std::env::var_os("XDG_CACHE_HOME") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("baton/run"),
-        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
-            .join(".cache/baton/run"),
-    }
-}
-
-/// Builds the image for `modules` (or takes it from the cache): one per kernel release,
-/// modules directory and baton build.
+/// Builds the image for `modules` (or takes it from the cache, see baton::run_cache).
 fn image_for(modules: &Path, release: &str) -> Result<PathBuf> {
-    use std::hash::{Hash, Hasher};
-    let mut key = std::collections::hash_map::DefaultHasher::new();
-    env!("CARGO_PKG_VERSION").hash(&mut key);
-    modules.hash(&mut key);
-    // A rebuilt init or new modules make a new image.
-    for path in [
-        crate::image::build::find_init(None).ok(),
-        Some(modules.join("modules.dep")),
-        Some(modules.to_path_buf()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Ok(meta) = std::fs::metadata(&path) {
-            meta.len().hash(&mut key);
-            meta.modified().ok().hash(&mut key);
-        }
-    }
-    let dir = cache_dir();
-    let image = dir.join(format!("{release}-{:016x}.img", key.finish()));
-    if image.is_file() {
+    let init_path = crate::image::build::find_init(None)?;
+    let init = std::fs::read(&init_path)
+        .with_context(|| format!("cannot read the init {}", init_path.display()))?;
+    let key = crate::run_cache::key(&init, MODULES, modules, release);
+    let dir = crate::run_cache::dir();
+    crate::run_cache::private_dir(&dir)?;
+    let image = dir.join(format!("{release}-{key:016x}.img"));
+    if crate::run_cache::trusted(&image) {
         return Ok(image);
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let partial = image.with_extension(format!("tmp{}", std::process::id()));
+    // Whatever is there is not ours as we left it: built again.
+    let _ = std::fs::remove_file(&image);
     let opts = BuildOptions {
         modules_dir: Some(modules.to_path_buf()),
         modules: MODULES.iter().map(|m| m.to_string()).collect(),
+        init: Some(init_path),
         // A VM's virtio devices need no firmware, and the CPU no microcode.
         firmware_dir: FirmwareSource::None,
-        ..BuildOptions::new(partial.clone(), 0)
+        ..BuildOptions::new(image.clone(), 0)
     };
     build(&opts).with_context(|| format!("failed to build the image for {release}"))?;
-    std::fs::rename(&partial, &image)
-        .with_context(|| format!("failed to write {}", image.display()))?;
     Ok(image)
 }
 
@@ -307,6 +257,12 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             opts.kernel.display()
         )
     })?;
+    if !crate::run_cache::valid_release(&release) {
+        bail!(
+            "{}: the kernel's release {release:?} is not a plain file name; refusing to use it in paths",
+            opts.kernel.display()
+        );
+    }
     drop(kernel);
     let modules = match &opts.modules_dir {
         Some(dir) => dir.clone(),
@@ -331,9 +287,27 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     if Command::new(qemu).arg("--version").output().is_err() {
         bail!("{qemu} is not installed (Debian: apt install qemu-system-x86)");
     }
+    // A read-only root is read-only on the host's side: over virtiofs only with a
+    // virtiofsd that refuses writes itself, else over 9p, where qemu does.
+    let read_only = !opts.rw;
+    let virtiofsds = crate::virtiofsd::installed();
+    let virtiofsd = crate::virtiofsd::choose(&virtiofsds, read_only).cloned();
     let transport = match opts.share {
+        Some(Transport::Virtiofs) if virtiofsd.is_none() => {
+            if virtiofsds.is_empty() {
+                bail!("no virtiofsd (Debian: qemu-system-common has /usr/lib/qemu/virtiofsd; cargo install virtiofsd); use --share 9p");
+            }
+            bail!(
+                "--share virtiofs: the virtiofsd here ({}) cannot refuse the guest's writes, so a read-only root over it would not be read-only on this machine; install the Rust virtiofsd (cargo install virtiofsd, or the virtiofsd package from Debian 13), use --share 9p, or --rw",
+                virtiofsds
+                    .iter()
+                    .map(|v| v.program.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         Some(t) => t,
-        None if find_virtiofsd().is_some() => Transport::Virtiofs,
+        None if virtiofsd.is_some() => Transport::Virtiofs,
         None => Transport::NineP,
     };
     let image = image_for(&modules, &release)?;
@@ -352,20 +326,17 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let status = work.path.join("status");
     let socket = work.path.join("virtiofsd.sock");
 
-    let mut virtiofsd = None;
-    if transport == Transport::Virtiofs {
-        let program = find_virtiofsd().context(
-            "no virtiofsd (Debian: qemu-system-common has /usr/lib/qemu/virtiofsd); use --share 9p",
-        )?;
-        let child = Command::new(&program)
-            .args(virtiofsd_args(&socket, &root))
+    let mut daemon = None;
+    if let (Transport::Virtiofs, Some(v)) = (transport, &virtiofsd) {
+        let child = Command::new(&v.program)
+            .args(crate::virtiofsd::args(v, &socket, &root, read_only))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
-        virtiofsd = Some(Daemon(child));
-        wait_for_socket(&socket, virtiofsd.as_mut())?;
+            .with_context(|| format!("cannot start {}", v.program.display()))?;
+        daemon = Some(Daemon(child));
+        wait_for_socket(&socket, daemon.as_mut())?;
     }
 
     let machine = Machine {
@@ -377,7 +348,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         kvm: kvm_usable(),
         transport,
         root,
-        read_only: !opts.rw,
+        read_only,
         socket: (transport == Transport::Virtiofs).then_some(socket),
         status: status.clone(),
     };
@@ -404,7 +375,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    drop(virtiofsd);
+    drop(daemon);
     let reported = std::fs::read_to_string(&status).unwrap_or_default();
     match reported.lines().find_map(parse_status) {
         Some(outcome) => Ok(exit_code(&outcome)),
@@ -458,11 +429,13 @@ impl Drop for TempDir {
     }
 }
 
+/// A directory only this user can enter: it holds the command and the status.
 fn tempdir() -> Result<TempDir> {
+    use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
     for n in 0..1000u32 {
         let path = base.join(format!("baton-run-{}-{n}", std::process::id()));
-        if std::fs::create_dir(&path).is_ok() {
+        if std::fs::DirBuilder::new().mode(0o700).create(&path).is_ok() {
             return Ok(TempDir { path });
         }
     }
@@ -533,6 +506,26 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("9p"), "{args}");
+    }
+
+    #[test]
+    fn commas_in_paths_add_no_options() {
+        let mut m = machine(Transport::NineP);
+        m.root = "/srv/a,readonly=off".into();
+        m.status = "/t,x/status".into();
+        let args = qemu_args(&m);
+        assert!(
+            args.iter().any(|a| a
+                == "local,id=root,path=/srv/a,,readonly=off,security_model=none,multidevs=remap,readonly=on"),
+            "{args:?}"
+        );
+        assert!(args.iter().any(|a| a == "file,id=status,path=/t,,x/status"));
+        m.transport = Transport::Virtiofs;
+        m.socket = Some("/t,y/vfs.sock".into());
+        let args = qemu_args(&m);
+        assert!(args
+            .iter()
+            .any(|a| a == "socket,id=vfs,path=/t,,y/vfs.sock"));
     }
 
     #[test]

@@ -231,3 +231,95 @@ fn errors_are_one_line_and_125() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("cannot share /no/such/dir"), "{stderr}");
 }
+
+/// What a guest could change of the shared tree: every entry's path, type, mode, size,
+/// contents and link target.
+fn snapshot(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_dir() {
+                pending.push(path.clone());
+                "dir".to_owned()
+            } else if meta.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let sum = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                });
+                format!("{} bytes {sum:016x}", bytes.len())
+            };
+            out.push(format!(
+                "{} {:o} {what}",
+                path.strip_prefix(root).unwrap().display(),
+                meta.permissions().mode()
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A guest that remounts every mount read-write and then writes, changes, renames and
+/// deletes wherever it can, the host's tree included (under /run/baton/lower).
+const ATTACK: &str = r#"bb=busybox
+for m in $($bb awk '{ print $2 }' /proc/mounts); do $bb mount -o remount,rw "$m" 2>/dev/null; done
+low=/run/baton/lower
+for d in / /etc /bin $low $low/etc $low/bin $low/sbin; do
+    echo pwned >"$d/PWNED" 2>/dev/null && echo "wrote $d/PWNED"
+done
+echo pwned >>$low/sbin/init 2>/dev/null && echo "appended to the init"
+$bb chmod 4777 $low/sbin/init 2>/dev/null && echo "chmod worked"
+$bb touch -d 2001-01-01 $low/etc 2>/dev/null
+$bb mkdir $low/newdir 2>/dev/null && echo "mkdir worked"
+$bb ln -s /etc/shadow $low/newlink 2>/dev/null && echo "symlink worked"
+$bb mv $low/etc $low/etc.moved 2>/dev/null && echo "rename worked"
+$bb rm -rf $low/sbin 2>/dev/null
+$bb ls $low/sbin >/dev/null 2>&1 || echo "delete worked"
+exit 0
+"#;
+
+/// The attack leaves the host's tree byte for byte as it was.
+fn read_only_holds(k: &Kernel, share: &str) {
+    let root = common::busybox_tree(&format!("attack-{share}-{}", k.tag));
+    let before = snapshot(&root);
+    let out = baton_run(k, share, &root, &[], &["sh", "-c", ATTACK]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let after = snapshot(&root);
+    let changed: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+    let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
+    assert!(
+        changed.is_empty() && gone.is_empty(),
+        "the guest changed the host's tree over {share}: new {changed:?}, gone {gone:?}\n{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_read_only_root_stays_read_only_on_the_host_over_9p() {
+    let Some(k) = kernel() else { return };
+    read_only_holds(&k, "9p");
+}
+
+#[test]
+fn a_read_only_root_stays_read_only_on_the_host_over_virtiofs() {
+    let Some(k) = kernel() else { return };
+    read_only_holds(&k, "virtiofs");
+}
+
+#[test]
+fn a_read_only_root_stays_read_only_on_the_host_over_9p_on_6_12() {
+    let Some(k) = kernel_new() else { return };
+    read_only_holds(&k, "9p");
+}
+
+#[test]
+fn a_read_only_root_stays_read_only_on_the_host_over_virtiofs_on_6_12() {
+    let Some(k) = kernel_new() else { return };
+    read_only_holds(&k, "virtiofs");
+}
