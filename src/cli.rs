@@ -19,6 +19,7 @@ usage: baton build -o OUT [--modules-dir DIR] [--module NAME]... [--storage[=all
                    [--firmware-dir DIR|none] [--microcode all|host|none]
        baton inspect [--max-unpacked SIZE] [--max-decoder-memory SIZE] IMAGE
        baton update [-k KVER|all] [--root DIR] [-o OUT]
+       baton check [--root DIR] [-k KVER] [IMAGE]
        baton timeline [FILE|LOG] [--svg OUT]
        baton run --kernel VMLINUZ [--modules-dir DIR] --root DIR [--rw] [--memory MIB]
                  [--cpus N] [--share 9p|virtiofs] [--timeout SECS] -- CMD [ARGS...]
@@ -56,14 +57,22 @@ update   write /boot/initrd.img-KVER for the installed kernels (-k all, the defa
          as /etc/baton/baton.conf and /etc/baton/conf.d/*.conf say; --root DIR updates the
          system installed in DIR instead of this one (firmware and microcode from its
          lib/firmware); -o OUT writes the one kernel's image (-k KVER) to OUT instead. Each
-         image is written to a temporary name and renamed: a failed build leaves the old
-         image and says why.
+         image is written to a temporary name, checked as `baton check` does, and renamed:
+         a failed build, or an image that could not bring up the system's root, leaves the
+         old image, says why (one line per layer) and exits 1.
+check    say whether IMAGE (default: the one update would write for -k KVER, by default
+         the newest installed kernel) can bring up the root of this system (from
+         /proc/self/mountinfo and sysfs) or of the system in DIR (--root: its etc/fstab,
+         etc/crypttab, etc/mdadm/mdadm.conf): one line per layer, the filesystem, each
+         layer between it and the disks (dm-crypt, LVM, MD, network, multi-device), each
+         disk's drivers, with what to do about each that fails. Exit 0 when all pass.
 run      boot the kernel in a qemu VM (KVM when /dev/kvm works, else TCG) whose root is the
          host's directory DIR, run CMD in it, and end with CMD's exit status (128+N for
          signal N, 124 past --timeout, 125 for baton's own failures). DIR is shared over
-         virtiofs when a virtiofsd is at hand (/usr/lib/qemu/virtiofsd), else 9p
-         (--share chooses); read-only under a tmpfs overlay, so CMD may write anywhere and
-         DIR is never changed, unless --rw. CMD's output is the VM's console, on stdout.
+         virtiofs when a virtiofsd is at hand that enforces read-only itself (the Rust
+         virtiofsd; qemu's C one only with --rw), else 9p (--share chooses); read-only on
+         the host's side, under a tmpfs overlay, so CMD may write anywhere and DIR is never
+         changed, unless --rw. CMD's output is the VM's console, on stdout.
          The image is built for the kernel's modules (--modules-dir, default
          /lib/modules/KVER) once and cached in ~/.cache/baton/run. --memory defaults to
          512 (MiB), --cpus to 1.
@@ -78,6 +87,7 @@ pub enum Command {
     Build(BuildOptions),
     Inspect { image: PathBuf, limits: Limits },
     Update(UpdateOptions),
+    Check(crate::check::command::CheckOptions),
     Timeline(crate::timeline::command::Options),
     Run(crate::vm::RunOptions),
     Help,
@@ -97,6 +107,7 @@ pub fn parse(args: &[String], mtime: u32) -> Result<Command> {
         "inspect" => parse_inspect(&mut args),
         "build" => parse_build(&mut args, mtime).map(Command::Build),
         "update" => parse_update(&mut args, mtime).map(Command::Update),
+        "check" => parse_check(&mut args).map(Command::Check),
         "timeline" => crate::timeline::command::parse(&mut args).map(Command::Timeline),
         "run" => parse_run(&mut args).map(Command::Run),
         other => bail!("unknown command {other:?}\n{USAGE}"),
@@ -260,6 +271,34 @@ fn parse_update(args: &mut std::slice::Iter<'_, String>, mtime: u32) -> Result<U
     Ok(opts)
 }
 
+fn parse_check(
+    args: &mut std::slice::Iter<'_, String>,
+) -> Result<crate::check::command::CheckOptions> {
+    let mut opts = crate::check::command::CheckOptions {
+        root: PathBuf::from("/"),
+        kernel: None,
+        image: None,
+    };
+    while let Some(arg) = args.next() {
+        let (flag, inline) = split_flag(arg);
+        match flag {
+            "-k" | "--kernel" => {
+                let kver = option_value(flag, inline, args)?;
+                if kver.is_empty() || kver.contains('/') {
+                    bail!("-k {kver:?}: expected a kernel release");
+                }
+                opts.kernel = Some(kver);
+            }
+            "--root" => opts.root = PathBuf::from(option_value(flag, inline, args)?),
+            image if !image.starts_with('-') && opts.image.is_none() => {
+                opts.image = Some(PathBuf::from(image))
+            }
+            _ => bail!("unknown option {arg:?}\n{USAGE}"),
+        }
+    }
+    Ok(opts)
+}
+
 /// `--opt=value` split into the flag and its value; anything else is a flag alone.
 fn split_flag(arg: &str) -> (&str, Option<&str>) {
     match arg.split_once('=') {
@@ -364,6 +403,11 @@ pub fn run(args: &[String]) -> Result<u8> {
         Command::Timeline(options) => {
             let table = crate::timeline::command::run(&options)?;
             to_stdout(|out| out.write_all(table.as_bytes()))?;
+        }
+        Command::Check(opts) => {
+            if !crate::check::command::run(&opts)? {
+                return Ok(1);
+            }
         }
         Command::Update(opts) => {
             let written = update::run(&opts)?;

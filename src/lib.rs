@@ -51,6 +51,8 @@ pub mod timeline;
 pub mod uevent;
 
 #[cfg(feature = "host")]
+pub mod check;
+#[cfg(feature = "host")]
 pub mod cli;
 #[cfg(feature = "host")]
 pub mod config;

@@ -140,15 +140,77 @@ pub fn run(opts: &UpdateOptions) -> Result<Vec<(String, BuildReport)>> {
         if let Some(output) = &opts.output {
             options.output = output.clone();
         }
-        let report = build(&options).with_context(|| {
-            format!(
-                "failed to write {} (the old image, if any, is unchanged)",
-                options.output.display()
-            )
-        })?;
+        let report = build_checked(&opts.root, &kver, options)?;
         written.push((kver, report));
     }
     Ok(written)
+}
+
+/// Builds the image beside its place, checks that it can bring up the root of the
+/// system at `root` (baton::check), and only then puts it in place: an image that could
+/// not would leave the machine unbootable, so the old one stays, and the error says why,
+/// one line per layer.
+fn build_checked(root: &Path, kver: &str, mut options: BuildOptions) -> Result<BuildReport> {
+    let target = options.output.clone();
+    let name = target
+        .file_name()
+        .with_context(|| format!("output {} is not a file name", target.display()))?;
+    let aside = target.with_file_name(format!(
+        ".{}.checking-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    options.output = aside.clone();
+    let kept = |what: String| {
+        let _ = std::fs::remove_file(&aside);
+        anyhow::anyhow!("{what} (the old image, if any, is unchanged)")
+    };
+    let report = build(&options)
+        .map_err(|e| kept(format!("failed to write {}: {e:#}", target.display())))?;
+    let checked = std::fs::read(&aside)
+        .map_err(anyhow::Error::from)
+        .and_then(|bytes| {
+            let caps = crate::check::command::capabilities_of(
+                &bytes,
+                &root.join(format!("lib/modules/{kver}")),
+            )?;
+            crate::check::command::findings(root, &caps)
+        })
+        .map_err(|e| kept(format!("not writing {}: {e:#}", target.display())))?;
+    if let Some(findings) = checked {
+        let failures = crate::check::command::failures(&findings);
+        if !failures.is_empty() {
+            return Err(kept(format!(
+                "not writing {}: this image could not bring up the root of {}:\n  {}\n",
+                target.display(),
+                root.display(),
+                failures.join("\n  ")
+            )));
+        }
+    }
+    replace(&aside, &target).map_err(|e| kept(format!("{e:#}")))?;
+    Ok(report)
+}
+
+/// Renames the checked image over the old one, keeping an admin's stricter mode, and
+/// syncs the directory so the rename survives a crash.
+fn replace(aside: &Path, target: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(old) = std::fs::symlink_metadata(target) {
+        let mode = old.permissions().mode() & crate::image::build::IMAGE_MODE;
+        if old.is_file() && mode != crate::image::build::IMAGE_MODE {
+            std::fs::set_permissions(aside, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    std::fs::rename(aside, target)
+        .with_context(|| format!("failed to write {}", target.display()))?;
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("failed to sync {}", dir.display()))
 }
 
 #[cfg(test)]

@@ -16,7 +16,12 @@ fn baton() -> Command {
 
 /// A system tree for `kernel`: its modules (linked), a kernel file, and a baton.conf.
 fn system(kernel: &common::Kernel, conf: &str) -> (PathBuf, String) {
-    let root = common::work_dir().join("update-root");
+    // One tree per test: they run side by side.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("update")
+        .replace("::", "-");
+    let root = common::work_dir().join(format!("update-root-{test}"));
     let _ = fs::remove_dir_all(&root);
     let kver = kernel
         .modules
@@ -256,4 +261,89 @@ fn host_only_image_carries_what_this_machines_root_needs() {
         let log = Boot::new(&k, out, plain_disk(), "root=LABEL=batonroot").run("host-only");
         assert!(marker(&log).contains("root=[/dev/vda ext4 ro"), "{log}");
     }
+}
+
+/// A system whose root is on a layer baton cannot bring up (LVM, dm-crypt, MD RAID, as its
+/// fstab, crypttab and mdadm.conf say) keeps the image it has: `baton update` names the
+/// layer and exits 1, and `baton check` says the same. A plain root is written as before.
+#[test]
+fn an_image_that_could_not_boot_the_root_replaces_nothing() {
+    let Some(k) = common::kernel() else { return };
+    let (root, kver) = system(&k, "");
+    let image = root.join(format!("boot/initrd.img-{kver}"));
+    let cases = [
+        (
+            "/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\n",
+            "",
+            "",
+            "LVM logical volume vg0/root",
+        ),
+        (
+            "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
+            "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n",
+            "",
+            "encrypted volume cryptroot (dm-crypt)",
+        ),
+        (
+            "UUID=5a5a5a5a-0000-4000-8000-000000000000 / ext4 defaults 0 1\n",
+            "",
+            "ARRAY /dev/md/0 metadata=1.2 UUID=01234567:89abcdef:01234567:89abcdef name=host:0\n",
+            "MD RAID array 0",
+        ),
+    ];
+    for (fstab, crypttab, mdadm, layer) in cases {
+        fs::write(&image, b"the image that booted").unwrap();
+        fs::write(root.join("etc/fstab"), fstab).unwrap();
+        fs::write(root.join("etc/crypttab"), crypttab).unwrap();
+        fs::create_dir_all(root.join("etc/mdadm")).unwrap();
+        fs::write(root.join("etc/mdadm/mdadm.conf"), mdadm).unwrap();
+        let result = update(&root);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(layer), "{layer:?} not in: {stderr}");
+        assert!(stderr.contains("could not bring up the root"), "{stderr}");
+        assert_eq!(fs::read(&image).unwrap(), b"the image that booted");
+        let check = baton()
+            .args(["check", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(1), "{stdout}");
+        assert!(
+            stdout.contains(&format!("FAIL root is on the {layer}")),
+            "{stdout}"
+        );
+        let leftovers: Vec<_> = fs::read_dir(root.join("boot"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    }
+    // A plain root: checked and written.
+    fs::write(
+        root.join("etc/fstab"),
+        "UUID=5a5a5a5a-0000-4000-8000-000000000000 / ext4 defaults 0 1\n",
+    )
+    .unwrap();
+    fs::write(root.join("etc/mdadm/mdadm.conf"), "").unwrap();
+    fs::write(root.join("etc/crypttab"), "").unwrap();
+    let result = update(&root);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_ne!(fs::read(&image).unwrap(), b"the image that booted");
+    let check = baton()
+        .args(["check", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("ok   filesystem ext4 from UUID="),
+        "{stdout}"
+    );
 }
