@@ -323,3 +323,24 @@ fn a_read_only_root_stays_read_only_on_the_host_over_virtiofs_on_6_12() {
     let Some(k) = kernel_new() else { return };
     read_only_holds(&k, "virtiofs");
 }
+
+/// A shared directory whose path holds a comma (and what would be an option after it) is
+/// shared as it is: qemu reads `,,` as one comma.
+#[test]
+fn a_comma_in_the_shared_path_adds_no_option() {
+    let Some(k) = kernel() else { return };
+    let root = common::busybox_tree("comma,readonly=off");
+    let out = baton_run(
+        &k,
+        "9p",
+        &root,
+        &[],
+        &["sh", "-c", "test -x /bin/busybox && echo shared"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("shared\n"),
+        "{}",
+        show(&out)
+    );
+}
