@@ -152,14 +152,7 @@ pub fn run(opts: &UpdateOptions) -> Result<Vec<(String, BuildReport)>> {
 /// one line per layer.
 fn build_checked(root: &Path, kver: &str, mut options: BuildOptions) -> Result<BuildReport> {
     let target = options.output.clone();
-    let name = target
-        .file_name()
-        .with_context(|| format!("output {} is not a file name", target.display()))?;
-    let aside = target.with_file_name(format!(
-        ".{}.checking-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let aside = crate::image::build::sibling(&target, "checking")?;
     options.output = aside.clone();
     let kept = |what: String| {
         let _ = std::fs::remove_file(&aside);
@@ -188,29 +181,8 @@ fn build_checked(root: &Path, kver: &str, mut options: BuildOptions) -> Result<B
             )));
         }
     }
-    replace(&aside, &target).map_err(|e| kept(format!("{e:#}")))?;
+    crate::image::build::put_in_place(&aside, &target).map_err(|e| kept(format!("{e:#}")))?;
     Ok(report)
-}
-
-/// Renames the checked image over the old one, keeping an admin's stricter mode, and
-/// syncs the directory so the rename survives a crash.
-fn replace(aside: &Path, target: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(old) = std::fs::symlink_metadata(target) {
-        let mode = old.permissions().mode() & crate::image::build::IMAGE_MODE;
-        if old.is_file() && mode != crate::image::build::IMAGE_MODE {
-            std::fs::set_permissions(aside, std::fs::Permissions::from_mode(mode))?;
-        }
-    }
-    std::fs::rename(aside, target)
-        .with_context(|| format!("failed to write {}", target.display()))?;
-    let dir = match target.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("failed to sync {}", dir.display()))
 }
 
 #[cfg(test)]
