@@ -166,18 +166,10 @@ pub struct Registry {
 
 /// What one probe found.
 struct Probed {
-    /// `None` when the node cannot be opened (yet), or, for a node probe, holds nothing.
+    /// `None` when the node cannot be opened (yet).
     record: Option<Record>,
     /// Partition tables read on the way: a whole disk's own, or a partition's disk's.
     tables: Vec<(String, Option<Table>)>,
-    /// A probe of the node alone (`root=/dev/NAME`): its record is handed to the caller,
-    /// not kept.
-    node_only: bool,
-}
-
-/// The key of a node probe among the device probes.
-fn node_key(name: &str) -> String {
-    format!("{name} (node)")
 }
 
 #[derive(Clone)]
@@ -286,31 +278,6 @@ impl Registry {
         self.collect(patience);
     }
 
-    /// [`probe_node`] on a probe thread, waited for until `patience`; `None` also when it
-    /// did not answer by then.
-    pub fn probe_node(&mut self, name: &str, patience: Instant) -> Option<Record> {
-        let key = node_key(name);
-        if !self.probes.is_running(&key) {
-            let owned = name.to_owned();
-            let probe = move || Probed {
-                record: probe_node(&owned),
-                tables: Vec::new(),
-                node_only: true,
-            };
-            if !self.probes.start(&key, probe) {
-                return probe_node(name);
-            }
-        }
-        for _ in 0..MAX_BLOCK_DEVICES {
-            let (answered, probed) = self.probes.next_until(patience)?;
-            if answered == key {
-                return probed.record;
-            }
-            self.take(answered, probed);
-        }
-        None
-    }
-
     /// What sysfs says of `name` when it is a device to probe: a kernel name, not probed
     /// or being probed already, and not empty.
     fn new_block(&self, name: &str) -> Option<SysBlock> {
@@ -375,9 +342,6 @@ impl Registry {
         for (disk, table) in probed.tables {
             self.tables.insert(disk, table);
         }
-        if probed.node_only {
-            return;
-        }
         let Some(record) = probed.record else {
             // The kernel adds the sysfs entry before devtmpfs has the node: a device that
             // cannot be opened yet is looked at again next time, not remembered as empty.
@@ -397,7 +361,6 @@ fn probe_block(block: &SysBlock, disk_table: Option<Option<Table>>) -> Probed {
     let mut probed = Probed {
         record: None,
         tables: Vec::new(),
-        node_only: false,
     };
     let mut record = Record {
         name: block.name.clone(),
