@@ -501,6 +501,7 @@ fn a_comma_in_the_shared_path_over_the_c_virtiofsd_with_rw() {
 #[test]
 fn a_kernel_release_that_is_no_file_name_is_refused() {
     let dir = work_dir().join("bad-release");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for release in ["../../../../tmp/x", "6.1/evil", ".."] {
         let kernel = dir.join("vmlinux");
