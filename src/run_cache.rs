@@ -10,19 +10,29 @@ use std::hash::{Hash, Hasher};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Where built images are kept: `$XDG_CACHE_HOME/baton/run` or `~/.cache/baton/run`.
+/// Where built images are kept: `$XDG_CACHE_HOME/baton/run` or `~/.cache/baton/run` (a
+/// relative XDG_CACHE_HOME is ignored, as the XDG spec says).
 pub fn dir() -> PathBuf {
     match std::env::var_os("XDG_CACHE_HOME") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("baton/run"),
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir).join("baton/run"),
         _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
             .join(".cache/baton/run"),
     }
 }
 
-/// Makes `dir` (and its parents) and checks it is this user's own: a directory, not a
-/// symlink, owned by the effective user. A wider mode than 0700 is narrowed (the files
-/// in it are checked one by one anyway); anything else is refused.
+/// Makes `dir` (and its parents) and checks that only this user can change what is in it:
+/// `dir` is a directory (not a symlink) of the effective user's, and every directory above
+/// it, as written and as resolved, belongs to this user or root and is writable by no one
+/// else unless sticky (like /tmp, where others cannot rename what is ours). Otherwise
+/// another user could swap the cache for a directory of theirs between two runs.
+///
+/// A cache that others could enter (an older baton made it 0755, or an admin widened it)
+/// is narrowed to 0700 and emptied, with a warning: with write bits others could have
+/// planted or renamed images in it, and nothing tells them apart afterwards.
 pub fn private_dir(dir: &Path) -> Result<()> {
+    if !dir.is_absolute() {
+        bail!("the image cache {} is not an absolute path", dir.display());
+    }
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("failed to create {}", parent.display()))?;
@@ -37,13 +47,70 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     let euid = nix::unistd::geteuid().as_raw();
     if !meta.is_dir() || meta.uid() != euid {
         bail!(
-            "refusing the image cache {}: it is not a directory of this user's (uid {euid}); remove it or set XDG_CACHE_HOME",
+            "{} is not a directory of this user's (uid {euid})",
             dir.display()
         );
     }
+    safe_ancestors(dir, euid)?;
     if meta.mode() & 0o077 != 0 {
+        // Closed first, so that no one adds anything while it is emptied.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("failed to make {} private", dir.display()))?;
+        empty(dir)?;
+        crate::host::warn(&format!(
+            "the image cache {} was open to other users (mode {:o}): made it 0700 and removed the images in it",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the directories above `dir`, both as written and as the symlinks in them resolve.
+fn safe_ancestors(dir: &Path, euid: u32) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let resolved = parent
+        .canonicalize()
+        .with_context(|| format!("failed to resolve {}", parent.display()))?;
+    for ancestor in parent.ancestors().chain(resolved.ancestors()) {
+        if ancestor.as_os_str().is_empty() {
+            continue;
+        }
+        // Followed: a symlink's target is what the next lookup goes through.
+        let meta = std::fs::metadata(ancestor)
+            .with_context(|| format!("failed to look at {}", ancestor.display()))?;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.uid() != euid && meta.uid() != 0 {
+            bail!(
+                "{} belongs to uid {}, who could replace the cache below it",
+                ancestor.display(),
+                meta.uid()
+            );
+        }
+        if meta.mode() & 0o022 != 0 && !sticky {
+            bail!(
+                "{} is writable by others (mode {:o}), who could replace the cache below it",
+                ancestor.display(),
+                meta.mode() & 0o7777
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Removes everything in `dir`.
+fn empty(dir: &Path) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("failed to read {}", dir.display()))?
+            .path();
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        removed.with_context(|| format!("failed to remove {}", path.display()))?;
     }
     Ok(())
 }
@@ -149,9 +216,13 @@ mod tests {
         private_dir(&dir).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
+        // Opened to others (an older baton made it 0755): narrowed, and what others could
+        // have put there is gone.
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.join("planted.img"), b"image").unwrap();
         private_dir(&dir).unwrap();
         assert_eq!(mode(&dir), 0o700, "narrowed");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "emptied");
         // A symlink where the cache should be is refused, not followed.
         let link = base.join("link");
         std::os::unix::fs::symlink(&dir, &link).unwrap();
@@ -165,6 +236,38 @@ mod tests {
         let planted = dir.join("y.img");
         std::os::unix::fs::symlink(&image, &planted).unwrap();
         assert!(!trusted(&planted));
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_cache_below_a_directory_others_can_change_is_refused() {
+        let base = std::env::temp_dir().join(format!("baton-cache-up-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = base.join("cache/baton/run");
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = format!("{:#}", private_dir(&dir).unwrap_err());
+        assert!(err.contains("is writable by others"), "{err}");
+        // Sticky, as /tmp: others cannot rename what is ours.
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        private_dir(&dir).unwrap();
+        // Through a symlink into such a directory: the resolved path is checked too.
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let safe = base.join("safe");
+        std::fs::create_dir(&safe).unwrap();
+        std::os::unix::fs::symlink(&open, safe.join("cache")).unwrap();
+        assert!(private_dir(&safe.join("cache/baton/run")).is_err());
+        // Someone else's directory above it (only root can make one to test with).
+        if nix::unistd::geteuid().is_root() {
+            let theirs = base.join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+            let err = format!("{:#}", private_dir(&theirs.join("run")).unwrap_err());
+            assert!(err.contains("belongs to uid 4242"), "{err}");
+        }
+        assert!(private_dir(Path::new("relative/baton/run")).is_err());
         std::fs::remove_dir_all(&base).unwrap();
     }
 

@@ -199,20 +199,32 @@ fn kvm_usable() -> bool {
             .is_ok()
 }
 
-/// Builds the image for `modules` (or takes it from the cache, see baton::run_cache).
-fn image_for(modules: &Path, release: &str) -> Result<PathBuf> {
+/// Builds the image for `modules`, or takes it from the cache (see baton::run_cache). A
+/// cache that is not private is not used at all: the image is then built into `scratch`,
+/// the run's own private directory, with a warning that says why.
+fn image_for(modules: &Path, release: &str, scratch: &Path) -> Result<PathBuf> {
     let init_path = crate::image::build::find_init(None)?;
     let init = std::fs::read(&init_path)
         .with_context(|| format!("cannot read the init {}", init_path.display()))?;
-    let key = crate::run_cache::key(&init, MODULES, modules, release);
     let dir = crate::run_cache::dir();
-    crate::run_cache::private_dir(&dir)?;
-    let image = dir.join(format!("{release}-{key:016x}.img"));
-    if crate::run_cache::trusted(&image) {
-        return Ok(image);
-    }
-    // Whatever is there is not ours as we left it: built again.
-    let _ = std::fs::remove_file(&image);
+    let image = match crate::run_cache::private_dir(&dir) {
+        Ok(()) => {
+            let key = crate::run_cache::key(&init, MODULES, modules, release);
+            let image = dir.join(format!("{release}-{key:016x}.img"));
+            if crate::run_cache::trusted(&image) {
+                return Ok(image);
+            }
+            // Whatever is there is not ours as we left it: built again.
+            let _ = std::fs::remove_file(&image);
+            image
+        }
+        Err(e) => {
+            crate::host::warn(&format!(
+                "not using the image cache: {e:#}; building this run's image afresh"
+            ));
+            scratch.join("image.img")
+        }
+    };
     let opts = BuildOptions {
         modules_dir: Some(modules.to_path_buf()),
         modules: MODULES.iter().map(|m| m.to_string()).collect(),
@@ -310,9 +322,8 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         None if virtiofsd.is_some() => Transport::Virtiofs,
         None => Transport::NineP,
     };
-    let image = image_for(&modules, &release)?;
-
     let work = tempdir()?;
+    let image = image_for(&modules, &release, &work.path)?;
     let initrd = work.path.join("initrd.img");
     // The command's archive goes first: the kernel reads an uncompressed archive before a
     // compressed one on every version, where one appended after an lz4 stream was refused
@@ -429,7 +440,9 @@ impl Drop for TempDir {
     }
 }
 
-/// A directory only this user can enter: it holds the command and the status.
+/// A directory only this user can enter: it holds the command, the status, virtiofsd's
+/// socket (whoever connects to it reads the shared directory) and, when the cache is not
+/// used, the image.
 fn tempdir() -> Result<TempDir> {
     use std::os::unix::fs::DirBuilderExt;
     let base = std::env::temp_dir();
@@ -506,6 +519,18 @@ mod tests {
             "{args}"
         );
         assert!(!args.contains("9p"), "{args}");
+    }
+
+    #[test]
+    fn the_run_directory_is_private_and_goes_away() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempdir().unwrap();
+        let meta = std::fs::symlink_metadata(&dir.path).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
+        let path = dir.path.clone();
+        drop(dir);
+        assert!(!path.exists());
     }
 
     #[test]

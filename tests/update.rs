@@ -7,6 +7,7 @@ mod common;
 
 use common::{marker, plain_disk, Boot};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -116,7 +117,6 @@ fn hook(name: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
         format!("#!/bin/sh\necho \"$@\" >> {}\n", record.display()),
     )
     .unwrap();
-    use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = Command::new(common::repo().join(format!("initramfs/hooks/kernel/{name}")));
     cmd.args(args)
@@ -189,7 +189,15 @@ fn update_writes_one_kernels_image_where_told() {
     let (root, kver) = system(&k, "");
     let staged = root.join("staging/initrd");
     fs::create_dir_all(staged.parent().unwrap()).unwrap();
-    let result = baton()
+    // Over a world-readable image an older tool left, under umask 0: the new one is the
+    // owner's only (it can hold key files and secrets on its command line).
+    fs::write(&staged, b"old image").unwrap();
+    fs::set_permissions(&staged, fs::Permissions::from_mode(0o644)).unwrap();
+    let result = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_baton"))
         .args(["update", "--root"])
         .arg(&root)
         .args(["-k", &kver, "-o"])
@@ -202,6 +210,10 @@ fn update_writes_one_kernels_image_where_told() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert!(staged.is_file());
+    assert_eq!(
+        fs::metadata(&staged).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
     assert!(!root.join(format!("boot/initrd.img-{kver}")).exists());
     // One path cannot hold every kernel's image.
     let result = baton()

@@ -414,3 +414,47 @@ pub fn initramfs_tools_image_with_baton() -> PathBuf {
         );
     })
 }
+
+/// A virtiofsd that can refuse the guest's writes (the Rust one, with `--readonly`): the
+/// directory to put first on `baton run`'s PATH. From BATON_VIRTIOFSD (scripts/test sets it to
+/// what scripts/deps built), else PATH, else scripts/deps's place. Missing: a skip, or a
+/// failure under BATON_REQUIRE_TOOLS=1.
+pub fn read_only_virtiofsd() -> Option<PathBuf> {
+    let enforces = |program: &Path| {
+        Command::new(program)
+            .arg("--help")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--readonly"))
+    };
+    if let Some(program) = std::env::var_os("BATON_VIRTIOFSD") {
+        let program = PathBuf::from(program);
+        assert!(
+            enforces(&program),
+            "BATON_VIRTIOFSD={} is not a virtiofsd with --readonly",
+            program.display()
+        );
+        return program.parent().map(Path::to_path_buf);
+    }
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([home.join(".cache/baton/tools/bin")])
+        .find(|dir| dir.join("virtiofsd").is_file() && enforces(&dir.join("virtiofsd")));
+    if found.is_none() {
+        assert!(
+            std::env::var("BATON_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "no virtiofsd with --readonly (scripts/deps builds one; set BATON_VIRTIOFSD)"
+        );
+        eprintln!("skipped: no virtiofsd with --readonly (scripts/deps builds one)");
+    }
+    found
+}
+
+/// PATH with `dir` first.
+pub fn path_with(dir: &Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)))
+        .unwrap_or(rest)
+}
