@@ -74,7 +74,7 @@ impl BreakPoint {
 /// Everything baton takes from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootParams {
-    /// `root=`, verbatim: see [`crate::root::RootSpec`] for its forms.
+    /// `root=`, verbatim: see [`crate::init::root::RootSpec`] for its forms.
     pub root: Option<String>,
     /// `rootfstype=a,b`: filesystems to try, in order. Empty means every one the kernel knows.
     pub rootfstype: Vec<String>,
@@ -112,7 +112,7 @@ pub struct BootParams {
     /// `resume_offset=`: where the image starts in the device, in pages (a swap file).
     pub resume_offset: Option<u64>,
     /// `baton.run`: run the command after `--` in the new root instead of its init, report
-    /// how it ended, and power off (see baton::run).
+    /// how it ended, and power off (see baton::init::run).
     pub run: bool,
     /// The words after `--`, for `baton.run`: the command and its arguments.
     pub run_command: Vec<String>,

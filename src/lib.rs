@@ -1,8 +1,17 @@
 //! baton: a static `/init` for Linux initramfs images, and the tool that bakes it into one.
 //!
-//! The init (`src/bin/baton-init.rs`) and the host tool (`src/bin/baton.rs`) share this
-//! library, so the image layout, the manifest and the command-line grammar cannot disagree.
-//! Modules behind the `host` feature never reach the static init.
+//! Two programs share this library, and where a file lies says which of them runs it:
+//! - `init/`: PID 1 (`src/bin/baton-init.rs`), its applets (switch_root, run-init) and its
+//!   modprobe helper. Static, musl, no panics; every byte of it is boot time.
+//! - `host/`: the `baton` tool on the build host (`src/bin/baton.rs`): building, inspecting
+//!   and checking images, `update`, `run`. Behind the `host` feature, so none of its crates
+//!   (compression, clap) reach the init.
+//! - the files at the top: what both read and write, so the two cannot disagree: the kernel
+//!   command line, root specs, the image's manifest, superblock probes, module metadata, the
+//!   timeline's model, the `baton run` protocol.
+//!
+//! Imports run one way: `init` and `host` use the top, never each other, and no module uses
+//! one that uses it back (tests/layout.rs checks both).
 
 // The init runs as PID 1: a panic is a kernel panic with no message. Code here handles every
 // failure as a value instead (tests may unwrap).
@@ -17,52 +26,17 @@
     )
 )]
 
-pub mod alloc;
-pub mod applets;
-pub mod boot;
-pub mod caps;
+pub mod bounded;
 pub mod cmdline;
-pub mod consoles;
-pub mod deferred;
-pub mod devices;
-pub mod dirents;
-#[cfg(feature = "host")]
-pub mod elf;
-pub mod emergency;
-#[cfg(feature = "host")]
-pub mod image;
-pub mod inputs;
-pub mod kmsg;
 pub mod manifest;
-pub mod modprobe;
 pub mod modules;
-pub mod mounts;
 pub mod probe;
-pub mod probing;
-pub mod resume;
-pub mod rmrf;
-pub mod root;
 pub mod rootspec;
-pub mod run;
-pub mod shared;
-pub mod spawn;
-pub mod switch;
+pub mod run_protocol;
 pub mod timeline;
-pub mod uevent;
+pub mod transport;
+
+pub mod init;
 
 #[cfg(feature = "host")]
-pub mod check;
-#[cfg(feature = "host")]
-pub mod cli;
-#[cfg(feature = "host")]
-pub mod config;
-#[cfg(feature = "host")]
 pub mod host;
-#[cfg(feature = "host")]
-pub mod run_cache;
-#[cfg(feature = "host")]
-pub mod update;
-#[cfg(feature = "host")]
-pub mod virtiofsd;
-#[cfg(feature = "host")]
-pub mod vm;

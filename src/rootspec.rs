@@ -1,7 +1,7 @@
 //! What `root=` names, in every form users write (block/early-lookup.c, dracut, systemd),
 //! and which probed device it picks. Pure: the devices come in as [`Record`]s.
 
-use crate::devices::Record;
+use crate::probe::Filesystem;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootSpec {
@@ -191,6 +191,62 @@ pub fn find<'a>(spec: &RootSpec, records: &'a [Record]) -> Vec<&'a Record> {
                     .find(|r| r.disk == anchor.disk && r.partition.map(i64::from) == Some(number))
             })
             .collect(),
+    }
+}
+
+/// One block device and what is on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Kernel name: `vda`, `vda2`, `nvme0n1p1`.
+    pub name: String,
+    pub major: u32,
+    pub minor: u32,
+    /// For a partition: the disk it is on.
+    pub disk: Option<String>,
+    pub partition: Option<u32>,
+    /// The filesystem, if one was recognised.
+    pub fs: Option<Filesystem>,
+    /// A whole disk with a partition table (its filesystems are on the partitions).
+    pub has_table: bool,
+    pub partuuid: Option<String>,
+    pub partlabel: Option<String>,
+}
+
+impl Record {
+    pub fn node(&self) -> String {
+        format!("/dev/{}", self.name)
+    }
+
+    /// One line for logs: `vda2 (254:2) ext4 UUID=... LABEL=...`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} ({}:{})", self.name, self.major, self.minor);
+        match &self.fs {
+            Some(fs) => {
+                s.push(' ');
+                s.push_str(&fs.fstype);
+                if let Some(u) = &fs.uuid {
+                    s.push_str(&format!(" UUID={u}"));
+                }
+                if let Some(l) = &fs.label {
+                    s.push_str(&format!(" LABEL={:?}", shortened(l)));
+                }
+            }
+            None if self.has_table => s.push_str(" (partition table)"),
+            None => s.push_str(" (nothing recognised)"),
+        }
+        if let Some(p) = &self.partuuid {
+            s.push_str(&format!(" PARTUUID={p}"));
+        }
+        s
+    }
+}
+
+/// A label as logged: a hostile disk's label may be hundreds of characters of garbage.
+fn shortened(label: &str) -> String {
+    const MAX_CHARS: usize = 48;
+    match label.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", label.get(..cut).unwrap_or_default()),
+        None => label.to_owned(),
     }
 }
 

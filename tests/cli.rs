@@ -54,7 +54,7 @@ fn init_is_static_and_small() {
     let size = fs::metadata(&init).unwrap().len();
     assert!(size <= 500 * 1000, "the init is {size} bytes, over 500 KB");
     let bytes = fs::read(&init).unwrap();
-    let elf = baton::elf::Elf::parse(&bytes).unwrap();
+    let elf = baton::host::elf::Elf::parse(&bytes).unwrap();
     assert!(
         !elf.needs_interpreter().unwrap(),
         "the init must be statically linked"
@@ -328,17 +328,17 @@ fn inspects_images_other_tools_wrote() {
 
 /// An uncompressed image with `files` empty files: its listing is about 40 bytes a file.
 fn many_files_image(dir: &Path, files: usize) -> PathBuf {
-    let mut image = baton::image::Image::new();
+    let mut image = baton::host::image::Image::new();
     for i in 0..files {
         image
             .insert(
                 &format!("files/file-{i:06}"),
-                baton::image::Entry::file(0o644, Vec::new()),
+                baton::host::image::Entry::file(0o644, Vec::new()),
             )
             .unwrap();
     }
     let path = dir.join("many.img");
-    fs::write(&path, baton::image::newc::write(&image, 0).unwrap()).unwrap();
+    fs::write(&path, baton::host::image::newc::write(&image, 0).unwrap()).unwrap();
     path
 }
 
@@ -423,9 +423,11 @@ fn inspect_stops_at_the_unpacked_limit() {
     let dir = tmp("unpacked");
     let bomb = dir.join("bomb.zst");
     let zeros = vec![0u8; 64 << 20];
-    let packed =
-        baton::image::compress::compress(&zeros, baton::image::compress::Compression::Zstd)
-            .unwrap();
+    let packed = baton::host::image::compress::compress(
+        &zeros,
+        baton::host::image::compress::Compression::Zstd,
+    )
+    .unwrap();
     assert!(packed.len() < 1 << 20);
     fs::write(&bomb, packed).unwrap();
     for image in ["/dev/zero", bomb.to_str().unwrap()] {

@@ -3,9 +3,9 @@
 
 mod common;
 
+use baton::host::modules::order::{resolve, Catalog, Lookup};
+use baton::host::modules::tree::ModuleTree;
 use baton::modules::modinfo;
-use baton::modules::order::{resolve, Catalog, Lookup};
-use baton::modules::tree::ModuleTree;
 
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -83,7 +83,7 @@ fn modinfo_of_a_real_module() {
     };
     let tree = ModuleTree::open(&common::modules_dir(&kernel)).unwrap();
     let bytes = tree.read_module("ext4").unwrap();
-    let info = modinfo::read(&bytes).unwrap();
+    let info = baton::host::modules::file::read(&bytes).unwrap();
     assert_eq!(info.name.as_deref(), Some("ext4"));
     assert!(info.depends.iter().any(|d| d == "jbd2"), "{info:?}");
     assert!(info.aliases.iter().any(|a| a == "fs-ext4"), "{info:?}");

@@ -6,9 +6,9 @@
 
 mod common;
 
-use baton::image::compress::{compress, Compression};
-use baton::image::inspect::{read_image, Listing};
-use baton::image::microcode::{intel_file_name, parse_cpuinfo};
+use baton::host::image::compress::{compress, Compression};
+use baton::host::image::inspect::{read_image, Listing};
+use baton::host::image::microcode::{intel_file_name, parse_cpuinfo};
 use common::{marker, plain_disk, virtio_ext4_image, Boot, Kernel};
 use std::fs;
 use std::os::unix::fs::symlink;

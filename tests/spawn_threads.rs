@@ -2,9 +2,9 @@
 //! threads. A forked child inherits every lock as it was at the fork: if it allocated
 //! before its exec while a loader held the allocator's lock, it would wait for ever, and PID
 //! 1 with it. This runs the init's own allocator with threads allocating without pause,
-//! forks many children through baton::spawn, and checks that every one reached its exec.
+//! forks many children through baton::init::spawn, and checks that every one reached its exec.
 
-use baton::spawn::{spawn, Prepared, Setup};
+use baton::init::spawn::{spawn, Prepared, Setup};
 use nix::sys::wait::{waitpid, WaitStatus};
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
-static ALLOCATOR: baton::alloc::Allocator = baton::alloc::Allocator::new();
+static ALLOCATOR: baton::init::alloc::Allocator = baton::init::alloc::Allocator::new();
 
 const FORKS: usize = 300;
 const THREADS: usize = 3;

@@ -6,7 +6,7 @@
 //! because a process can enter a new PID namespace only once, and the namespace's first
 //! child must be PID 1 for the switch to agree to run.
 
-use baton::{rmrf, switch};
+use baton::init::{rmrf, switch};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -245,7 +245,7 @@ fn switch_frees_initramfs(work: &Path, emptying: switch::Emptying) {
             let old_root = switched.old_root.expect("the old root is handed back");
             assert!(switched.removal.is_none());
             // The process sharing this one's memory, started here instead of by an exec.
-            let deferred = baton::deferred::spawn(
+            let deferred = baton::init::deferred::spawn(
                 std::time::Duration::ZERO,
                 Box::new(move || old_root.empty_now()),
             )

@@ -7,5 +7,5 @@ fuzz_target!(|data: &[u8]| {
     let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));
     let _ = baton::modules::glob::matches(pattern, subject);
     let aliases = vec![(pattern.to_owned(), "m".to_owned())];
-    let _ = baton::modules::load::matching(&aliases, subject);
+    let _ = baton::init::modules::load::matching(&aliases, subject);
 });

@@ -1,6 +1,6 @@
 //! `baton inspect` on arbitrary files: cpio archives, compressed or not, concatenated.
 #![no_main]
-use baton::image::inspect::{read_image_with, Limits};
+use baton::host::image::inspect::{read_image_with, Limits};
 use libfuzzer_sys::fuzz_target;
 
 /// Far below `baton inspect`'s defaults, so that every input stays well inside libFuzzer's
@@ -13,5 +13,5 @@ const LIMITS: Limits = Limits {
 
 fuzz_target!(|data: &[u8]| {
     let _ = read_image_with(data, &LIMITS);
-    let _ = baton::image::skeleton::parse(&String::from_utf8_lossy(data));
+    let _ = baton::host::image::skeleton::parse(&String::from_utf8_lossy(data));
 });

@@ -3,9 +3,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = baton::modules::modinfo::read(data);
+    let _ = baton::host::modules::file::read(data);
     let _ = baton::modules::modinfo::parse(data);
-    if let Ok(elf) = baton::elf::Elf::parse(data) {
+    if let Ok(elf) = baton::host::elf::Elf::parse(data) {
         let _ = elf.needs_interpreter();
     }
 });

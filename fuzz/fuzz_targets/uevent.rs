@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = baton::uevent::parse(data);
+    let _ = baton::init::uevent::parse(data);
 });

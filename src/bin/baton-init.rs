@@ -1,5 +1,5 @@
 //! The static `/init`: the kernel runs it as PID 1 from the initramfs. Under the name
-//! `switch_root` or `run-init` it is that tool instead (see baton::applets).
+//! `switch_root` or `run-init` it is that tool instead (see baton::init::applets).
 //!
 //! `main` is the C entry point musl calls, not Rust's: the standard runtime's start-up
 //! (checking fds 0-2 with poll, ignoring SIGPIPE, an alternate signal stack with a guard
@@ -15,9 +15,9 @@ use std::ffi::{c_char, c_int, CStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 
-/// See baton::alloc: musl's own malloc is slow under an emulated CPU.
+/// See baton::init::alloc: musl's own malloc is slow under an emulated CPU.
 #[global_allocator]
-static ALLOCATOR: baton::alloc::Allocator = baton::alloc::Allocator::new();
+static ALLOCATOR: baton::init::alloc::Allocator = baton::init::alloc::Allocator::new();
 
 /// More arguments than the kernel can pass (MAX_ARG_STRINGS is far above any command line,
 /// but the line itself is at most a few KiB): a bound for the loop over argv.
@@ -56,17 +56,17 @@ unsafe fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
 
 fn run(args: &[OsString]) -> u8 {
     if let Some((argv0, rest)) = args.split_first() {
-        if let Some(applet) = baton::applets::by_name(argv0) {
-            return baton::applets::run(applet, rest);
+        if let Some(applet) = baton::init::applets::by_name(argv0) {
+            return baton::init::applets::run(applet, rest);
         }
     }
     // Run by hand on a live system, the boot would mount over /proc and /dev and try to
     // switch roots: refuse before doing anything.
     if std::process::id() != 1 {
         // The kernel asking for a module while the initramfs is the root (see
-        // baton::modprobe).
-        if let Some(name) = baton::modprobe::request(args) {
-            return baton::modprobe::run(name);
+        // baton::init::modprobe).
+        if let Some(name) = baton::init::modprobe::request(args) {
+            return baton::init::modprobe::run(name);
         }
         if args
             .first()
@@ -80,5 +80,5 @@ fn run(args: &[OsString]) -> u8 {
         );
         return 2;
     }
-    baton::boot::run(args.get(1..).unwrap_or_default().to_vec())
+    baton::init::boot::run(args.get(1..).unwrap_or_default().to_vec())
 }

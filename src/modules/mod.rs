@@ -1,15 +1,6 @@
-//! Kernel modules: what a module says about itself, which order to load a set in (both
-//! decided at build time), and loading them at boot.
+//! What a kernel module says about itself (its `.modinfo`: aliases, dependencies, firmware),
+//! and the shell-style patterns module names are matched with. The host resolves sets of
+//! modules with these (`host::modules`), the init loads them (`init::modules`).
 
-#[cfg(feature = "host")]
-pub mod config;
 pub mod glob;
-pub mod load;
 pub mod modinfo;
-#[cfg(feature = "host")]
-pub mod order;
-#[cfg(feature = "host")]
-pub mod requests;
-pub mod schedule;
-#[cfg(feature = "host")]
-pub mod tree;

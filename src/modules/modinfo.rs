@@ -2,9 +2,6 @@
 //! NUL-terminated `key=value` strings (see `MODULE_INFO()` in include/linux/moduleparam.h).
 //! Debian's kernel packages ship no `modules.dep`, so dependencies come from here.
 
-#[cfg(feature = "host")]
-use crate::elf::{Elf, ElfError};
-
 /// What one module says about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModInfo {
@@ -17,13 +14,6 @@ pub struct ModInfo {
     pub softdep_post: Vec<String>,
     /// `alias=`: names and device patterns this module answers to (`fs-ext4`, `pci:v...`).
     pub aliases: Vec<String>,
-}
-
-/// Reads the `.modinfo` section of a module file (uncompressed ELF bytes).
-#[cfg(feature = "host")]
-pub fn read(module: &[u8]) -> Result<ModInfo, ElfError> {
-    let elf = Elf::parse(module)?;
-    Ok(elf.section(".modinfo")?.map(parse).unwrap_or_default())
 }
 
 /// Parses the contents of a `.modinfo` section.
@@ -72,13 +62,6 @@ pub fn firmware(section: &[u8]) -> Vec<String> {
         }
     }
     names
-}
-
-/// Reads the `firmware=` records of a module file (uncompressed ELF bytes).
-#[cfg(feature = "host")]
-pub fn read_firmware(module: &[u8]) -> Result<Vec<String>, ElfError> {
-    let elf = Elf::parse(module)?;
-    Ok(elf.section(".modinfo")?.map(firmware).unwrap_or_default())
 }
 
 /// `pre: a b post: c d`, the grammar of modprobe.d(5)'s softdep line without its module

@@ -1,0 +1,758 @@
+//! From `root=` to a mounted new root: waiting for the device it names (loading drivers
+//! as hardware appears), and mounting it the way the kernel's own `mount_root()` would (init/do_mounts.c): the given
+//! `rootfstype=` list or every block filesystem the kernel knows, read-only unless `rw`,
+//! retrying read-only when the device refuses writes.
+
+use crate::init::devices::Registry;
+use crate::init::modules::load::Loader;
+use crate::init::uevent::Listener;
+use crate::rootspec::Record;
+use crate::rootspec::{self, RootSpec};
+use anyhow::{bail, Result};
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Splits `rootflags=` into the generic flags mount(2) takes as bits and the rest, which
+/// the filesystem parses (as mount(8) does with `-o`). The kernel passes rootflags
+/// verbatim, so `noatime` there would be rejected by ext4; users write it anyway.
+pub fn split_mount_options(options: &str) -> (MsFlags, MsFlags, String) {
+    let mut set = MsFlags::empty();
+    let mut clear = MsFlags::empty();
+    let mut data = Vec::new();
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        let (add, remove) = match option {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
+            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
+            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
+            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
+            other => {
+                data.push(other);
+                continue;
+            }
+        };
+        set = (set | add) - remove;
+        clear = (clear | remove) - add;
+    }
+    (set, clear, data.join(","))
+}
+
+/// Block filesystems the kernel knows now, from /proc/filesystems: the lines without
+/// `nodev` (those need no device and cannot hold a root disk).
+pub fn block_filesystems(proc_filesystems: &str) -> Vec<String> {
+    proc_filesystems
+        .lines()
+        .filter(|line| !line.starts_with("nodev"))
+        .map(str::trim)
+        .filter(|fs| !fs.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The device the root was found on.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub device: PathBuf,
+    /// The filesystem the probe saw, if any.
+    pub fstype: Option<String>,
+}
+
+/// Waits for the device `spec` names, loading drivers for the hardware as it shows up, and
+/// returns as soon as a probed device matches. `limit` of `None` waits for ever, with a
+/// progress line every few seconds naming what it waits for and what it has seen.
+///
+/// Drivers for the devices present (coldplug) are loaded in tiers, likeliest root
+/// controllers first, and the next tier only once the devices of the previous one have
+/// settled without the root among them: a root on virtio or NVMe never waits for the slow
+/// probing of a legacy IDE controller it does not need. Devices the kernel announces later
+/// (a disk behind a controller just loaded, a hot-plugged one) get their drivers at once.
+pub fn wait_for_root(
+    spec: &RootSpec,
+    limit: Option<Duration>,
+    loader: &mut Loader<'_>,
+) -> Result<Found> {
+    wait_for_devices(spec, None, limit, loader).map(|(root, _)| root)
+}
+
+/// [`wait_for_root`], and then, when `resume=` names one, the device holding a hibernation
+/// image. That one is looked for only until every coldplug driver has loaded and the
+/// devices have settled (as `rootwait=0` waits for the root): a swap device that is not
+/// there by then is not coming, and a boot without hibernation must not wait for it.
+pub fn wait_for_devices(
+    spec: &RootSpec,
+    resume: Option<&RootSpec>,
+    limit: Option<Duration>,
+    loader: &mut Loader<'_>,
+) -> Result<(Found, Option<Found>)> {
+    let mut search = Search::start(loader);
+    let root = search.find("root", spec, limit).map_err(|seen| {
+        anyhow::anyhow!(
+            "root device {spec} did not appear within {} s (block devices present: {seen}); check root= and that the image has the disk's driver, or add rootwait",
+            limit.map_or(0, |l| l.as_secs()),
+        )
+    })?;
+    let Some(resume) = resume else {
+        return Ok((root, None));
+    };
+    // A limit of nothing: as long as coldplug goes on, and at most its grace period.
+    match search.find("resume", resume, Some(Duration::ZERO)) {
+        Ok(found) => Ok((root, Some(found))),
+        Err(seen) => {
+            log::warn!(
+                "resume device {resume} is not there (block devices present: {seen}): booting without resuming"
+            );
+            Ok((root, None))
+        }
+    }
+}
+
+/// Waits for something that is not a block device (a host directory's tag): tries `look`
+/// until it finds it (`Ok(Some)`), fails (`Err`), or [`gives_up`] says to stop, loading the
+/// drivers of the devices that appear meanwhile, as the root device search does.
+/// `Ok(None)` when it gave up.
+pub fn wait_until<T>(
+    what: &str,
+    limit: Option<Duration>,
+    loader: &mut Loader<'_>,
+    mut look: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let mut search = Search::start(loader);
+    loop {
+        if let Some(found) = look()? {
+            log::info!(
+                "found {what} after {} ms",
+                search.started.elapsed().as_millis()
+            );
+            return Ok(Some(found));
+        }
+        let waited = search.started.elapsed();
+        if gives_up(waited, limit, search.coldplug_done()) {
+            return Ok(None);
+        }
+        if waited >= search.next_report {
+            log::warn!("still waiting for {what} after {} s", waited.as_secs());
+            search.next_report += PROGRESS_EVERY;
+        }
+        if matches!(search.listener, Listening::NotYet) {
+            search.listener = Listening::open();
+            continue;
+        }
+        if !search.load_next_tier() {
+            search.wait_for_events(limit);
+        }
+    }
+}
+
+/// Whether to stop looking: the limit has passed and every coldplug driver has had its
+/// chance (so `rootwait=0` still loads the disk's driver before giving up), or the limit and
+/// a grace period for a coldplug that never settles have both passed.
+pub fn gives_up(waited: Duration, limit: Option<Duration>, coldplug_done: bool) -> bool {
+    match limit {
+        None => false,
+        Some(limit) => waited >= limit && (coldplug_done || waited >= limit + COLDPLUG_GRACE),
+    }
+}
+
+/// The state of one search for the root.
+struct Search<'l, 'm> {
+    loader: &'l mut Loader<'m>,
+    listener: Listening,
+    /// Coldplug tiers still to load, the next one last.
+    tiers: Vec<Vec<String>>,
+    registry: Registry,
+    started: Instant,
+    /// When the last device event arrived (or the last tier was loaded).
+    last_event: Instant,
+    next_report: Duration,
+}
+
+impl<'l, 'm> Search<'l, 'm> {
+    fn start(loader: &'l mut Loader<'m>) -> Search<'l, 'm> {
+        // An image whose modules were all named at build time is loaded already: nothing
+        // for coldplug to add, and the device is usually there at the first look, which
+        // needs no events. Coldplug does: listen before it, so no device added meanwhile
+        // is missed.
+        let coldplug = loader.has_untried();
+        let listener = if coldplug {
+            Listening::open()
+        } else {
+            Listening::NotYet
+        };
+        let mut tiers = if coldplug {
+            let scan_started = Instant::now();
+            let tiers = coldplug_tiers();
+            log::info!(
+                "coldplug: {} devices in {} tiers, listed in {} ms",
+                tiers.iter().map(Vec::len).sum::<usize>(),
+                tiers.len(),
+                scan_started.elapsed().as_millis()
+            );
+            tiers
+        } else {
+            Vec::new()
+        };
+        tiers.reverse();
+        let started = Instant::now();
+        Search {
+            loader,
+            listener,
+            tiers,
+            registry: Registry::default(),
+            started,
+            last_event: started.checked_sub(SETTLE).unwrap_or(started),
+            next_report: PROGRESS_EVERY,
+        }
+    }
+
+    /// Looks for the device `spec` names (`what` it is, for the log) until it appears, or
+    /// until [`gives_up`] says to stop: then the devices that were there, described.
+    fn find(
+        &mut self,
+        what: &str,
+        spec: &RootSpec,
+        limit: Option<Duration>,
+    ) -> Result<Found, String> {
+        // `root=/dev/NAME`, the usual form for a VM: that device alone first, from its
+        // node, then as sysfs describes it. The node's record is not kept: the full look
+        // (partition numbers, PARTUUIDs) is what later searches match against.
+        // The node first only when no driver is still loading: devtmpfs makes a disk's node
+        // before the disk is open for business, and an open in between makes the kernel ask
+        // its module helper for `block-major-N` (measured at -smp 2, where the search runs
+        // beside the loading threads: two such requests, 150 ms). sysfs first then.
+        if let Some(name) = spec.kernel_name() {
+            let settled = !self.loader.busy();
+            let patience = self.patience(limit);
+            // The named device's node is read here, not on a probe thread: a thread costs
+            // this path 35 ms under an emulated CPU (root search 20 -> 57 ms, medians of 10
+            // at -smp 1), and a root that never answers cannot boot anyway (its kernel
+            // would wait as long). Every other device is probed on a thread.
+            if let Some(record) = settled
+                .then(|| crate::init::devices::probe_node(name))
+                .flatten()
+            {
+                if let Some(found) = self.matching(what, spec, std::slice::from_ref(&record)) {
+                    return Ok(found);
+                }
+            }
+            self.registry.look_at(name, patience);
+            if let Some(found) = self.matching(what, spec, &self.registry.records()) {
+                return Ok(found);
+            }
+        }
+        loop {
+            let patience = self.patience(limit);
+            self.registry.refresh(patience);
+            let records = self.registry.records();
+            if let Some(found) = self.matching(what, spec, &records) {
+                return Ok(found);
+            }
+            let waited = self.started.elapsed();
+            if gives_up(waited, limit, self.coldplug_done()) {
+                return Err(self.seen(&records));
+            }
+            self.report_progress(what, spec, waited, &records);
+            // Listening from now on, then a second look: nothing added between the first
+            // look and the socket is missed.
+            if matches!(self.listener, Listening::NotYet) {
+                self.listener = Listening::open();
+                continue;
+            }
+            if !self.load_next_tier() {
+                self.wait_for_events(limit);
+            }
+        }
+    }
+
+    /// Until when a look at the devices waits for their probes: a second, or less when the
+    /// limit comes sooner, so that a device that never answers holds neither the limit nor
+    /// the loading of drivers for devices that appear meanwhile.
+    fn patience(&self, limit: Option<Duration>) -> Instant {
+        let now = Instant::now();
+        let mut until = now + PROBE_PATIENCE;
+        if let Some(end) = limit.map(|l| self.started + l) {
+            if end > now {
+                until = until.min(end);
+            }
+        }
+        until
+    }
+
+    /// The devices present, and those that did not answer, for messages.
+    fn seen(&self, records: &[Record]) -> String {
+        let mut said = seen(records);
+        let silent = self.registry.not_answering();
+        if !silent.is_empty() {
+            said.push_str(&format!("; not answering: {}", silent.join(", ")));
+        }
+        said
+    }
+
+    /// The device `spec` names among `records`, if it is there.
+    fn matching(&self, what: &str, spec: &RootSpec, records: &[Record]) -> Option<Found> {
+        let found = rootspec::find(spec, records);
+        if let Some(first) = found.first() {
+            if found.len() > 1 {
+                let all: Vec<&str> = found.iter().map(|r| r.name.as_str()).collect();
+                log::warn!(
+                    "{what}={spec} matches {}; using {}",
+                    all.join(", "),
+                    first.name
+                );
+            }
+            log::info!(
+                "{what} {spec} is {} (after {} ms)",
+                first.describe(),
+                self.started.elapsed().as_millis()
+            );
+            return Some(Found {
+                device: PathBuf::from(first.node()),
+                fstype: first.fs.as_ref().map(|f| f.fstype.clone()),
+            });
+        }
+        // A path udev or device-mapper would make (/dev/mapper/root) is not a kernel name:
+        // take it once the node exists. A kernel name (/dev/vda) waits for its record: its
+        // node can appear between a failed open and this check, and the record brings the
+        // probed filesystem.
+        match spec {
+            RootSpec::Path(path) if spec.kernel_name().is_none() && is_block_device(path) => {
+                Some(Found {
+                    device: PathBuf::from(path),
+                    fstype: None,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Every coldplug tier is loaded and the devices have gone quiet.
+    fn coldplug_done(&self) -> bool {
+        self.tiers.is_empty() && self.settled()
+    }
+
+    /// No device event for a while, and no driver still loading (on another thread) that
+    /// may yet announce a device.
+    fn settled(&self) -> bool {
+        self.last_event.elapsed() >= SETTLE && !self.loader.busy()
+    }
+
+    fn report_progress(
+        &mut self,
+        what: &str,
+        spec: &RootSpec,
+        waited: Duration,
+        records: &[Record],
+    ) {
+        if waited >= self.next_report {
+            log::warn!(
+                "still waiting for {what} device {spec} after {} s (block devices present: {})",
+                waited.as_secs(),
+                self.seen(records)
+            );
+            self.next_report += PROGRESS_EVERY;
+        }
+    }
+
+    /// Loads the next coldplug tier once the devices of the last one have settled. Returns
+    /// whether it did (then look at the devices again at once).
+    fn load_next_tier(&mut self) -> bool {
+        if !self.settled() {
+            return false;
+        }
+        let Some(tier) = self.tiers.pop() else {
+            return false;
+        };
+        for alias in tier {
+            self.loader.load_alias(&alias);
+        }
+        self.last_event = Instant::now();
+        true
+    }
+
+    /// Sleeps until a device event, the next rescan, progress line, tier or the limit;
+    /// loads the driver for every device added meanwhile.
+    fn wait_for_events(&mut self, limit: Option<Duration>) {
+        let waited = self.started.elapsed();
+        let mut wait = self.next_report.saturating_sub(waited).min(RESCAN_EVERY);
+        // Up to the limit, not past it: once it has passed, the search goes on only until
+        // coldplug settles, and must sleep between looks rather than spin.
+        if let Some(left) = limit.map(|l| l.saturating_sub(waited)) {
+            if !left.is_zero() {
+                wait = wait.min(left);
+            }
+        }
+        if !self.tiers.is_empty() {
+            // Until the devices settle; once they have, only drivers still loading hold
+            // the next tier back, and they announce nothing when they find no device.
+            let settle_left = SETTLE.saturating_sub(self.last_event.elapsed());
+            wait = wait.min(if settle_left.is_zero() {
+                POLL_WITHOUT_EVENTS
+            } else {
+                settle_left
+            });
+        }
+        let Listening::Open(listener) = &self.listener else {
+            std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS));
+            return;
+        };
+        let received = listener.wait(wait);
+        for event in &received.events {
+            self.last_event = Instant::now();
+            if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
+                self.loader.load_alias(alias);
+            }
+        }
+        if received.overflowed {
+            // Dropped events may have announced devices that need a driver: read every
+            // device's modalias again, as coldplug did (drivers tried already are skipped).
+            self.last_event = Instant::now();
+            let aliases: Vec<String> = coldplug_tiers().into_iter().flatten().collect();
+            log::info!(
+                "device events were lost (socket buffer full): rescanned {} devices",
+                aliases.len()
+            );
+            for alias in aliases {
+                self.loader.load_alias(&alias);
+            }
+        }
+    }
+}
+
+/// The search's socket for the kernel's device events.
+enum Listening {
+    /// Not needed yet: the first look at the devices comes first.
+    NotYet,
+    Open(Listener),
+    /// The socket could not be opened: the search polls.
+    Failed,
+}
+
+impl Listening {
+    fn open() -> Listening {
+        match Listener::open() {
+            Ok(listener) => Listening::Open(listener),
+            Err(errno) => {
+                log::warn!("cannot listen for device events ({errno}); polling instead");
+                Listening::Failed
+            }
+        }
+    }
+}
+
+/// How long the device events must pause before the next tier of drivers is loaded.
+const SETTLE: Duration = Duration::from_millis(250);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Even with events, look at sysfs again now and then: an event can be lost when the socket
+/// buffer overflows.
+const RESCAN_EVERY: Duration = Duration::from_millis(500);
+const POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(20);
+/// How long one look waits for a device's probe: far longer than a healthy disk takes to
+/// give its first KiB, even emulated; a disk that takes longer is looked at again later.
+const PROBE_PATIENCE: Duration = Duration::from_secs(1);
+/// How long past the limit a coldplug that keeps announcing devices may go on.
+const COLDPLUG_GRACE: Duration = Duration::from_secs(10);
+
+fn seen(records: &[Record]) -> String {
+    if records.is_empty() {
+        return "none".to_owned();
+    }
+    records
+        .iter()
+        .map(|r| r.describe())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn is_block_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+}
+
+/// A bound on the buses, and on the devices of one bus, read for coldplug.
+const MAX_SYSFS_ENTRIES: usize = 1 << 16;
+
+/// The `modalias` of every device present now, as udev's coldplug reads them, grouped
+/// into tiers by [`tier`]. CPU features are left out: they name crypto and power drivers,
+/// not storage.
+fn coldplug_tiers() -> Vec<Vec<String>> {
+    let mut aliases = Vec::new();
+    let buses = crate::init::dirents::read_path("/sys/bus", MAX_SYSFS_ENTRIES).unwrap_or_default();
+    for bus in buses
+        .iter()
+        .filter_map(crate::init::dirents::Entry::name_str)
+    {
+        if bus == "cpu" {
+            continue;
+        }
+        let devices = format!("/sys/bus/{bus}/devices");
+        let Ok(entries) = crate::init::dirents::read_path(&devices, MAX_SYSFS_ENTRIES) else {
+            continue;
+        };
+        for device in entries
+            .iter()
+            .filter_map(crate::init::dirents::Entry::name_str)
+        {
+            if let Ok(alias) = std::fs::read_to_string(format!("{devices}/{device}/modalias")) {
+                aliases.push(alias.trim().to_owned());
+            }
+        }
+    }
+    aliases.sort();
+    aliases.dedup();
+    let mut tiers: Vec<Vec<String>> = vec![Vec::new(); 3];
+    for alias in aliases {
+        if let Some(list) = tiers.get_mut(tier(&alias)) {
+            list.push(alias);
+        }
+    }
+    tiers.retain(|t| !t.is_empty());
+    tiers
+}
+
+/// Which coldplug tier a device belongs to: 0 for the controllers a modern root sits
+/// behind (virtio, NVMe, AHCI, SAS) and every non-PCI device, 1 for other storage and buses
+/// that lead to it (SCSI and RAID HBAs, USB, SD), 2 for the rest, legacy IDE among them.
+pub fn tier(modalias: &str) -> usize {
+    let Some(pci) = modalias.strip_prefix("pci:") else {
+        return 0;
+    };
+    let field = |key: &str, len: usize| {
+        pci.find(key)
+            .and_then(|at| pci.get(at + key.len()..at + key.len() + len))
+    };
+    let vendor = field("v", 8).unwrap_or_default();
+    let class = (
+        field("bc", 2).unwrap_or_default(),
+        field("sc", 2).unwrap_or_default(),
+    );
+    match class {
+        _ if vendor == "00001AF4" => 0,
+        ("01", "08") | ("01", "06") | ("01", "07") => 0,
+        ("01", "01") => 2,
+        ("01", _) | ("0C", "03") | ("08", "05") => 1,
+        _ => 2,
+    }
+}
+
+/// Mounts `device` on `target`, trying each filesystem in turn. Returns the one that
+/// worked and whether the mount ended up read-only. `probed` is what the probe saw on the
+/// device, to explain a failure.
+/// The root's mount flags and data from `ro`/`rw` and `rootflags=`: the command line's
+/// `ro`/`rw` decide, and `ro` inside rootflags also counts.
+pub fn root_mount_options(read_only: bool, rootflags: Option<&str>) -> (MsFlags, String) {
+    let (set, _clear, data) = split_mount_options(rootflags.unwrap_or(""));
+    let mut flags = set - MsFlags::MS_RDONLY;
+    if read_only || set.contains(MsFlags::MS_RDONLY) {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    (flags, data)
+}
+
+pub fn mount_root(
+    device: &Path,
+    target: &Path,
+    fstypes: &[String],
+    probed: Option<&str>,
+    read_only: bool,
+    rootflags: Option<&str>,
+) -> Result<(String, bool)> {
+    let (flags, data) = root_mount_options(read_only, rootflags);
+    let data = (!data.is_empty()).then_some(data.as_str());
+    if fstypes.is_empty() {
+        bail!(
+            "cannot mount root {}: the kernel knows no block filesystem; add the filesystem's module to the image (baton build --module ext4, or --storage)",
+            device.display()
+        );
+    }
+    // The kernel says why a mount failed only in its log: keep what it says meanwhile.
+    let kernel_log = crate::init::kmsg::Tail::start();
+    let mut tried = Vec::new();
+    for fstype in fstypes {
+        let mut attempt = flags;
+        loop {
+            match mount(Some(device), target, Some(fstype.as_str()), attempt, data) {
+                Ok(()) => return Ok((fstype.clone(), attempt.contains(MsFlags::MS_RDONLY))),
+                // A write-protected device: the kernel retries read-only, so do we.
+                Err(Errno::EACCES) | Err(Errno::EROFS) if !attempt.contains(MsFlags::MS_RDONLY) => {
+                    log::warn!(
+                        "{} is write-protected, mounting it read-only",
+                        device.display()
+                    );
+                    attempt |= MsFlags::MS_RDONLY;
+                }
+                Err(errno) => {
+                    let mut why = explain_mount_error(fstype, probed, errno);
+                    if errno == Errno::EINVAL && data.is_some() {
+                        why.push_str(&format!(
+                            " (or it refuses rootflags={:?})",
+                            data.unwrap_or_default()
+                        ));
+                    }
+                    tried.push(why);
+                    break;
+                }
+            }
+        }
+    }
+    let said = crate::init::kmsg::Tail::said(kernel_log);
+    bail!(
+        "failed to mount root {} on {}: {}{said}",
+        device.display(),
+        target.display(),
+        tried.join("; ")
+    )
+}
+
+/// Why mounting `device` as `fstype` failed with `errno`, in words that say what to change.
+/// `probed` is the filesystem the probe recognised on the device, if any.
+pub fn explain_mount_error(fstype: &str, probed: Option<&str>, errno: Errno) -> String {
+    let said = format!("{fstype}: {}", errno.desc());
+    match (probed, errno) {
+        (Some(found), _) if found != fstype => format!(
+            "{said}: the device holds {found}, not {fstype}; fix rootfstype= or leave it out"
+        ),
+        (_, Errno::ENODEV) => format!(
+            "{said}: the kernel has no {fstype} driver; add it to the image (baton build --module {fstype}, or --storage)"
+        ),
+        (Some(_), Errno::EINVAL | Errno::EUCLEAN | Errno::EIO | Errno::EBADMSG) => format!(
+            "{said}: the filesystem looks damaged; check and repair it (fsck.{fstype}) from another system or the rescue shell"
+        ),
+        (None, Errno::EINVAL) => format!("{said}: no {fstype} filesystem recognised on the device; check root= and rootfstype="),
+        _ => said,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_options_split_flags_from_data() {
+        let (set, clear, data) =
+            split_mount_options("noatime,data=journal,ro,,errors=remount-ro,rw");
+        assert_eq!(set, MsFlags::MS_NOATIME);
+        assert_eq!(clear, MsFlags::MS_RDONLY);
+        assert_eq!(data, "data=journal,errors=remount-ro");
+        assert_eq!(split_mount_options("").2, "");
+    }
+
+    #[test]
+    fn coldplug_tiers_put_modern_controllers_first() {
+        // virtio (any class), NVMe, AHCI; then SCSI HBAs and USB; IDE last.
+        assert_eq!(
+            tier("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00001000d00000097sv00001000sd00003090bc01sc07i00"),
+            0
+        );
+        assert_eq!(
+            tier("pci:v00001000d00000012sv00000000sd00000000bc01sc00i00"),
+            1
+        );
+        assert_eq!(
+            tier("pci:v00008086d00007020sv00001AF4sd00001100bc0Csc03i00"),
+            1
+        );
+        assert_eq!(
+            tier("pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80"),
+            2
+        );
+        assert_eq!(
+            tier("pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00"),
+            2
+        );
+        assert_eq!(tier("virtio:d00000002v00001AF4"), 0);
+        assert_eq!(tier("acpi:PNP0A03:"), 0);
+    }
+
+    #[test]
+    fn mount_failures_say_what_to_change() {
+        let wrong = explain_mount_error("xfs", Some("ext4"), Errno::EINVAL);
+        assert!(
+            wrong.contains("holds ext4, not xfs; fix rootfstype="),
+            "{wrong}"
+        );
+        let missing = explain_mount_error("ext4", Some("ext4"), Errno::ENODEV);
+        assert!(
+            missing.contains("no ext4 driver; add it to the image (baton build --module ext4"),
+            "{missing}"
+        );
+        let damaged = explain_mount_error("ext4", Some("ext4"), Errno::EUCLEAN);
+        assert!(
+            damaged.contains("looks damaged") && damaged.contains("fsck.ext4"),
+            "{damaged}"
+        );
+        let unknown = explain_mount_error("ext4", None, Errno::EINVAL);
+        assert!(
+            unknown.contains("no ext4 filesystem recognised"),
+            "{unknown}"
+        );
+        assert_eq!(
+            explain_mount_error("ext4", Some("ext4"), Errno::ENOMEM),
+            format!("ext4: {}", Errno::ENOMEM.desc())
+        );
+    }
+
+    #[test]
+    fn rootwait_zero_still_lets_coldplug_finish() {
+        let zero = Some(Duration::ZERO);
+        assert!(
+            !gives_up(Duration::ZERO, zero, false),
+            "drivers not loaded yet"
+        );
+        assert!(gives_up(Duration::ZERO, zero, true));
+        assert!(!gives_up(Duration::from_secs(9), zero, false));
+        assert!(
+            gives_up(COLDPLUG_GRACE, zero, false),
+            "a coldplug that never settles"
+        );
+        assert!(!gives_up(
+            Duration::from_secs(2),
+            Some(Duration::from_secs(3)),
+            true
+        ));
+        assert!(gives_up(
+            Duration::from_secs(3),
+            Some(Duration::from_secs(3)),
+            true
+        ));
+        assert!(
+            !gives_up(Duration::from_secs(3600), None, true),
+            "rootwait: for ever"
+        );
+    }
+
+    #[test]
+    fn proc_filesystems() {
+        let text = "nodev\tsysfs\nnodev\ttmpfs\n\text3\n\text2\n\text4\nnodev\tdevtmpfs\n\tvfat\n";
+        assert_eq!(block_filesystems(text), ["ext3", "ext2", "ext4", "vfat"]);
+    }
+}
