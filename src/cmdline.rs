@@ -723,7 +723,7 @@ mod tests {
         assert_eq!(p.wait.limit_secs(), Some(3));
         // The probe reads the same bytes from disk the same way, so they still match.
         assert_eq!(
-            crate::probe::label_string(b"\xe9t\xe9").as_deref(),
+            crate::probe::fields::label_string(b"\xe9t\xe9").as_deref(),
             Some("\u{fffd}t\u{fffd}")
         );
         assert_eq!(

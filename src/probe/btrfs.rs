@@ -1,7 +1,8 @@
 //! btrfs (fs/btrfs/accessors and Documentation: struct btrfs_super_block), primary
 //! superblock at 64 KiB.
 
-use super::{label_string, uuid_string, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{label_string, uuid_string};
 
 const SUPERBLOCK: u64 = 0x10000;
 const SUPERBLOCK_LEN: usize = 4096;

@@ -2,7 +2,8 @@
 //! decided by feature flags the way blkid does: ext2 has no journal and only ext2 features,
 //! ext3 has a journal and only ext3 features, anything else is ext4.
 
-use super::{label_string, le16, le32, uuid_string, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{label_string, le16, le32, uuid_string};
 
 const SUPERBLOCK: u64 = 1024;
 const SUPERBLOCK_LEN: usize = 1024;

@@ -1,6 +1,7 @@
 //! F2FS (include/linux/f2fs_fs.h, struct f2fs_super_block), at 1 KiB; the label is UTF-16LE.
 
-use super::{le32, utf16_label, uuid_string, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{le32, utf16_label, uuid_string};
 
 const SUPERBLOCK: u64 = 0x400;
 const SUPERBLOCK_LEN: usize = 0x7C + 1024;

@@ -4,7 +4,8 @@
 //! PARTUUID the kernel and blkid report: the GPT unique partition GUID, or for MBR the disk
 //! signature and number as `SSSSSSSS-PP`.
 
-use super::{guid_string, le32, le64, utf16_label, ReadAt};
+use super::device::ReadAt;
+use super::fields::{guid_string, le32, le64, utf16_label};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TableKind {

@@ -1,6 +1,7 @@
 //! squashfs 4 (fs/squashfs/squashfs_fs.h): magic at offset 0; it has no UUID or label.
 
-use super::{le16, le32, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{le16, le32};
 
 const MAGIC: u32 = 0x7371_7368; // "hsqs"
 const S_MAJOR: usize = 28;

@@ -5,7 +5,8 @@
 //! the userspace suspend tools' own), but keeps its UUID and label: blkid calls it
 //! `swsuspend`.
 
-use super::{label_string, le32, uuid_string, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{label_string, le32, uuid_string};
 
 /// The page sizes the signature may end; x86 has only 4 KiB, the others are for arm64,
 /// ppc64 and friends, as blkid looks.

@@ -4,7 +4,8 @@
 //! byte. Like blkid, the label comes from the root directory's volume-label entry when there
 //! is one (that is what tools rename), else from the boot sector.
 
-use super::{label_string, le16, le32, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{label_string, le16, le32};
 
 const BPB_BYTES_PER_SECTOR: usize = 0x0B;
 const BPB_SECTORS_PER_CLUSTER: usize = 0x0D;

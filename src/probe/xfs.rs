@@ -1,6 +1,7 @@
 //! XFS (fs/xfs/libxfs/xfs_format.h, struct xfs_dsb): big-endian superblock at offset 0.
 
-use super::{label_string, uuid_string, Filesystem, ReadAt};
+use super::device::{Filesystem, ReadAt};
+use super::fields::{label_string, uuid_string};
 
 const SUPERBLOCK_LEN: usize = 512;
 const SB_MAGIC: &[u8; 4] = b"XFSB";

@@ -2,7 +2,7 @@
 //! the init's own arguments (`/sbin/init -s`) are passed through untouched. Short options
 //! may be grouped (`-np`), and an option's value may be attached (`-c/dev/tty1`) or follow.
 
-use super::Usage;
+use super::request::Usage;
 use std::ffi::OsString;
 
 /// One option met on the command line.

@@ -9,13 +9,15 @@
 //! them, and to /dev/kmsg, so a failed switch in someone's script is explained in dmesg.
 
 mod getopt;
+mod request;
 pub mod run_init;
 pub mod switch_root;
+
+pub use request::{Parsed, Request, Usage};
 
 use crate::init::switch;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applet {
@@ -41,49 +43,6 @@ pub fn by_name(argv0: &OsStr) -> Option<Applet> {
         _ => None,
     }
 }
-
-/// What the command line asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    Help,
-    Version,
-    Run(Request),
-}
-
-/// A switch to perform.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Request {
-    pub new_root: PathBuf,
-    pub init: OsString,
-    pub args: Vec<OsString>,
-    /// `-c DEV`: stdin, stdout and stderr reopened on it after the switch.
-    pub console: Option<OsString>,
-    /// `-d CAPS` (run-init): capability numbers to drop before the exec.
-    pub drop_caps: Vec<u32>,
-    /// `-n` (run-init): only check that the init can be run.
-    pub dry_run: bool,
-    /// `-p` (run-init): keep the initramfs contents.
-    pub keep: bool,
-}
-
-impl Request {
-    /// NEW_ROOT, NEW_INIT and the init's own arguments, from the operands after the options;
-    /// `missing` names the first two as the tool's usage does.
-    fn take_operands(mut self, operands: Vec<OsString>, missing: &str) -> Result<Parsed, Usage> {
-        let mut operands = operands.into_iter();
-        let (Some(new_root), Some(init)) = (operands.next(), operands.next()) else {
-            return Err(Usage(format!("{missing} are required")));
-        };
-        self.new_root = PathBuf::from(new_root);
-        self.init = init;
-        self.args = operands.collect();
-        Ok(Parsed::Run(self))
-    }
-}
-
-/// A command line the tool cannot take: the reason, then the usage text, exit code 1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Usage(pub String);
 
 /// Runs `applet` with `args` (without argv[0]); returns the exit code.
 pub fn run(applet: Applet, args: &[OsString]) -> u8 {

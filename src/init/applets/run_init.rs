@@ -3,7 +3,7 @@
 //! `exec run-init ${drop_caps} ...`), and busybox's applet of the same name.
 
 use super::getopt::{self, Opt};
-use super::{Parsed, Request, Usage};
+use super::request::{Parsed, Request, Usage};
 use std::ffi::OsString;
 
 pub const USAGE: &str = "\

@@ -4,7 +4,7 @@
 //! leaves that to the script).
 
 use super::getopt::{self, Opt};
-use super::{Parsed, Request, Usage};
+use super::request::{Parsed, Request, Usage};
 use std::ffi::OsString;
 
 pub const USAGE: &str = "\
