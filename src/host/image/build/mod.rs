@@ -1,0 +1,130 @@
+//! `baton build`: turns options into an image file. Resolves everything it can now (module
+//! order, decompression, the rescue shell) and writes the manifest the init reads at boot.
+//! The steps, each in its own file: `programs` (/init, the applet links, the shell),
+//! `module_set` (modules and the manifest), `blobs` (firmware and microcode), `include`,
+//! and `output` (putting the image in place).
+
+mod blobs;
+mod include;
+mod module_set;
+mod options;
+mod output;
+mod programs;
+
+pub use include::parse_include;
+pub use module_set::{STORAGE, STORAGE_ALL_EXCLUDED, STORAGE_ALL_EXTRA};
+pub use options::{
+    mtime_from_env, BuildOptions, BuildReport, FirmwareSource, ModuleCompression, Storage,
+};
+pub use output::{put_in_place, sibling, IMAGE_MODE};
+pub use programs::{find_init, APPLET_LINKS, BATON_BINARY, MODULE_HELPER_LINK};
+
+use crate::host::image::compress::{compress, Compression};
+use crate::host::image::entry::Entry;
+use crate::host::image::firmware::FirmwareDir;
+use crate::host::image::microcode::{self, Microcode};
+use crate::host::image::newc;
+use crate::host::image::skeleton;
+use crate::manifest::{self, Manifest};
+use anyhow::{bail, Context, Result};
+
+pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
+    let mut image = skeleton::default_image().map_err(anyhow::Error::msg)?;
+    let mut manifest = Manifest::default();
+
+    let init = programs::add_init(&mut image, opts.init.as_deref())?;
+    let firmware_dir = firmware_dir(opts)?;
+    let added = module_set::add_modules(&mut image, &mut manifest, opts, firmware_dir.is_some())?;
+    let firmware = match (&firmware_dir, &added.search) {
+        (Some(dir), Some(search)) => {
+            let (files, warnings) = blobs::add_firmware(&mut image, dir, search, &added.firmware)?;
+            for warning in warnings {
+                crate::host::detect::warn(&warning);
+            }
+            files
+        }
+        _ => Vec::new(),
+    };
+    if let Some(shell) = &opts.shell {
+        programs::add_shell(&mut image, shell)?;
+        manifest.shell = Some(format!("/{}", programs::SHELL_PATH));
+    }
+    for (src, dest) in &opts.includes {
+        include::add_include(&mut image, src, dest)
+            .with_context(|| format!("failed to include {} as {dest}", src.display()))?;
+    }
+    if let Some(cmdline) = &opts.cmdline {
+        image.insert(
+            manifest::DEFAULTS_PATH,
+            Entry::file(0o644, format!("{cmdline}\n").into_bytes()),
+        )?;
+    }
+    // Written last so --include cannot replace it by accident.
+    image.insert(
+        manifest::PATH,
+        Entry::file(0o644, manifest.render().into_bytes()),
+    )?;
+
+    // The early microcode archive goes first and uncompressed: the kernel reads it before
+    // it can decompress anything.
+    let blobs = match &firmware_dir {
+        Some(dir) => {
+            let choice = opts.microcode.unwrap_or(if added.storage == Storage::Host {
+                Microcode::Host
+            } else {
+                Microcode::All
+            });
+            blobs::microcode_blobs(dir, choice)?
+        }
+        None => Vec::new(),
+    };
+    let mut out = if blobs.is_empty() {
+        Vec::new()
+    } else {
+        microcode::archive(&blobs, opts.mtime)?
+    };
+    let compression = opts.compression.unwrap_or_else(|| {
+        Compression::default_for(added.kernel_config.as_ref(), added.release.as_deref())
+    });
+    out.extend_from_slice(&packed_archive(&image, opts.mtime, compression)?);
+    output::write_atomically(&opts.output, &out)?;
+    Ok(BuildReport {
+        bytes: out.len() as u64,
+        entries: image.len(),
+        modules: added.modules,
+        init,
+        firmware,
+        microcode_files: blobs.iter().map(|b| b.files.len()).sum(),
+        microcode_bytes: blobs.iter().map(|b| b.data.len()).sum(),
+        compression,
+    })
+}
+
+/// Where firmware and microcode come from, if anywhere.
+fn firmware_dir(opts: &BuildOptions) -> Result<Option<FirmwareDir>> {
+    Ok(match &opts.firmware_dir {
+        FirmwareSource::None => None,
+        FirmwareSource::BesideModules => opts
+            .modules_dir
+            .as_deref()
+            .and_then(FirmwareDir::beside_modules),
+        FirmwareSource::Dir(dir) => {
+            let fw = FirmwareDir::new(dir);
+            if !fw.is_dir()? {
+                bail!("firmware directory {} is not a directory", dir.display());
+            }
+            Some(fw)
+        }
+    })
+}
+
+/// The main archive, compressed.
+fn packed_archive(
+    image: &crate::host::image::entry::Image,
+    mtime: u32,
+    compression: Compression,
+) -> Result<Vec<u8>> {
+    let archive = newc::write(image, mtime).context("failed to write the cpio archive")?;
+    compress(&archive, compression)
+        .with_context(|| format!("failed to compress the image with {}", compression.name()))
+}
