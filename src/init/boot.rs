@@ -177,11 +177,43 @@ struct Prepared {
     /// `console=`, for a report.
     consoles: Vec<String>,
     /// `baton.run`: the command to run instead of the init, and its limit in seconds.
-    run: Option<(Vec<OsString>, Option<u32>)>,
+    run: RunCommand,
 }
+
+/// `baton.run`'s command and its time limit in seconds, when the boot runs one.
+type RunCommand = Option<(Vec<OsString>, Option<u32>)>;
 
 /// Everything up to the exec.
 fn prepare(known: &mut Known) -> Result<Prepared> {
+    let (params, manifest) = read_inputs(known)?;
+    let (init, run) = bring_up_root(&params, &manifest, known)?;
+
+    match &run {
+        Some(_) => log::info!("switching to {NEW_ROOT}, then running the command (baton.run)"),
+        None => log::info!("switching to {NEW_ROOT}, then running {init}"),
+    }
+    let switched = {
+        let _step = crate::init::timeline::phase("switch");
+        switch::switch_root(Path::new(NEW_ROOT), switch::Emptying::Later)?
+    };
+    known.switched = true;
+    if switched.old_root.is_none() {
+        log::warn!("the old root was not emptied");
+    }
+    // Past the switch: the kernel and systemd boot without a console, and so does this.
+    if let Err(e) = switch::reopen_console() {
+        log::warn!("{e:#}; the real init starts with the kernel's console descriptors");
+    }
+    Ok(Prepared {
+        init,
+        old_root: switched.old_root,
+        consoles: params.consoles,
+        run,
+    })
+}
+
+/// The mounts, the command line and the manifest, with the emergency settings taken first.
+fn read_inputs(known: &mut Known) -> Result<(BootParams, Manifest)> {
     let start_us = crate::init::timeline::mark("start");
     let mounted = {
         let _step = crate::init::timeline::phase("mounts");
@@ -221,74 +253,58 @@ fn prepare(known: &mut Known) -> Result<Prepared> {
         manifest.modules.len(),
         manifest.aliases.len(),
     );
+    Ok((params, manifest))
+}
 
-    let (init, run) = {
-        let mut loader = Loader::new(&manifest, params.blacklist.clone(), |name| {
-            params.module_params(name)
-        });
-        {
-            let _step = crate::init::timeline::phase("modules");
-            for name in manifest.load.iter().chain(params.force_modules.iter()) {
-                loader.load(name, "requested");
-            }
+/// Modules, the root, the overlay: everything before the switch. Returns the init to run
+/// (empty for `baton.run`) and the command `baton.run` runs.
+fn bring_up_root(
+    params: &BootParams,
+    manifest: &Manifest,
+    known: &mut Known,
+) -> Result<(String, RunCommand)> {
+    let mut loader = Loader::new(manifest, params.blacklist.clone(), |name| {
+        params.module_params(name)
+    });
+    {
+        let _step = crate::init::timeline::phase("modules");
+        for name in manifest.load.iter().chain(params.force_modules.iter()) {
+            loader.load(name, "requested");
         }
-        if params.breaks_at(BreakPoint::PreMount) {
-            loader.wait_all();
-        }
-        stop_at(&params, BreakPoint::PreMount, known);
-        let run = match params.run {
-            true => {
-                // The status port's driver, when the image carries it as a module.
-                loader.load_alias(VIRTIO_CONSOLE);
-                Some((run_command(&params)?, params.run_timeout_secs))
-            }
-            false => None,
-        };
-        mount_new_root(&params, &manifest, &mut loader, known)?;
-        if params.overlay {
-            let _step = crate::init::timeline::phase("overlay");
-            crate::init::shared::overlay_root(Path::new(NEW_ROOT))?;
-            log::info!(
-                "{NEW_ROOT} is an overlay: the root is read-only under {}, changes go to a tmpfs under {}",
-                crate::init::shared::LOWER,
-                crate::init::shared::LAYER
-            );
-        }
-        // Drivers still loading for hardware coldplug found (on other threads) finish
-        // before the switch, as they would have one after another.
+    }
+    if params.breaks_at(BreakPoint::PreMount) {
         loader.wait_all();
-        stop_at(&params, BreakPoint::PreSwitch, known);
-        switch::check_new_root(Path::new(NEW_ROOT))?;
-        let init = match &run {
-            // The command is looked up on PATH when it runs.
-            Some(_) => String::new(),
-            None => switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?,
-        };
-        (init, run)
+    }
+    stop_at(params, BreakPoint::PreMount, known);
+    let run = match params.run {
+        true => {
+            // The status port's driver, when the image carries it as a module.
+            loader.load_alias(VIRTIO_CONSOLE);
+            Some((run_command(params)?, params.run_timeout_secs))
+        }
+        false => None,
     };
-
-    match &run {
-        Some(_) => log::info!("switching to {NEW_ROOT}, then running the command (baton.run)"),
-        None => log::info!("switching to {NEW_ROOT}, then running {init}"),
+    mount_new_root(params, manifest, &mut loader, known)?;
+    if params.overlay {
+        let _step = crate::init::timeline::phase("overlay");
+        crate::init::shared::overlay_root(Path::new(NEW_ROOT))?;
+        log::info!(
+            "{NEW_ROOT} is an overlay: the root is read-only under {}, changes go to a tmpfs under {}",
+            crate::init::shared::LOWER,
+            crate::init::shared::LAYER
+        );
     }
-    let switched = {
-        let _step = crate::init::timeline::phase("switch");
-        switch::switch_root(Path::new(NEW_ROOT), switch::Emptying::Later)?
+    // Drivers still loading for hardware coldplug found (on other threads) finish
+    // before the switch, as they would have one after another.
+    loader.wait_all();
+    stop_at(params, BreakPoint::PreSwitch, known);
+    switch::check_new_root(Path::new(NEW_ROOT))?;
+    let init = match &run {
+        // The command is looked up on PATH when it runs.
+        Some(_) => String::new(),
+        None => switch::choose_init(Path::new(NEW_ROOT), params.init.as_deref())?,
     };
-    known.switched = true;
-    if switched.old_root.is_none() {
-        log::warn!("the old root was not emptied");
-    }
-    // Past the switch: the kernel and systemd boot without a console, and so does this.
-    if let Err(e) = switch::reopen_console() {
-        log::warn!("{e:#}; the real init starts with the kernel's console descriptors");
-    }
-    Ok(Prepared {
-        init,
-        old_root: switched.old_root,
-        consoles: params.consoles,
-        run,
-    })
+    Ok((init, run))
 }
 
 /// How long the deferred work waits after the exec. With a second CPU it runs beside the
@@ -370,21 +386,7 @@ fn mount_new_root(
         .wait
         .limit_secs()
         .map(|s| Duration::from_secs(u64::from(s)));
-    // `noresume` wins wherever it stands; a resume= that does not parse is a warning, not a
-    // reason to stop a boot that can go on without it.
-    let resume = match params.resume.as_deref().filter(|_| !params.noresume) {
-        Some(value) => match rootspec::parse_root(value) {
-            Ok(spec) => Some(spec),
-            Err(why) => {
-                log::warn!(
-                    "resume: {}; booting without resuming",
-                    why.replace("root=", "resume=")
-                );
-                None
-            }
-        },
-        None => None,
-    };
+    let resume = resume_spec(params);
     let (found, resume_device) = {
         let _step = crate::init::timeline::phase("root_search");
         root::wait_for_devices(&spec, resume.as_ref(), limit, loader)?
@@ -404,31 +406,7 @@ fn mount_new_root(
         log::info!("{NEW_ROOT} was mounted in the shell, using it");
         return Ok(());
     }
-    // The filesystem: as given, else as probed, else whatever the kernel knows.
-    let fstypes = if !params.rootfstype.is_empty() {
-        params.rootfstype.clone()
-    } else if let Some(fstype) = &found.fstype {
-        vec![fstype.clone()]
-    } else {
-        Vec::new()
-    };
-    for fstype in &fstypes {
-        let modules = loader.load_alias(&format!("fs-{fstype}"));
-        if modules.is_empty() && !manifest.modules.is_empty() {
-            log::info!("no module for fs-{fstype} in the image: relying on the kernel's own");
-        }
-        loader.wait_for(&modules);
-    }
-    let fstypes = if fstypes.is_empty() {
-        // Every filesystem the image brings must be registered before the kernel's list
-        // is read: modules may still be loading on other threads.
-        loader.wait_all();
-        let known = std::fs::read_to_string("/proc/filesystems")
-            .context("failed to read /proc/filesystems")?;
-        root::block_filesystems(&known)
-    } else {
-        fstypes
-    };
+    let fstypes = root_fstypes(params, manifest, loader, found.fstype.as_deref())?;
     let mounting = crate::init::timeline::phase("root_mount");
     let (fstype, read_only) = root::mount_root(
         &found.device,
@@ -446,6 +424,60 @@ fn mount_new_root(
         if read_only { "ro" } else { "rw" }
     );
     Ok(())
+}
+
+/// `resume=`'s device, unless `noresume`.
+fn resume_spec(params: &BootParams) -> Option<rootspec::RootSpec> {
+    // `noresume` wins wherever it stands; a resume= that does not parse is a warning, not a
+    // reason to stop a boot that can go on without it.
+    match params.resume.as_deref().filter(|_| !params.noresume) {
+        Some(value) => match rootspec::parse_root(value) {
+            Ok(spec) => Some(spec),
+            Err(why) => {
+                log::warn!(
+                    "resume: {}; booting without resuming",
+                    why.replace("root=", "resume=")
+                );
+                None
+            }
+        },
+        None => None,
+    }
+}
+
+/// The filesystem types to try for the root, their modules loaded: as given, else as
+/// probed, else every block filesystem the kernel knows.
+fn root_fstypes(
+    params: &BootParams,
+    manifest: &Manifest,
+    loader: &mut Loader<'_>,
+    probed: Option<&str>,
+) -> Result<Vec<String>> {
+    // The filesystem: as given, else as probed, else whatever the kernel knows.
+    let fstypes = if !params.rootfstype.is_empty() {
+        params.rootfstype.clone()
+    } else if let Some(fstype) = probed {
+        vec![fstype.to_owned()]
+    } else {
+        Vec::new()
+    };
+    for fstype in &fstypes {
+        let modules = loader.load_alias(&format!("fs-{fstype}"));
+        if modules.is_empty() && !manifest.modules.is_empty() {
+            log::info!("no module for fs-{fstype} in the image: relying on the kernel's own");
+        }
+        loader.wait_for(&modules);
+    }
+    Ok(if fstypes.is_empty() {
+        // Every filesystem the image brings must be registered before the kernel's list
+        // is read: modules may still be loading on other threads.
+        loader.wait_all();
+        let known = std::fs::read_to_string("/proc/filesystems")
+            .context("failed to read /proc/filesystems")?;
+        root::block_filesystems(&known)
+    } else {
+        fstypes
+    })
 }
 
 /// `rootfstype=9p|virtiofs root=TAG`: the host's directory of that tag, once its

@@ -258,6 +258,33 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
     }
     let deletable = deletable && emptying != Emptying::Keep;
 
+    enter_new_root(new_root, on_rootfs)?;
+    // The point of no return: the new root is `/`. Whatever fails from here on is reported
+    // and the real init still runs; there is no initramfs to go back to.
+    if let Err(errno) = nix::unistd::chdir("/") {
+        log::warn!("failed to chdir to the new /: {errno}");
+    }
+    if !deletable {
+        return Ok(Switched {
+            removal: None,
+            old_root: None,
+        });
+    }
+    if emptying == Emptying::Later {
+        return Ok(Switched {
+            removal: None,
+            old_root: Some(OldRoot(old_root)),
+        });
+    }
+    Ok(Switched {
+        removal: empty_old_root(&old_root),
+        old_root: None,
+    })
+}
+
+/// Moves the API mounts into the new root and makes it `/` (pivot_root, or a move over the
+/// kernel's rootfs and a chroot). Fails only before anything has changed.
+fn enter_new_root(new_root: &Path, on_rootfs: bool) -> Result<()> {
     // MS_MOVE fails when the parent mount is shared; the initramfs is private already, but
     // a tmpfs root set up by someone else may not be.
     if let Err(errno) = mount(
@@ -304,27 +331,7 @@ pub fn switch_root(new_root: &Path, emptying: Emptying) -> Result<Switched> {
         }
         Err(errno) => return Err(errno).context("failed to pivot_root into the new root"),
     }
-    // The point of no return: the new root is `/`. Whatever fails from here on is reported
-    // and the real init still runs; there is no initramfs to go back to.
-    if let Err(errno) = nix::unistd::chdir("/") {
-        log::warn!("failed to chdir to the new /: {errno}");
-    }
-    if !deletable {
-        return Ok(Switched {
-            removal: None,
-            old_root: None,
-        });
-    }
-    if emptying == Emptying::Later {
-        return Ok(Switched {
-            removal: None,
-            old_root: Some(OldRoot(old_root)),
-        });
-    }
-    Ok(Switched {
-        removal: empty_old_root(&old_root),
-        old_root: None,
-    })
+    Ok(())
 }
 
 fn empty_old_root(old_root: &OwnedFd) -> Option<Removal> {

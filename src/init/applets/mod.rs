@@ -152,21 +152,7 @@ fn perform(name: &'static str, request: &Request) -> u8 {
         Ok(switched) => switched,
         Err(e) => return tool.fail(&format!("{e:#}")),
     };
-    match &switched.removal {
-        Some(removal) => {
-            tool.info(&format!(
-                "freed the initramfs: {} entries removed",
-                removal.removed
-            ));
-            if let Some(first) = &removal.first_error {
-                tool.warn(&format!(
-                    "could not remove everything from the initramfs, first failure: {first}"
-                ));
-            }
-        }
-        None if request.keep => tool.info("-p: kept the initramfs contents"),
-        None => {}
-    }
+    report_removal(&tool, &switched, request.keep);
     if let Some(console) = &request.console {
         // As busybox does: a console that cannot be opened is a warning, not a reason to
         // stop a boot that has already switched.
@@ -193,6 +179,25 @@ fn perform(name: &'static str, request: &Request) -> u8 {
     };
     tool.error(&format!("{error:#}"));
     exec_failure_code(&error)
+}
+
+/// What emptying the initramfs freed, or why it was kept.
+fn report_removal(tool: &Tool, switched: &switch::Switched, keep: bool) {
+    match &switched.removal {
+        Some(removal) => {
+            tool.info(&format!(
+                "freed the initramfs: {} entries removed",
+                removal.removed
+            ));
+            if let Some(first) = &removal.first_error {
+                tool.warn(&format!(
+                    "could not remove everything from the initramfs, first failure: {first}"
+                ));
+            }
+        }
+        None if keep => tool.info("-p: kept the initramfs contents"),
+        None => {}
+    }
 }
 
 /// util-linux's codes for a failed exec, which shells use too: 127 when the file is not
