@@ -87,66 +87,62 @@ pub fn apply(config: &mut Config, origin: &str, text: &str) -> Result<(), Config
             None => (key.trim_end(), false),
         };
         let value = unquote(value.trim()).map_err(|why| error(why.to_owned()))?;
-        let words = || {
-            value
-                .split([' ', '\t', ','])
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        let list = |list: &mut Vec<String>| {
-            if !append {
-                list.clear();
-            }
-            list.extend(words());
-        };
-        match key.to_ascii_lowercase().as_str() {
-            "modules" if !append => {
-                config.modules = match value.as_str() {
-                    "generic" | "most" => ModuleSet::Generic,
-                    "host" | "dep" => ModuleSet::Host,
-                    other => {
-                        return Err(error(format!(
-                            "modules={other:?}: expected generic or host"
-                        )))
-                    }
-                }
-            }
-            "modules_add" | "add_drivers" => list(&mut config.extra_modules),
-            "compress" if !append => match value.as_str() {
-                "auto" | "gzip" | "zstd" | "xz" | "lz4" | "none" => config.compress = value.clone(),
-                other => {
-                    return Err(error(format!(
-                        "compress={other:?}: expected auto, gzip, zstd, xz, lz4 or none"
-                    )))
-                }
-            },
-            "include" => list(&mut config.include),
-            "cmdline" => {
-                if !append {
-                    config.cmdline.clear();
-                }
-                if !value.is_empty() {
-                    config.cmdline.push(value.clone());
-                }
-            }
-            "shell" if !append => config.shell = (!value.is_empty()).then(|| value.clone()),
-            "microcode" if !append => match value.as_str() {
-                "" => config.microcode = None,
-                "all" | "host" | "none" => config.microcode = Some(value.clone()),
-                other => {
-                    return Err(error(format!(
-                        "microcode={other:?}: expected all, host or none"
-                    )))
-                }
-            },
-            "modules" | "compress" | "shell" | "microcode" => {
-                return Err(error(format!(
-                    "{key} takes one value: use {key}=, not {key}+="
-                )))
-            }
-            other => return Err(error(format!("unknown setting {other:?}"))),
+        set(config, key, append, &value).map_err(error)?;
+    }
+    Ok(())
+}
+
+/// One setting: `key=value`, or `key+=value` (`append`) for the lists.
+fn set(config: &mut Config, key: &str, append: bool, value: &str) -> Result<(), String> {
+    let words = || {
+        value
+            .split([' ', '\t', ','])
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let list = |list: &mut Vec<String>| {
+        if !append {
+            list.clear();
         }
+        list.extend(words());
+    };
+    match key.to_ascii_lowercase().as_str() {
+        "modules" if !append => {
+            config.modules = match value {
+                "generic" | "most" => ModuleSet::Generic,
+                "host" | "dep" => ModuleSet::Host,
+                other => return Err(format!("modules={other:?}: expected generic or host")),
+            }
+        }
+        "modules_add" | "add_drivers" => list(&mut config.extra_modules),
+        "compress" if !append => match value {
+            "auto" | "gzip" | "zstd" | "xz" | "lz4" | "none" => config.compress = value.to_owned(),
+            other => {
+                return Err(format!(
+                    "compress={other:?}: expected auto, gzip, zstd, xz, lz4 or none"
+                ))
+            }
+        },
+        "include" => list(&mut config.include),
+        "cmdline" => {
+            if !append {
+                config.cmdline.clear();
+            }
+            if !value.is_empty() {
+                config.cmdline.push(value.to_owned());
+            }
+        }
+        "shell" if !append => config.shell = (!value.is_empty()).then(|| value.to_owned()),
+        "microcode" if !append => match value {
+            "" => config.microcode = None,
+            "all" | "host" | "none" => config.microcode = Some(value.to_owned()),
+            other => return Err(format!("microcode={other:?}: expected all, host or none")),
+        },
+        "modules" | "compress" | "shell" | "microcode" => {
+            return Err(format!("{key} takes one value: use {key}=, not {key}+="))
+        }
+        other => return Err(format!("unknown setting {other:?}")),
     }
     Ok(())
 }

@@ -264,6 +264,59 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     {
         bail!("an argument of the command contains a NUL byte");
     }
+    let (release, modules) = kernel_and_modules(opts)?;
+    let root = opts
+        .root
+        .canonicalize()
+        .with_context(|| format!("cannot share {}", opts.root.display()))?;
+    if !root.is_dir() {
+        bail!("cannot share {}: not a directory", root.display());
+    }
+    let qemu = "qemu-system-x86_64";
+    if Command::new(qemu).arg("--version").output().is_err() {
+        bail!("{qemu} is not installed (Debian: apt install qemu-system-x86)");
+    }
+    let read_only = !opts.rw;
+    let (transport, virtiofsd) = choose_transport(opts.share, read_only)?;
+    let work = tempdir()?;
+    let image = image_for(&modules, &release, &work.path)?;
+    let initrd = write_initrd(&opts.command, &image, &work.path)?;
+    let status = work.path.join("status");
+    let socket = work.path.join("virtiofsd.sock");
+
+    let daemon = start_virtiofsd(transport, virtiofsd.as_ref(), &socket, &root, read_only)?;
+
+    let machine = Machine {
+        kernel: opts.kernel.clone(),
+        initrd,
+        append: append(transport, opts.rw, opts.timeout_secs),
+        memory_mib: opts.memory_mib,
+        cpus: opts.cpus,
+        kvm: kvm_usable(),
+        transport,
+        root,
+        read_only,
+        socket: (transport == Transport::Virtiofs).then_some(socket),
+        status: status.clone(),
+    };
+    let mut vm = Command::new(qemu)
+        .args(qemu_args(&machine))
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {qemu}"))?;
+    let qemu_status = wait_for_vm(&mut vm, opts.timeout_secs)?;
+    drop(daemon);
+    let reported = std::fs::read_to_string(&status).unwrap_or_default();
+    match reported.lines().find_map(parse_status) {
+        Some(outcome) => Ok(exit_code(&outcome)),
+        None => bail!(
+            "the VM ended without reporting the command's status (qemu: {qemu_status}); the console output above says why"
+        ),
+    }
+}
+
+/// The kernel's release, read from the image, and its modules directory.
+fn kernel_and_modules(opts: &RunOptions) -> Result<(String, PathBuf)> {
     let kernel = std::fs::read(&opts.kernel)
         .with_context(|| format!("cannot read the kernel {}", opts.kernel.display()))?;
     let release = kernel_release(&kernel).with_context(|| {
@@ -291,23 +344,18 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             installed
         }
     };
-    let root = opts
-        .root
-        .canonicalize()
-        .with_context(|| format!("cannot share {}", opts.root.display()))?;
-    if !root.is_dir() {
-        bail!("cannot share {}: not a directory", root.display());
-    }
-    let qemu = "qemu-system-x86_64";
-    if Command::new(qemu).arg("--version").output().is_err() {
-        bail!("{qemu} is not installed (Debian: apt install qemu-system-x86)");
-    }
-    // A read-only root is read-only on the host's side: over virtiofs only with a
-    // virtiofsd that refuses writes itself, else over 9p, where qemu does.
-    let read_only = !opts.rw;
+    Ok((release, modules))
+}
+
+/// How the root is shared: a read-only root is read-only on the host's side, over virtiofs
+/// only with a virtiofsd that refuses writes itself, else over 9p, where qemu does.
+fn choose_transport(
+    share: Option<Transport>,
+    read_only: bool,
+) -> Result<(Transport, Option<crate::host::virtiofsd::Virtiofsd>)> {
     let virtiofsds = crate::host::virtiofsd::installed();
     let virtiofsd = crate::host::virtiofsd::choose(&virtiofsds, read_only).cloned();
-    let transport = match opts.share {
+    let transport = match share {
         Some(Transport::Virtiofs) if virtiofsd.is_none() => {
             if virtiofsds.is_empty() {
                 bail!("no virtiofsd (Debian: qemu-system-common has /usr/lib/qemu/virtiofsd; cargo install virtiofsd); use --share 9p");
@@ -325,58 +373,59 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         None if virtiofsd.is_some() => Transport::Virtiofs,
         None => Transport::NineP,
     };
-    let work = tempdir()?;
-    let image = image_for(&modules, &release, &work.path)?;
-    let initrd = work.path.join("initrd.img");
+    Ok((transport, virtiofsd))
+}
+
+/// The initrd: the command's archive, then the cached image.
+fn write_initrd(command: &[OsString], image: &Path, work: &Path) -> Result<PathBuf> {
+    let initrd = work.join("initrd.img");
     // The command's archive goes first: the kernel reads an uncompressed archive before a
     // compressed one on every version, where one appended after an lz4 stream was refused
     // by Debian's 6.12 ("invalid magic at start of compressed archive").
-    let mut bytes = command_archive(&opts.command)?;
+    let mut bytes = command_archive(command)?;
     bytes.extend(
-        std::fs::read(&image).with_context(|| format!("failed to read {}", image.display()))?,
+        std::fs::read(image).with_context(|| format!("failed to read {}", image.display()))?,
     );
     std::fs::write(&initrd, bytes)
         .with_context(|| format!("failed to write {}", initrd.display()))?;
-    let status = work.path.join("status");
-    let socket = work.path.join("virtiofsd.sock");
+    Ok(initrd)
+}
 
+/// The virtiofsd serving the root, once its socket is there; none over 9p.
+fn start_virtiofsd(
+    transport: Transport,
+    virtiofsd: Option<&crate::host::virtiofsd::Virtiofsd>,
+    socket: &Path,
+    root: &Path,
+    read_only: bool,
+) -> Result<Option<Daemon>> {
     let mut daemon = None;
-    if let (Transport::Virtiofs, Some(v)) = (transport, &virtiofsd) {
+    if let (Transport::Virtiofs, Some(v)) = (transport, virtiofsd) {
         let child = Command::new(&v.program)
-            .args(crate::host::virtiofsd::args(v, &socket, &root, read_only))
+            .args(crate::host::virtiofsd::args(v, socket, root, read_only))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", v.program.display()))?;
         daemon = Some(Daemon(child));
-        wait_for_socket(&socket, daemon.as_mut())?;
+        wait_for_socket(socket, daemon.as_mut())?;
     }
 
-    let machine = Machine {
-        kernel: opts.kernel.clone(),
-        initrd,
-        append: append(transport, opts.rw, opts.timeout_secs),
-        memory_mib: opts.memory_mib,
-        cpus: opts.cpus,
-        kvm: kvm_usable(),
-        transport,
-        root,
-        read_only,
-        socket: (transport == Transport::Virtiofs).then_some(socket),
-        status: status.clone(),
-    };
-    let mut vm = Command::new(qemu)
-        .args(qemu_args(&machine))
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {qemu}"))?;
+    Ok(daemon)
+}
+
+/// Waits for qemu to end.
+fn wait_for_vm(
+    vm: &mut std::process::Child,
+    timeout_secs: Option<u32>,
+) -> Result<std::process::ExitStatus> {
     // With a timeout, the VM itself is bounded too: a kernel that hangs before the command
     // runs (or after) must not hang the CI job.
-    let deadline = opts.timeout_secs.map(|secs| {
+    let deadline = timeout_secs.map(|secs| {
         std::time::Instant::now() + std::time::Duration::from_secs(u64::from(secs) + VM_GRACE_SECS)
     });
-    let qemu_status = loop {
+    Ok(loop {
         if let Some(status) = vm.try_wait().context("cannot wait for qemu")? {
             break status;
         }
@@ -388,15 +437,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             );
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    drop(daemon);
-    let reported = std::fs::read_to_string(&status).unwrap_or_default();
-    match reported.lines().find_map(parse_status) {
-        Some(outcome) => Ok(exit_code(&outcome)),
-        None => bail!(
-            "the VM ended without reporting the command's status (qemu: {qemu_status}); the console output above says why"
-        ),
-    }
+    })
 }
 
 /// A helper process ended (and reaped) when dropped.

@@ -99,52 +99,57 @@ pub fn svg(events: &[Event]) -> String {
     }
     for e in events {
         let y = TOP + row_of(e) as f64 * ROW;
-        let title = format!(
-            "{} {}: {:.1} ms, from {:.3} s",
-            e.kind_name(),
-            escape(&e.name),
-            e.duration_us() as f64 / 1000.0,
-            e.start_us as f64 / 1e6
-        );
-        if e.kind == Kind::Mark {
-            let at = x(e.start_us);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{at:.1}" x2="{at:.1}" y1="{TOP}" y2="{}" stroke="#c33"><title>{title}</title></line><text x="{:.1}" y="{}" fill="#c33">{}</text>"##,
-                TOP + rows as f64 * ROW,
-                at + 2.0,
-                TOP + rows as f64 * ROW + 14.0,
-                escape(&e.name)
-            );
-            continue;
-        }
-        let (left, right) = (x(e.start_us), x(e.end_us));
-        let width = (right - left).max(1.0);
-        let fill = if e.kind == Kind::Phase {
-            "#6a9fd8"
-        } else {
-            "#8cc084"
-        };
-        let _ = write!(
-            out,
-            r#"<rect x="{left:.1}" y="{}" width="{width:.1}" height="{}" fill="{fill}"><title>{title}</title></rect>"#,
-            y + 3.0,
-            ROW - 6.0
-        );
-        // A name fits in its bar at about 6 px a character.
-        if width > 6.5 * e.name.len() as f64 {
-            let _ = write!(
-                out,
-                r#"<text x="{:.1}" y="{}">{}</text>"#,
-                left + 3.0,
-                y + 17.0,
-                escape(&e.name)
-            );
-        }
-        out.push('\n');
+        draw_event(&mut out, e, y, (x(e.start_us), x(e.end_us)), rows);
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// One event on its row `y`, from `left` to `right`: a bar with its name when it fits, or
+/// for a mark a line across every row.
+fn draw_event(out: &mut String, e: &Event, y: f64, (left, right): (f64, f64), rows: usize) {
+    let title = format!(
+        "{} {}: {:.1} ms, from {:.3} s",
+        e.kind_name(),
+        escape(&e.name),
+        e.duration_us() as f64 / 1000.0,
+        e.start_us as f64 / 1e6
+    );
+    if e.kind == Kind::Mark {
+        let at = left;
+        let _ = writeln!(
+            out,
+            r##"<line x1="{at:.1}" x2="{at:.1}" y1="{TOP}" y2="{}" stroke="#c33"><title>{title}</title></line><text x="{:.1}" y="{}" fill="#c33">{}</text>"##,
+            TOP + rows as f64 * ROW,
+            at + 2.0,
+            TOP + rows as f64 * ROW + 14.0,
+            escape(&e.name)
+        );
+        return;
+    }
+    let width = (right - left).max(1.0);
+    let fill = if e.kind == Kind::Phase {
+        "#6a9fd8"
+    } else {
+        "#8cc084"
+    };
+    let _ = write!(
+        out,
+        r#"<rect x="{left:.1}" y="{}" width="{width:.1}" height="{}" fill="{fill}"><title>{title}</title></rect>"#,
+        y + 3.0,
+        ROW - 6.0
+    );
+    // A name fits in its bar at about 6 px a character.
+    if width > 6.5 * e.name.len() as f64 {
+        let _ = write!(
+            out,
+            r#"<text x="{:.1}" y="{}">{}</text>"#,
+            left + 3.0,
+            y + 17.0,
+            escape(&e.name)
+        );
+    }
+    out.push('\n');
 }
 
 impl Event {
