@@ -9,6 +9,9 @@
 //! root), `rmrf` and `deferred` (emptying the initramfs), `consoles`, `run` (`baton.run`)
 //! and `emergency` (every failure ends there). Beneath them: `kmsg` (the log), `timeline`,
 //! `spawn` (forking without allocating), `dirents` (bounded directory reads) and `alloc`.
+//!
+//! The storage stack between the disks and the root (device-mapper, LVM, MD RAID, LUKS) gets
+//! a folder of its own here, `storage/`, as the init learns it.
 
 pub mod alloc;
 pub mod applets;
