@@ -1,5 +1,5 @@
 //! The Debian package scripts/package builds, read back with dpkg-deb: what it replaces, what
-//! it installs, and the man page and completion generated from `baton --help`.
+//! it installs, and the man pages and completions made from the command line's definitions.
 
 use std::process::Command;
 
@@ -71,7 +71,15 @@ fn the_package_replaces_the_generator_and_carries_everything() {
         "./etc/baton/baton.conf",
         "./usr/share/baton/initramfs-tools/hooks/baton",
         "./usr/share/man/man8/baton.8.gz",
+        "./usr/share/man/man8/baton-build.8.gz",
+        "./usr/share/man/man8/baton-inspect.8.gz",
+        "./usr/share/man/man8/baton-update.8.gz",
+        "./usr/share/man/man8/baton-check.8.gz",
+        "./usr/share/man/man8/baton-timeline.8.gz",
+        "./usr/share/man/man8/baton-run.8.gz",
         "./usr/share/bash-completion/completions/baton",
+        "./usr/share/zsh/vendor-completions/_baton",
+        "./usr/share/fish/vendor_completions.d/baton.fish",
     ] {
         assert!(contents.contains(path), "{path} missing:\n{contents}");
     }
@@ -82,33 +90,47 @@ fn the_package_replaces_the_generator_and_carries_everything() {
         std::fs::read(&init).unwrap()
     );
 
-    // The man page and the completion come from --help: every command is in both.
+    // Every command is in the help, has its page, and is in each shell's completion.
     let help = Command::new(env!("CARGO_BIN_EXE_baton"))
         .arg("--help")
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let gz = member(&deb, "./usr/share/man/man8/baton.8.gz");
-    let mut gunzip = Command::new("gunzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        gunzip.stdin.take().unwrap().write_all(&gz).unwrap();
-    }
-    let man = String::from_utf8_lossy(&gunzip.wait_with_output().unwrap().stdout).into_owned();
-    let completion = String::from_utf8_lossy(&member(
-        &deb,
+    let gunzip = |gz: Vec<u8>| {
+        let mut child = Command::new("gunzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(&gz).unwrap();
+        }
+        String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    };
+    let man = gunzip(member(&deb, "./usr/share/man/man8/baton.8.gz"));
+    assert!(man.contains(".TH BATON 8"), "{man}");
+    assert!(man.contains("/usr/lib/baton/baton-init"), "{man}");
+    let completions: Vec<String> = [
         "./usr/share/bash-completion/completions/baton",
-    ))
-    .into_owned();
-    for command in ["build", "inspect", "update"] {
+        "./usr/share/zsh/vendor-completions/_baton",
+        "./usr/share/fish/vendor_completions.d/baton.fish",
+    ]
+    .iter()
+    .map(|path| String::from_utf8_lossy(&member(&deb, path)).into_owned())
+    .collect();
+    for command in ["build", "inspect", "update", "check", "timeline", "run"] {
         assert!(help.contains(&format!("baton {command}")), "{help}");
-        assert!(man.contains(&format!("baton {command}")), "{man}");
-        assert!(completion.contains(command), "{completion}");
+        let page = gunzip(member(
+            &deb,
+            &format!("./usr/share/man/man8/baton-{command}.8.gz"),
+        ));
+        let title = format!(".TH BATON-{} 8", command.to_uppercase());
+        assert!(page.contains(&title), "{page}");
+        assert!(man.contains(command), "{man}");
+        for completion in &completions {
+            assert!(completion.contains(command), "{completion}");
+        }
     }
-    assert!(man.starts_with(".TH BATON 8"), "{man}");
 }

@@ -12,29 +12,6 @@ pub struct Options {
     pub svg: Option<PathBuf>,
 }
 
-/// Arguments after `timeline`.
-pub fn parse(args: &mut std::slice::Iter<'_, String>) -> Result<Options> {
-    let mut input = None;
-    let mut svg = None;
-    while let Some(arg) = args.next() {
-        if let Some(file) = arg.strip_prefix("--svg=") {
-            svg = Some(PathBuf::from(file));
-            continue;
-        }
-        match arg.as_str() {
-            "--svg" => svg = Some(PathBuf::from(args.next().context("--svg needs a file")?)),
-            _ if arg.starts_with('-') && arg != "-" => bail!("unknown option {arg:?}"),
-            _ if input.is_none() => input = Some(PathBuf::from(arg)),
-            _ => bail!("unexpected argument {arg:?}"),
-        }
-    }
-    Ok(Options {
-        // On the booted system the file is where the init left it.
-        input: input.unwrap_or_else(|| PathBuf::from(crate::timeline::PATH)),
-        svg,
-    })
-}
-
 /// Largest input read: a console log of a whole boot is well under this.
 const MAX_INPUT: u64 = 64 << 20;
 
@@ -75,30 +52,4 @@ pub fn run(options: &Options) -> Result<String> {
             .with_context(|| format!("failed to write {}", out.display()))?;
     }
     Ok(draw::table(&events))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn options() {
-        let a = args("boot.log --svg out.svg");
-        let o = parse(&mut a.iter()).unwrap();
-        assert_eq!(o.input, PathBuf::from("boot.log"));
-        assert_eq!(o.svg, Some(PathBuf::from("out.svg")));
-        let a = args("");
-        assert_eq!(
-            parse(&mut a.iter()).unwrap().input,
-            PathBuf::from("/run/baton/timeline")
-        );
-        for bad in ["a b", "--svg", "--frob"] {
-            let a = args(bad);
-            assert!(parse(&mut a.iter()).is_err(), "{bad}");
-        }
-    }
 }
