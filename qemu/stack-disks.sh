@@ -1,0 +1,71 @@
+#!/bin/bash
+# Runs inside the VM qemu/make-stack-disks boots (root: the tree of qemu/make-stack-tree, over
+# 9p): makes the storage stacks on the empty virtio disks, with the real lvm2, mdadm and
+# cryptsetup, each holding an ext4 filesystem with a known UUID and label. The disks, in the
+# order qemu attaches them (vda, vdb, ...), and what goes on them:
+#   lvm      an LVM2 PV of VG "vg0", LV "root" (linear)
+#   md12-a/b RAID1 array "md12", metadata 1.2     md11-a/b RAID1, metadata 1.1
+#   md10-a/b RAID1, metadata 1.0                  md090-a/b RAID1, metadata 0.90
+#   luks2    LUKS2 with label "cryptroot"          luks1    LUKS1
+# Ends with BATON-STACK-DISKS-DONE on the console, or BATON-STACK-DISKS-FAILED and the
+# command that failed. No udev runs here: lvm2 is told not to wait for it, mdadm and
+# device-mapper make their own nodes.
+set -euo pipefail
+trap 'echo "BATON-STACK-DISKS-FAILED at line $LINENO: $BASH_COMMAND"' ERR
+
+# Identifiers are fixed, so that tests can name them and a remade set is the same set.
+passphrase=baton-test-passphrase
+lvm_conf='activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'
+lvm() { command lvm "$@" --config "$lvm_conf"; }
+
+mkfs() { mkfs.ext4 -q -F -U "$2" -L "$3" "$1"; }
+
+# The Nth disk qemu attached (1: vda).
+disk() { local letters=abcdefghijklmnop; echo "/dev/vd${letters:$1-1:1}"; }
+
+# The tree carries the booted kernel's modules: the drivers come from its own modprobe.
+modprobe -a dm-mod dm-crypt raid1 md-mod af_alg algif_skcipher algif_hash xts ext4
+
+# vda: LVM.
+lvm pvcreate -q --uuid 1VGmLL-bt0n-pv01-aaaa-bbbb-cccc-dddd01 --norestorefile "$(disk 1)"
+lvm vgcreate -q vg0 "$(disk 1)"
+lvm lvcreate -q -n root -L 16M vg0
+mkfs /dev/vg0/root 5e1f0c2a-0000-4000-8000-00000000a001 lvroot
+lvm vgchange -q -an vg0
+
+# vdb..vdi: RAID1 arrays, one per metadata version.
+n=2
+for version in 1.2 1.1 1.0 0.90; do
+    name=md${version//./}
+    a=$(disk $n) b=$(disk $((n + 1)))
+    uuid=$(printf '%08x:ba700000:00000000:%08x' "$n" "$n")
+    args=(--create "/dev/md/$name" --run --assume-clean --level=1 --raid-devices=2
+          --metadata="$version" --uuid="$uuid")
+    # 0.90 has no name; the others carry it as HOST:NAME.
+    [ "$version" = 0.90 ] || args+=(--name="$name" --homehost=baton)
+    mdadm "${args[@]}" "$a" "$b" </dev/null
+    mkfs "/dev/md/$name" "$(printf '5e1f0c2a-0000-4000-8000-%012x' $((0xb00 + n)))" "$name"
+    mdadm --stop "/dev/md/$name"
+    n=$((n + 2))
+done
+
+# vdj, vdk: LUKS2 and LUKS1, each with ext4 inside. Key derivation made cheap: these are
+# test disks, and an emulated CPU is slow.
+luks() {
+    local dev=$1 type=$2 uuid=$3 label=$4 fs_uuid=$5
+    local args=(--batch-mode --type "$type" --uuid "$uuid" --key-file -)
+    if [ "$type" = luks2 ]; then
+        args+=(--label "$label" --pbkdf argon2id --pbkdf-memory 32768 --pbkdf-force-iterations 4)
+    else
+        args+=(--pbkdf-force-iterations 1000)
+    fi
+    printf %s "$passphrase" | cryptsetup luksFormat "${args[@]}" "$dev"
+    printf %s "$passphrase" | cryptsetup open --key-file - "$dev" "test-$type"
+    mkfs "/dev/mapper/test-$type" "$fs_uuid" "$label"
+    cryptsetup close "test-$type"
+}
+luks "$(disk 10)" luks2 7a2c0b1e-2222-4000-8000-000000000002 cryptroot 5e1f0c2a-0000-4000-8000-00000000c002
+luks "$(disk 11)" luks1 7a2c0b1e-1111-4000-8000-000000000001 cryptold 5e1f0c2a-0000-4000-8000-00000000c001
+
+sync
+echo BATON-STACK-DISKS-DONE
