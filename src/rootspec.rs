@@ -144,11 +144,16 @@ fn unescape_udev(name: &str) -> String {
 /// The devices `spec` names, best first. More than one means duplicates (a cloned disk); the
 /// caller uses the first and says so.
 pub fn find<'a>(spec: &RootSpec, records: &'a [Record]) -> Vec<&'a Record> {
+    // A stack member's UUID and label are its stack's, not a filesystem's.
     fn fs_uuid(r: &Record) -> Option<&str> {
-        r.fs.as_ref().and_then(|f| f.uuid.as_deref())
+        r.fs.as_ref()
+            .filter(|f| !f.is_member())
+            .and_then(|f| f.uuid.as_deref())
     }
     fn fs_label(r: &Record) -> Option<&str> {
-        r.fs.as_ref().and_then(|f| f.label.as_deref())
+        r.fs.as_ref()
+            .filter(|f| !f.is_member())
+            .and_then(|f| f.label.as_deref())
     }
     match spec {
         RootSpec::Path(_) => {
@@ -277,6 +282,7 @@ mod tests {
             fstype: "vfat".into(),
             uuid: Some("1234-ABCD".into()),
             label: Some("EFI".into()),
+            ..Default::default()
         });
         vda1.partuuid = Some("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee1".into());
         vda1.partlabel = Some("esp".into());
@@ -285,6 +291,7 @@ mod tests {
             fstype: "ext4".into(),
             uuid: Some("6a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into()),
             label: Some("my root".into()),
+            ..Default::default()
         });
         vda2.partuuid = Some("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeee2".into());
         vda2.partlabel = Some("root".into());
@@ -405,5 +412,24 @@ mod tests {
         ] {
             assert_eq!(parse_root(value).unwrap().to_string(), value);
         }
+    }
+
+    #[test]
+    fn a_stack_member_never_answers_uuid_or_label() {
+        // A RAID1 member (metadata 1.0) and the filesystem its array holds share nothing
+        // but the array's UUID and name, which are not a filesystem's.
+        let mut member = record("vdb", 16, None, None);
+        member.fs = Some(Filesystem {
+            fstype: "linux_raid_member".into(),
+            uuid: Some("00000006-ba70-0000-0000-000000000006".into()),
+            label: Some("host:md0".into()),
+            ..Default::default()
+        });
+        let records = vec![member];
+        for spec in ["UUID=00000006-ba70-0000-0000-000000000006", "LABEL=host:md0"] {
+            assert!(find(&parse_root(spec).unwrap(), &records).is_empty(), "{spec}");
+        }
+        // By its node it is still that device: the boot then says what it holds.
+        assert_eq!(find(&parse_root("/dev/vdb").unwrap(), &records).len(), 1);
     }
 }

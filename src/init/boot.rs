@@ -14,7 +14,7 @@ use crate::init::root;
 use crate::init::switch;
 use crate::manifest::{self, Manifest};
 use crate::rootspec;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::convert::Infallible;
 use std::ffi::OsString;
 use std::path::Path;
@@ -405,6 +405,12 @@ fn mount_new_root(
     if is_mount_point(target) {
         log::info!("{NEW_ROOT} was mounted in the shell, using it");
         return Ok(());
+    }
+    if let Some(kind) = found.fstype.as_deref().and_then(crate::probe::member_kind) {
+        bail!(
+            "{} is {kind}, not a filesystem: the root is on the device that stack makes, which baton cannot assemble yet",
+            found.device.display()
+        );
     }
     let fstypes = root_fstypes(params, manifest, loader, found.fstype.as_deref())?;
     let mounting = crate::init::timeline::phase("root_mount");

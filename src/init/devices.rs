@@ -23,6 +23,7 @@ const MAX_BLOCK_DEVICES: usize = 1 << 16;
 struct Head {
     file: File,
     head: Vec<u8>,
+    size: u64,
 }
 
 impl ReadAt for Head {
@@ -32,6 +33,10 @@ impl ReadAt for Head {
             return self.head.read_at(offset, len);
         }
         self.file.read_at(offset, len)
+    }
+
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
     }
 }
 
@@ -52,7 +57,7 @@ fn open(name: &str, size: u64) -> Result<Head, Unprobed> {
 fn read_head(file: File, size: u64) -> Option<Head> {
     let head_len = usize::try_from(size.min(HEAD as u64)).ok()?;
     let head = file.read_at(0, head_len)?;
-    Some(Head { file, head })
+    Some(Head { file, head, size })
 }
 
 /// `/dev/NAME` probed for a filesystem straight from its node, without sysfs: for

@@ -21,5 +21,6 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: "btrfs".to_owned(),
         uuid: uuid_string(sb.get(FSID..FSID + 16)?),
         label: label_string(sb.get(LABEL..LABEL + LABEL_LEN)?),
+        ..Default::default()
     })
 }

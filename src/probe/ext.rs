@@ -56,5 +56,6 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: fstype.to_owned(),
         uuid: uuid_string(sb.get(S_UUID..S_UUID + 16)?),
         label: label_string(sb.get(S_VOLUME_NAME..S_VOLUME_NAME + S_VOLUME_NAME_LEN)?),
+        ..Default::default()
     })
 }

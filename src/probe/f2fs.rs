@@ -19,5 +19,6 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: "f2fs".to_owned(),
         uuid: uuid_string(sb.get(UUID..UUID + 16)?),
         label: utf16_label(sb.get(VOLUME_NAME..VOLUME_NAME + VOLUME_NAME_LEN)?),
+        ..Default::default()
     })
 }

@@ -316,6 +316,10 @@ mod tests {
             assert!(self.reads.get() < 10_000, "the probe does not stop reading");
             self.data.read_at(offset, len)
         }
+
+        fn size(&self) -> Option<u64> {
+            self.data.size()
+        }
     }
 
     fn put_entry(disk: &mut [u8], lba: usize, slot: usize, kind: u8, start: u32, sectors: u32) {

@@ -15,5 +15,6 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: "squashfs".to_owned(),
         uuid: None,
         label: None,
+        ..Default::default()
     })
 }

@@ -54,6 +54,7 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: fstype.to_owned(),
         uuid,
         label,
+        ..Default::default()
     })
 }
 

@@ -98,6 +98,7 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: "vfat".to_owned(),
         uuid: Some(uuid),
         label: dir_label.or(boot_label),
+        ..Default::default()
     })
 }
 

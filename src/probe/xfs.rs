@@ -23,5 +23,6 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         fstype: "xfs".to_owned(),
         uuid: uuid_string(sb.get(SB_UUID..SB_UUID + 16)?),
         label: label_string(sb.get(SB_FNAME..SB_FNAME + SB_FNAME_LEN)?),
+        ..Default::default()
     })
 }

@@ -1,0 +1,122 @@
+//! The members of storage stacks, on disks the real lvm2, mdadm and cryptsetup made
+//! (qemu/make-stack-disks, in a VM: this machine has no device-mapper or md driver): every
+//! probe against `blkid -p`, and a boot that finds a member where a root was asked for.
+
+mod common;
+
+use baton::probe::probe_filesystem;
+use common::{assert_has, kernel, Boot};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The disks, made once (about two minutes) and cached outside the repository; `None` (a
+/// skip) without a kernel to make them with.
+fn disks() -> Option<&'static Path> {
+    static DISKS: OnceLock<PathBuf> = OnceLock::new();
+    kernel()?;
+    Some(DISKS.get_or_init(|| {
+        let out = Command::new(common::repo().join("qemu/make-stack-disks"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "qemu/make-stack-disks: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }))
+}
+
+fn blkid(image: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k != "DEVNAME" && *k != "USAGE")
+        // blkid's export escapes blanks.
+        .map(|(k, v)| (k.to_owned(), v.replace("\\ ", " ")))
+        .collect()
+}
+
+#[test]
+fn every_member_as_blkid_sees_it() {
+    let Some(dir) = disks() else { return };
+    let expected = [
+        ("lvm", "LVM2_member", "LVM2 001", None),
+        ("md12-a", "linux_raid_member", "1.2", Some("baton:md12")),
+        ("md11-b", "linux_raid_member", "1.1", Some("baton:md11")),
+        ("md10-a", "linux_raid_member", "1.0", Some("baton:md10")),
+        ("md090-b", "linux_raid_member", "0.90.0", None),
+        ("luks2", "crypto_LUKS", "2", Some("cryptroot")),
+        ("luks1", "crypto_LUKS", "1", None),
+    ];
+    for (name, fstype, version, label) in expected {
+        let image = dir.join(format!("{name}.img"));
+        let ours = probe_filesystem(&std::fs::File::open(&image).unwrap())
+            .unwrap_or_else(|| panic!("{name}: nothing found"));
+        let mut fields = BTreeMap::new();
+        fields.insert("TYPE".to_owned(), ours.fstype.clone());
+        for (key, value) in [
+            ("UUID", &ours.uuid),
+            ("LABEL", &ours.label),
+            ("VERSION", &ours.version),
+            ("UUID_SUB", &ours.uuid_sub),
+        ] {
+            if let Some(value) = value {
+                fields.insert(key.to_owned(), value.clone());
+            }
+        }
+        assert_eq!(fields, blkid(&image), "{name}");
+        assert_eq!(
+            (
+                ours.fstype.as_str(),
+                ours.version.as_deref(),
+                ours.label.as_deref()
+            ),
+            (fstype, Some(version), label),
+            "{name} as made"
+        );
+    }
+}
+
+/// A RAID1 member whose superblock is at the end (1.0, as /boot arrays often are) holds its
+/// array's filesystem at sector 0. `root=UUID=` of that filesystem must not mount one leg of
+/// the mirror behind the array's back: the member is named for what it is, and the root did
+/// not appear. A root named by its node that is an LVM PV is refused with the reason.
+#[test]
+fn a_member_is_never_mounted_as_a_root() {
+    let (Some(k), Some(dir)) = (kernel(), disks()) else {
+        return;
+    };
+    let image = common::image(
+        &k,
+        "stack-probe",
+        &["--module", "virtio_blk,virtio_pci,ext4"],
+    );
+    let mut boot = Boot::new(
+        &k,
+        image.clone(),
+        dir.join("md10-a.img"),
+        "root=UUID=5e1f0c2a-0000-4000-8000-000000000b06 rootwait=2 rd.emergency=poweroff",
+    );
+    let log = boot.run("stack-raid-member");
+    assert_has(&log, "did not appear within 2 s");
+    assert_has(
+        &log,
+        "linux_raid_member UUID=00000006-ba70-0000-0000-000000000006",
+    );
+    assert!(!log.contains("mounted root"), "{log}");
+    assert!(!log.contains("BATON-MARKER"), "{log}");
+
+    boot.disks = vec![dir.join("lvm.img")];
+    boot.append = "root=/dev/vda rd.emergency=poweroff".into();
+    let log = boot.run("stack-lvm-node");
+    assert_has(&log, "/dev/vda is an LVM physical volume, not a filesystem");
+    assert!(!log.contains("mounted root"), "{log}");
+}
