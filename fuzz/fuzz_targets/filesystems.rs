@@ -1,4 +1,5 @@
-//! Every superblock probe on arbitrary device contents.
+//! Every superblock probe (filesystems and the members of LVM, MD RAID and LUKS stacks) on
+//! arbitrary device contents, whose length is the device's size.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
