@@ -426,8 +426,14 @@ mod tests {
             ..Default::default()
         });
         let records = vec![member];
-        for spec in ["UUID=00000006-ba70-0000-0000-000000000006", "LABEL=host:md0"] {
-            assert!(find(&parse_root(spec).unwrap(), &records).is_empty(), "{spec}");
+        for spec in [
+            "UUID=00000006-ba70-0000-0000-000000000006",
+            "LABEL=host:md0",
+        ] {
+            assert!(
+                find(&parse_root(spec).unwrap(), &records).is_empty(),
+                "{spec}"
+            );
         }
         // By its node it is still that device: the boot then says what it holds.
         assert_eq!(find(&parse_root("/dev/vdb").unwrap(), &records).len(), 1);

@@ -120,3 +120,36 @@ fn a_member_is_never_mounted_as_a_root() {
     assert_has(&log, "/dev/vda is an LVM physical volume, not a filesystem");
     assert!(!log.contains("mounted root"), "{log}");
 }
+
+/// The PV lvm2 made, read as the init reads it: its label, its metadata area's current text
+/// (checksums checked) and the volume group it describes.
+#[test]
+fn the_volume_group_on_the_pv_lvm2_made() {
+    use baton::init::storage::lvm::{label, vg};
+    let Some(dir) = disks() else { return };
+    let disk = std::fs::File::open(dir.join("lvm.img")).unwrap();
+    let pv = label::read_label(&disk).unwrap();
+    assert_eq!(pv.uuid, "1VGmLL-bt0n-pv01-aaaa-bbbb-cccc-dddd01");
+    assert_eq!(pv.device_size, 48 << 20);
+    assert_eq!(pv.metadata_areas.len(), 1);
+    let text = label::read_metadata(&disk, pv.metadata_areas[0]).unwrap();
+    let vg = vg::parse(&text).unwrap();
+    assert_eq!((vg.name.as_str(), vg.extent_size), ("vg0", 8192));
+    assert!(vg.seqno >= 1);
+    assert_eq!(vg.pvs.len(), 1);
+    assert_eq!(
+        (vg.pvs[0].id.as_str(), vg.pvs[0].pe_start),
+        (pv.uuid.as_str(), 2048)
+    );
+    let root = vg.lvs.iter().find(|lv| lv.name == "root").unwrap();
+    assert!(root.visible);
+    assert_eq!(root.segments.len(), 1);
+    assert_eq!(root.segments[0].extent_count, 4);
+    assert_eq!(
+        root.segments[0].kind,
+        vg::SegmentKind::Striped {
+            stripe_size: None,
+            stripes: vec![("pv0".into(), 0)]
+        }
+    );
+}

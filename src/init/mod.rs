@@ -34,6 +34,7 @@ pub mod root;
 pub mod run;
 pub mod shared;
 pub mod spawn;
+pub mod storage;
 pub mod switch;
 pub mod timeline;
 pub mod uevent;
