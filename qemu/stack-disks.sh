@@ -7,6 +7,7 @@
 #   md12-a/b RAID1 array "md12", metadata 1.2     md11-a/b RAID1, metadata 1.1
 #   md10-a/b RAID1, metadata 1.0                  md090-a/b RAID1, metadata 0.90
 #   luks2    LUKS2 with label "cryptroot"          luks1    LUKS1
+# /stack-dm.txt gets the device-mapper devices lvm2 made: NAME UUID TABLE, one a line.
 # Ends with BATON-STACK-DISKS-DONE on the console, or BATON-STACK-DISKS-FAILED and the
 # command that failed. No udev runs here: lvm2 is told not to wait for it, mdadm and
 # device-mapper make their own nodes.
@@ -31,6 +32,11 @@ lvm pvcreate -q --uuid 1VGmLL-bt0n-pv01-aaaa-bbbb-cccc-dddd01 --norestorefile "$
 lvm vgcreate -q vg0 "$(disk 1)"
 lvm lvcreate -q -n root -L 16M vg0
 mkfs /dev/vg0/root 5e1f0c2a-0000-4000-8000-00000000a001 lvroot
+# What lvm2 made of it, for tests to compare baton's activation with: each device's name,
+# UUID and table.
+for name in $(dmsetup ls | cut -f1); do
+    echo "$name $(dmsetup info -c --noheadings -o uuid "$name") $(dmsetup table "$name")"
+done >/stack-dm.txt
 lvm vgchange -q -an vg0
 
 # vdb..vdi: RAID1 arrays, one per metadata version.

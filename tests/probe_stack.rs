@@ -125,7 +125,7 @@ fn a_member_is_never_mounted_as_a_root() {
 /// (checksums checked) and the volume group it describes.
 #[test]
 fn the_volume_group_on_the_pv_lvm2_made() {
-    use baton::init::storage::lvm::{label, vg};
+    use baton::init::storage::lvm::{activation, label, vg};
     let Some(dir) = disks() else { return };
     let disk = std::fs::File::open(dir.join("lvm.img")).unwrap();
     let pv = label::read_label(&disk).unwrap();
@@ -151,5 +151,23 @@ fn the_volume_group_on_the_pv_lvm2_made() {
             stripe_size: None,
             stripes: vec![("pv0".into(), 0)]
         }
+    );
+
+    // The device lvm2 made of it, with the name, UUID and table baton would give it (the
+    // PV's MAJ:MIN as the VM numbered it).
+    let made = std::fs::read_to_string(dir.join("dm.txt")).unwrap();
+    let line = made.lines().find(|l| l.starts_with("vg0-root ")).unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    let pv_device = fields[5].to_owned();
+    let ours =
+        activation::device(&vg, root, &|id| (id == pv.uuid).then(|| pv_device.clone())).unwrap();
+    let table: Vec<String> = ours
+        .table
+        .iter()
+        .map(|l| format!("{} {} {} {}", l.start, l.length, l.target, l.params))
+        .collect();
+    assert_eq!(
+        format!("{} {} {}", ours.name, ours.uuid, table.join(" ")),
+        line
     );
 }

@@ -1,4 +1,5 @@
-//! The storage stacks between the disks and the root: LVM2 volume groups (`lvm`), with
-//! MD RAID, LUKS and the device-mapper interface to come.
+//! The storage stacks between the disks and the root: the kernel's device-mapper interface
+//! (`dm`) and LVM2 volume groups (`lvm`), with MD RAID and LUKS to come.
 
+pub mod dm;
 pub mod lvm;
