@@ -171,3 +171,43 @@ fn the_volume_group_on_the_pv_lvm2_made() {
         line
     );
 }
+
+/// Each RAID1 pair mdadm made, read as assembly reads it: one array, level 1, two devices,
+/// each member in its own slot, both current (the same event count), and the data where
+/// the version puts it (at the start for the versions whose superblock is at the end).
+#[test]
+fn the_raid_members_mdadm_made() {
+    use baton::init::storage::md::member::{self, Role};
+    let Some(dir) = disks() else { return };
+    for (array, version) in [
+        ("md12", "1.2"),
+        ("md11", "1.1"),
+        ("md10", "1.0"),
+        ("md090", "0.90"),
+    ] {
+        let members: Vec<member::Member> = ["a", "b"]
+            .iter()
+            .map(|leg| {
+                let disk = std::fs::File::open(dir.join(format!("{array}-{leg}.img"))).unwrap();
+                let sb = baton::probe::md::find(&disk).unwrap();
+                member::read(&sb).unwrap()
+            })
+            .collect();
+        let (a, b) = (&members[0], &members[1]);
+        assert_eq!(a.version, version);
+        assert_eq!(a.array_uuid, b.array_uuid, "{array}");
+        assert_eq!((a.level, a.raid_disks), (1, 2), "{array}");
+        let mut roles = [a.role, b.role];
+        roles.sort_by_key(|r| format!("{r:?}"));
+        assert_eq!(roles, [Role::Active(0), Role::Active(1)], "{array}");
+        assert_eq!(a.events, b.events, "{array}");
+        assert_eq!(a.features & !member::KNOWN_FEATURES, 0, "{array}");
+        match version {
+            "1.0" | "0.90" => assert_eq!(a.data_offset, 0, "{array}"),
+            _ => assert!(a.data_offset > 0, "{array}"),
+        }
+        if version != "0.90" {
+            assert_eq!(a.name.as_deref(), Some(format!("baton:{array}").as_str()));
+        }
+    }
+}

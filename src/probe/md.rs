@@ -27,7 +27,18 @@ const V1_MAX_SIZE: usize = 4096;
 const V090_RESERVED: u64 = 64 * 1024;
 const V090_SIZE: usize = 4096;
 
-pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
+/// A superblock found where its version puts it, its magic, place and (1.x) checksum
+/// checked: the whole of it, for the init's assembly to read the rest from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Superblock {
+    /// `1.1`, `1.2`, `1.0` or `0.90`.
+    pub version: &'static str,
+    /// Its offset on the device, in bytes.
+    pub at: u64,
+    pub bytes: Vec<u8>,
+}
+
+pub fn find(dev: &dyn ReadAt) -> Option<Superblock> {
     let size = dev.size();
     let end_1_0 = size
         .filter(|&s| s >= 8 * 1024)
@@ -38,7 +49,35 @@ pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
         .or_else(|| size.and_then(|s| version_0_90(dev, s)))
 }
 
-fn version_1(dev: &dyn ReadAt, at: u64, version: &str) -> Option<Filesystem> {
+pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
+    let sb = find(dev)?;
+    let bytes = &sb.bytes;
+    if sb.version == "0.90" {
+        let word = |n: usize| le32(bytes, n * 4);
+        // The UUID's four words (5, 13, 14, 15), each shown as its value, most significant
+        // byte first (blkid's and mdadm's order).
+        let mut uuid = Vec::with_capacity(16);
+        for n in [5, 13, 14, 15] {
+            uuid.extend_from_slice(&word(n)?.to_be_bytes());
+        }
+        return Some(Filesystem {
+            fstype: "linux_raid_member".into(),
+            uuid: uuid_string(&uuid),
+            label: None,
+            version: Some(format!("{}.{}.{}", word(1)?, word(2)?, word(3)?)),
+            uuid_sub: None,
+        });
+    }
+    Some(Filesystem {
+        fstype: "linux_raid_member".into(),
+        uuid: uuid_string(bytes.get(V1_UUID_AT..V1_UUID_AT + 16)?),
+        label: name(bytes.get(V1_NAME_AT..V1_NAME_AT + V1_NAME_LEN)?),
+        version: Some(sb.version.into()),
+        uuid_sub: uuid_string(bytes.get(V1_DEVICE_UUID_AT..V1_DEVICE_UUID_AT + 16)?),
+    })
+}
+
+fn version_1(dev: &dyn ReadAt, at: u64, version: &'static str) -> Option<Superblock> {
     let head = dev.read_at(at, V1_ROLES_AT)?;
     if le32(&head, 0)? != MAGIC
         || le32(&head, V1_MAJOR_AT)? != 1
@@ -51,17 +90,11 @@ fn version_1(dev: &dyn ReadAt, at: u64, version: &str) -> Option<Filesystem> {
     if len > V1_MAX_SIZE {
         return None;
     }
-    let whole = dev.read_at(at, len)?;
-    if le32(&whole, V1_CSUM_AT)? != v1_checksum(&whole)? {
+    let bytes = dev.read_at(at, len)?;
+    if le32(&bytes, V1_CSUM_AT)? != v1_checksum(&bytes)? {
         return None;
     }
-    Some(Filesystem {
-        fstype: "linux_raid_member".into(),
-        uuid: uuid_string(head.get(V1_UUID_AT..V1_UUID_AT + 16)?),
-        label: name(head.get(V1_NAME_AT..V1_NAME_AT + V1_NAME_LEN)?),
-        version: Some(version.into()),
-        uuid_sub: uuid_string(head.get(V1_DEVICE_UUID_AT..V1_DEVICE_UUID_AT + 16)?),
-    })
+    Some(Superblock { version, at, bytes })
 }
 
 /// The kernel's `calc_sb_1_csum`: the superblock's 32-bit words summed with its own checksum
@@ -80,28 +113,20 @@ fn v1_checksum(sb: &[u8]) -> Option<u32> {
     u32::try_from((sum & 0xffff_ffff) + (sum >> 32)).ok()
 }
 
-fn version_0_90(dev: &dyn ReadAt, size: u64) -> Option<Filesystem> {
+fn version_0_90(dev: &dyn ReadAt, size: u64) -> Option<Superblock> {
     if size < V090_RESERVED {
         return None;
     }
     let at = (size & !(V090_RESERVED - 1)) - V090_RESERVED;
-    let sb = dev.read_at(at, V090_SIZE)?;
-    let word = |n: usize| le32(&sb, n * 4);
+    let bytes = dev.read_at(at, V090_SIZE)?;
+    let word = |n: usize| le32(&bytes, n * 4);
     if word(0)? != MAGIC || word(1)? != 0 || word(2)? < 90 {
         return None;
     }
-    // The UUID's four words (5, 13, 14, 15), each shown as its value, most significant byte
-    // first (blkid's and mdadm's order).
-    let mut uuid = Vec::with_capacity(16);
-    for n in [5, 13, 14, 15] {
-        uuid.extend_from_slice(&word(n)?.to_be_bytes());
-    }
-    Some(Filesystem {
-        fstype: "linux_raid_member".into(),
-        uuid: uuid_string(&uuid),
-        label: None,
-        version: Some(format!("{}.{}.{}", word(1)?, word(2)?, word(3)?)),
-        uuid_sub: None,
+    Some(Superblock {
+        version: "0.90",
+        at,
+        bytes,
     })
 }
 
