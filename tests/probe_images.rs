@@ -2,8 +2,11 @@
 //! by the real mkfs and partitioning tools. Tools come from scripts/deps; without them the
 //! tests say so and pass, unless BATON_REQUIRE_TOOLS=1 (scripts/test) makes that a failure.
 
+mod common;
+
 use baton::probe::partitions::{self, TableKind};
 use baton::probe::{probe_filesystem, Filesystem};
+use common::blkid;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -41,20 +44,6 @@ fn sh(script: &str) -> bool {
         String::from_utf8_lossy(&out.stderr)
     );
     true
-}
-
-/// `blkid -p -o export` as a map.
-fn blkid(image: &Path) -> BTreeMap<String, String> {
-    let out = Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(image)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 fn probe_file(image: &Path) -> Option<Filesystem> {

@@ -29,19 +29,12 @@ fn disks() -> Option<&'static Path> {
     }))
 }
 
+/// blkid's fields, without the file's name and the usage class (the probe has neither).
 fn blkid(image: &Path) -> BTreeMap<String, String> {
-    let out = Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(image)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k != "DEVNAME" && *k != "USAGE")
-        // blkid's export escapes blanks.
-        .map(|(k, v)| (k.to_owned(), v.replace("\\ ", " ")))
-        .collect()
+    let mut fields = common::blkid(image);
+    fields.remove("DEVNAME");
+    fields.remove("USAGE");
+    fields
 }
 
 #[test]

@@ -23,12 +23,30 @@ const UUID_GROUPS: [usize; 7] = [6, 4, 4, 4, 4, 4, 6];
 /// lvm2's CRC starts from this instead of all ones, and is not inverted at the end.
 const CRC_INITIAL: u32 = 0xf597_a6cf;
 
-pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
+/// A checked label: the PV's UUID, dashed, and the PV header it points to (from the UUID
+/// to the end of the label's sector), for the init's LVM code to read the areas from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub uuid: String,
+    pub header: Vec<u8>,
+}
+
+pub fn find_label(dev: &dyn ReadAt) -> Option<Label> {
     let head = dev.read_at(0, SECTOR * LABEL_SECTORS)?;
     (0..LABEL_SECTORS).find_map(|n| label_in(head.get(n * SECTOR..(n + 1) * SECTOR)?, n))
 }
 
-fn label_in(sector: &[u8], number: usize) -> Option<Filesystem> {
+pub fn probe(dev: &dyn ReadAt) -> Option<Filesystem> {
+    Some(Filesystem {
+        fstype: "LVM2_member".into(),
+        uuid: Some(find_label(dev)?.uuid),
+        label: None,
+        version: Some("LVM2 001".into()),
+        uuid_sub: None,
+    })
+}
+
+fn label_in(sector: &[u8], number: usize) -> Option<Label> {
     if sector.get(..LABEL_ID.len())? != LABEL_ID
         || le64(sector, SECTOR_AT)? != number as u64
         || sector.get(TYPE_AT..TYPE_AT + LVM2_TYPE.len())? != LVM2_TYPE
@@ -37,7 +55,8 @@ fn label_in(sector: &[u8], number: usize) -> Option<Filesystem> {
         return None;
     }
     let at = usize::try_from(le32(sector, OFFSET_AT)?).ok()?;
-    let uuid = sector.get(at..at.checked_add(UUID_LEN)?)?;
+    let header = sector.get(at..)?;
+    let uuid = header.get(..UUID_LEN)?;
     if !uuid.iter().all(u8::is_ascii_alphanumeric) {
         return None;
     }
@@ -48,12 +67,9 @@ fn label_in(sector: &[u8], number: usize) -> Option<Filesystem> {
         groups.push(String::from_utf8(group.to_vec()).ok()?);
         rest = tail;
     }
-    Some(Filesystem {
-        fstype: "LVM2_member".into(),
-        uuid: Some(groups.join("-")),
-        label: None,
-        version: Some("LVM2 001".into()),
-        uuid_sub: None,
+    Some(Label {
+        uuid: groups.join("-"),
+        header: header.to_vec(),
     })
 }
 

@@ -131,7 +131,7 @@ fn version_0_90(dev: &dyn ReadAt, size: u64) -> Option<Superblock> {
 }
 
 /// The array's name (`HOST:NAME`), NUL-padded; `None` when empty or not text.
-fn name(field: &[u8]) -> Option<String> {
+pub(crate) fn name(field: &[u8]) -> Option<String> {
     let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
     let bytes = field.get(..end)?;
     if bytes.is_empty() {

@@ -458,3 +458,17 @@ pub fn path_with(dir: &Path) -> std::ffi::OsString {
     std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)))
         .unwrap_or(rest)
 }
+
+/// `blkid -p -o export IMAGE` as a map, its escaped blanks unescaped.
+pub fn blkid(image: &Path) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.replace("\\ ", " ")))
+        .collect()
+}

@@ -8,10 +8,6 @@ use crate::probe::fields::{le32, le64};
 use crate::probe::lvm::crc;
 use crate::probe::ReadAt;
 
-const SECTOR: u64 = 512;
-const LABEL_SECTORS: u64 = 4;
-const LABEL_ID: &[u8] = b"LABELONE";
-const LVM2_TYPE: &[u8] = b"LVM2 001";
 const CRC_INITIAL: u32 = 0xf597_a6cf;
 /// The PV header's area lists (data, then metadata) hold this many entries at most.
 const MAX_AREAS: usize = 16;
@@ -36,36 +32,11 @@ pub struct PvLabel {
     pub metadata_areas: Vec<(u64, u64)>,
 }
 
-/// The label and PV header, if the device is a PV.
+/// The label and PV header, if the device is a PV (the label found and checked by the
+/// probe).
 pub fn read_label(dev: &dyn ReadAt) -> Option<PvLabel> {
-    let head = dev.read_at(0, (SECTOR * LABEL_SECTORS) as usize)?;
-    (0..LABEL_SECTORS).find_map(|n| {
-        let start = usize::try_from(n * SECTOR).ok()?;
-        pv_header(head.get(start..start + SECTOR as usize)?, n)
-    })
-}
-
-fn pv_header(sector: &[u8], number: u64) -> Option<PvLabel> {
-    if sector.get(..8)? != LABEL_ID
-        || le64(sector, 8)? != number
-        || sector.get(24..32)? != LVM2_TYPE
-        || le32(sector, 16)? != crc(CRC_INITIAL, sector.get(20..)?)
-    {
-        return None;
-    }
-    let at = usize::try_from(le32(sector, 20)?).ok()?;
-    let header = sector.get(at..)?;
-    let uuid = header.get(..32)?;
-    if !uuid.iter().all(u8::is_ascii_alphanumeric) {
-        return None;
-    }
-    let mut groups = Vec::new();
-    let mut rest = uuid;
-    for len in [6, 4, 4, 4, 4, 4, 6] {
-        let (group, tail) = rest.split_at_checked(len)?;
-        groups.push(String::from_utf8(group.to_vec()).ok()?);
-        rest = tail;
-    }
+    let label = crate::probe::lvm::find_label(dev)?;
+    let header = &label.header;
     let device_size = le64(header, 32)?;
     // Data areas, then metadata areas, each list ended by a zero entry.
     let mut at = 40;
@@ -85,7 +56,7 @@ fn pv_header(sector: &[u8], number: u64) -> Option<PvLabel> {
     }
     let [_, metadata_areas] = lists;
     Some(PvLabel {
-        uuid: groups.join("-"),
+        uuid: label.uuid,
         device_size,
         metadata_areas,
     })
@@ -145,10 +116,10 @@ mod tests {
     fn pv(size: usize, area: usize, text: &str, text_at: usize) -> Vec<u8> {
         let mut disk = vec![0u8; size];
         let s = &mut disk[512..1024];
-        s[..8].copy_from_slice(LABEL_ID);
+        s[..8].copy_from_slice(b"LABELONE");
         s[8..16].copy_from_slice(&1u64.to_le_bytes());
         s[20..24].copy_from_slice(&32u32.to_le_bytes());
-        s[24..32].copy_from_slice(LVM2_TYPE);
+        s[24..32].copy_from_slice(b"LVM2 001");
         s[32..64].copy_from_slice(b"1VGmLLbt0npv01aaaabbbbccccdddd01");
         s[64..72].copy_from_slice(&(size as u64).to_le_bytes());
         // Data area (1 MiB, 0 = to the end), end; metadata area, end.

@@ -58,12 +58,7 @@ pub fn read(sb: &Superblock) -> Option<Member> {
         0xfffe => Role::Faulty,
         n => Role::Active(u32::from(n)),
     };
-    let name = b.get(32..64).and_then(|field| {
-        let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
-        String::from_utf8(field.get(..end)?.to_vec())
-            .ok()
-            .filter(|n| !n.is_empty())
-    });
+    let name = b.get(32..64).and_then(crate::probe::md::name);
     Some(Member {
         version: sb.version,
         array_uuid: b.get(16..32)?.try_into().ok()?,
