@@ -10,8 +10,8 @@ use crate::init::inputs;
 use crate::init::kmsg;
 use crate::init::modules::load::Loader;
 use crate::init::mounts::{self, is_mount_point, EARLY_MOUNTS};
-use crate::init::root;
 use crate::init::switch;
+use crate::init::{root, root_mount};
 use crate::manifest::{self, Manifest};
 use crate::rootspec;
 use anyhow::{bail, Context, Result};
@@ -389,7 +389,7 @@ fn mount_new_root(
     let resume = resume_spec(params);
     let (found, resume_device) = {
         let _step = crate::init::timeline::phase("root_search");
-        root::wait_for_devices(&spec, resume.as_ref(), limit, loader)?
+        root::wait_for_devices(&spec, resume.as_ref(), &params.stack, limit, loader)?
     };
     // Before anything is mounted from a disk: resuming over mounted filesystems would
     // corrupt them.
@@ -407,14 +407,19 @@ fn mount_new_root(
         return Ok(());
     }
     if let Some(kind) = found.fstype.as_deref().and_then(crate::probe::member_kind) {
+        let later = if kind.contains("LUKS") {
+            " (baton cannot unlock LUKS yet)"
+        } else {
+            ""
+        };
         bail!(
-            "{} is {kind}, not a filesystem: the root is on the device that stack makes, which baton cannot assemble yet",
+            "{} is {kind}, not a filesystem: root= must name the device made from it{later}, by its path (/dev/VG/LV, /dev/mdN) or the UUID= of the filesystem inside",
             found.device.display()
         );
     }
     let fstypes = root_fstypes(params, manifest, loader, found.fstype.as_deref())?;
     let mounting = crate::init::timeline::phase("root_mount");
-    let (fstype, read_only) = root::mount_root(
+    let (fstype, read_only) = root_mount::mount_root(
         &found.device,
         target,
         &fstypes,
@@ -480,7 +485,7 @@ fn root_fstypes(
         loader.wait_all();
         let known = std::fs::read_to_string("/proc/filesystems")
             .context("failed to read /proc/filesystems")?;
-        root::block_filesystems(&known)
+        root_mount::block_filesystems(&known)
     } else {
         fstypes
     })

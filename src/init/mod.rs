@@ -31,6 +31,7 @@ pub mod probing;
 pub mod resume;
 pub mod rmrf;
 pub mod root;
+pub mod root_mount;
 pub mod run;
 pub mod shared;
 pub mod spawn;

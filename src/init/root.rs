@@ -1,72 +1,17 @@
-//! From `root=` to a mounted new root: waiting for the device it names (loading drivers
-//! as hardware appears), and mounting it the way the kernel's own `mount_root()` would (init/do_mounts.c): the given
-//! `rootfstype=` list or every block filesystem the kernel knows, read-only unless `rw`,
-//! retrying read-only when the device refuses writes.
+//! From `root=` to the device it names: waiting for it, loading drivers as hardware
+//! appears and bringing up the storage stacks (LVM, MD) whose members show up. Mounting it
+//! is `root_mount`.
 
+use crate::cmdline::StackParams;
 use crate::init::devices::Registry;
 use crate::init::modules::load::Loader;
+use crate::init::storage::stack::Stack;
 use crate::init::uevent::Listener;
 use crate::rootspec::Record;
 use crate::rootspec::{self, RootSpec};
-use anyhow::{bail, Result};
-use nix::errno::Errno;
-use nix::mount::{mount, MsFlags};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Splits `rootflags=` into the generic flags mount(2) takes as bits and the rest, which
-/// the filesystem parses (as mount(8) does with `-o`). The kernel passes rootflags
-/// verbatim, so `noatime` there would be rejected by ext4; users write it anyway.
-pub fn split_mount_options(options: &str) -> (MsFlags, MsFlags, String) {
-    let mut set = MsFlags::empty();
-    let mut clear = MsFlags::empty();
-    let mut data = Vec::new();
-    for option in options.split(',').filter(|o| !o.is_empty()) {
-        let (add, remove) = match option {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty()),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
-            "lazytime" => (MsFlags::MS_LAZYTIME, MsFlags::empty()),
-            "nolazytime" => (MsFlags::empty(), MsFlags::MS_LAZYTIME),
-            "silent" => (MsFlags::MS_SILENT, MsFlags::empty()),
-            "loud" => (MsFlags::empty(), MsFlags::MS_SILENT),
-            other => {
-                data.push(other);
-                continue;
-            }
-        };
-        set = (set | add) - remove;
-        clear = (clear | remove) - add;
-    }
-    (set, clear, data.join(","))
-}
-
-/// Block filesystems the kernel knows now, from /proc/filesystems: the lines without
-/// `nodev` (those need no device and cannot hold a root disk).
-pub fn block_filesystems(proc_filesystems: &str) -> Vec<String> {
-    proc_filesystems
-        .lines()
-        .filter(|line| !line.starts_with("nodev"))
-        .map(str::trim)
-        .filter(|fs| !fs.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
 
 /// The device the root was found on.
 #[derive(Debug, Clone)]
@@ -90,20 +35,23 @@ pub fn wait_for_root(
     limit: Option<Duration>,
     loader: &mut Loader<'_>,
 ) -> Result<Found> {
-    wait_for_devices(spec, None, limit, loader).map(|(root, _)| root)
+    wait_for_devices(spec, None, &StackParams::default(), limit, loader).map(|(root, _)| root)
 }
 
 /// [`wait_for_root`], and then, when `resume=` names one, the device holding a hibernation
 /// image. That one is looked for only until every coldplug driver has loaded and the
 /// devices have settled (as `rootwait=0` waits for the root): a swap device that is not
 /// there by then is not coming, and a boot without hibernation must not wait for it.
+/// LVM and MD members met on the way are brought up as `stack` says.
 pub fn wait_for_devices(
     spec: &RootSpec,
     resume: Option<&RootSpec>,
+    stack: &StackParams,
     limit: Option<Duration>,
     loader: &mut Loader<'_>,
 ) -> Result<(Found, Option<Found>)> {
     let mut search = Search::start(loader);
+    search.stack = Some(Stack::new(stack, spec, resume));
     let root = search.find("root", spec, limit).map_err(|seen| {
         anyhow::anyhow!(
             "root device {spec} did not appear within {} s (block devices present: {seen}); check root= and that the image has the disk's driver, or add rootwait",
@@ -183,6 +131,8 @@ struct Search<'l, 'm> {
     /// When the last device event arrived (or the last tier was loaded).
     last_event: Instant,
     next_report: Duration,
+    /// LVM and MD, brought up as their members appear (the root search's only).
+    stack: Option<Stack>,
 }
 
 impl<'l, 'm> Search<'l, 'm> {
@@ -220,6 +170,7 @@ impl<'l, 'm> Search<'l, 'm> {
             started,
             last_event: started.checked_sub(SETTLE).unwrap_or(started),
             next_report: PROGRESS_EVERY,
+            stack: None,
         }
     }
 
@@ -265,8 +216,17 @@ impl<'l, 'm> Search<'l, 'm> {
             if let Some(found) = self.matching(what, spec, &records) {
                 return Ok(found);
             }
+            // A device made from the members here (an LV, an array) is looked at at once.
+            let quiet = self.coldplug_done();
+            if self.advance_stack(&records, quiet, false) {
+                continue;
+            }
             let waited = self.started.elapsed();
-            if gives_up(waited, limit, self.coldplug_done()) {
+            if gives_up(waited, limit, quiet) {
+                // Arrays still waiting for members start degraded now, if they can.
+                if self.advance_stack(&records, true, true) {
+                    continue;
+                }
                 return Err(self.seen(&records));
             }
             self.report_progress(what, spec, waited, &records);
@@ -296,12 +256,23 @@ impl<'l, 'm> Search<'l, 'm> {
         until
     }
 
-    /// The devices present, and those that did not answer, for messages.
+    fn advance_stack(&mut self, records: &[Record], quiet: bool, last_chance: bool) -> bool {
+        match &mut self.stack {
+            Some(stack) => stack.advance(records, self.loader, quiet, last_chance),
+            None => false,
+        }
+    }
+
+    /// The devices present (what each stack member belongs to), those that did not
+    /// answer, and the volumes that could not come up, for messages.
     fn seen(&self, records: &[Record]) -> String {
-        let mut said = seen(records);
+        let mut said = seen(records, |r| self.stack.as_ref().and_then(|s| s.describe(r)));
         let silent = self.registry.not_answering();
         if !silent.is_empty() {
             said.push_str(&format!("; not answering: {}", silent.join(", ")));
+        }
+        for problem in self.stack.iter().flat_map(Stack::problems) {
+            said.push_str(&format!("; {problem}"));
         }
         said
     }
@@ -324,7 +295,7 @@ impl<'l, 'm> Search<'l, 'm> {
                 self.started.elapsed().as_millis()
             );
             return Some(Found {
-                device: PathBuf::from(first.node()),
+                device: PathBuf::from(mapper_node(first).unwrap_or_else(|| first.node())),
                 fstype: first.fs.as_ref().map(|f| f.fstype.clone()),
             });
         }
@@ -334,9 +305,14 @@ impl<'l, 'm> Search<'l, 'm> {
         // probed filesystem.
         match spec {
             RootSpec::Path(path) if spec.kernel_name().is_none() && is_block_device(path) => {
+                // A link to a device probed already (/dev/vg0/root -> ../dm-0) brings what
+                // the probe saw.
+                let target = std::fs::canonicalize(path).ok();
+                let name = target.as_ref().and_then(|t| t.strip_prefix("/dev").ok());
+                let record = records.iter().find(|r| name == Some(Path::new(&r.name)));
                 Some(Found {
                     device: PathBuf::from(path),
-                    fstype: None,
+                    fstype: record.and_then(|r| r.fs.as_ref()).map(|f| f.fstype.clone()),
                 })
             }
             _ => None,
@@ -470,13 +446,25 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(1);
 /// How long past the limit a coldplug that keeps announcing devices may go on.
 const COLDPLUG_GRACE: Duration = Duration::from_secs(10);
 
-fn seen(records: &[Record]) -> String {
+/// A device-mapper device's `/dev/mapper/NAME`, the name the real system mounts it by.
+fn mapper_node(record: &Record) -> Option<String> {
+    record.name.strip_prefix("dm-")?;
+    let sys = format!("/sys/block/{}/dm/name", record.name);
+    let name = crate::bounded::read_bounded(&sys, 256).ok()?;
+    let node = format!("/dev/mapper/{}", String::from_utf8(name).ok()?.trim());
+    is_block_device(&node).then_some(node)
+}
+
+fn seen(records: &[Record], member_of: impl Fn(&Record) -> Option<String>) -> String {
     if records.is_empty() {
         return "none".to_owned();
     }
     records
         .iter()
-        .map(|r| r.describe())
+        .map(|r| match member_of(r) {
+            Some(what) => format!("{}: {what}", r.describe()),
+            None => r.describe(),
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -552,107 +540,9 @@ pub fn tier(modalias: &str) -> usize {
     }
 }
 
-/// Mounts `device` on `target`, trying each filesystem in turn. Returns the one that
-/// worked and whether the mount ended up read-only. `probed` is what the probe saw on the
-/// device, to explain a failure.
-/// The root's mount flags and data from `ro`/`rw` and `rootflags=`: the command line's
-/// `ro`/`rw` decide, and `ro` inside rootflags also counts.
-pub fn root_mount_options(read_only: bool, rootflags: Option<&str>) -> (MsFlags, String) {
-    let (set, _clear, data) = split_mount_options(rootflags.unwrap_or(""));
-    let mut flags = set - MsFlags::MS_RDONLY;
-    if read_only || set.contains(MsFlags::MS_RDONLY) {
-        flags |= MsFlags::MS_RDONLY;
-    }
-    (flags, data)
-}
-
-pub fn mount_root(
-    device: &Path,
-    target: &Path,
-    fstypes: &[String],
-    probed: Option<&str>,
-    read_only: bool,
-    rootflags: Option<&str>,
-) -> Result<(String, bool)> {
-    let (flags, data) = root_mount_options(read_only, rootflags);
-    let data = (!data.is_empty()).then_some(data.as_str());
-    if fstypes.is_empty() {
-        bail!(
-            "cannot mount root {}: the kernel knows no block filesystem; add the filesystem's module to the image (baton build --module ext4, or --storage)",
-            device.display()
-        );
-    }
-    // The kernel says why a mount failed only in its log: keep what it says meanwhile.
-    let kernel_log = crate::init::kmsg::Tail::start();
-    let mut tried = Vec::new();
-    for fstype in fstypes {
-        let mut attempt = flags;
-        loop {
-            match mount(Some(device), target, Some(fstype.as_str()), attempt, data) {
-                Ok(()) => return Ok((fstype.clone(), attempt.contains(MsFlags::MS_RDONLY))),
-                // A write-protected device: the kernel retries read-only, so do we.
-                Err(Errno::EACCES) | Err(Errno::EROFS) if !attempt.contains(MsFlags::MS_RDONLY) => {
-                    log::warn!(
-                        "{} is write-protected, mounting it read-only",
-                        device.display()
-                    );
-                    attempt |= MsFlags::MS_RDONLY;
-                }
-                Err(errno) => {
-                    let mut why = explain_mount_error(fstype, probed, errno);
-                    if errno == Errno::EINVAL && data.is_some() {
-                        why.push_str(&format!(
-                            " (or it refuses rootflags={:?})",
-                            data.unwrap_or_default()
-                        ));
-                    }
-                    tried.push(why);
-                    break;
-                }
-            }
-        }
-    }
-    let said = crate::init::kmsg::Tail::said(kernel_log);
-    bail!(
-        "failed to mount root {} on {}: {}{said}",
-        device.display(),
-        target.display(),
-        tried.join("; ")
-    )
-}
-
-/// Why mounting `device` as `fstype` failed with `errno`, in words that say what to change.
-/// `probed` is the filesystem the probe recognised on the device, if any.
-pub fn explain_mount_error(fstype: &str, probed: Option<&str>, errno: Errno) -> String {
-    let said = format!("{fstype}: {}", errno.desc());
-    match (probed, errno) {
-        (Some(found), _) if found != fstype => format!(
-            "{said}: the device holds {found}, not {fstype}; fix rootfstype= or leave it out"
-        ),
-        (_, Errno::ENODEV) => format!(
-            "{said}: the kernel has no {fstype} driver; add it to the image (baton build --module {fstype}, or --storage)"
-        ),
-        (Some(_), Errno::EINVAL | Errno::EUCLEAN | Errno::EIO | Errno::EBADMSG) => format!(
-            "{said}: the filesystem looks damaged; check and repair it (fsck.{fstype}) from another system or the rescue shell"
-        ),
-        (None, Errno::EINVAL) => format!("{said}: no {fstype} filesystem recognised on the device; check root= and rootfstype="),
-        _ => said,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mount_options_split_flags_from_data() {
-        let (set, clear, data) =
-            split_mount_options("noatime,data=journal,ro,,errors=remount-ro,rw");
-        assert_eq!(set, MsFlags::MS_NOATIME);
-        assert_eq!(clear, MsFlags::MS_RDONLY);
-        assert_eq!(data, "data=journal,errors=remount-ro");
-        assert_eq!(split_mount_options("").2, "");
-    }
 
     #[test]
     fn coldplug_tiers_put_modern_controllers_first() {
@@ -694,34 +584,6 @@ mod tests {
     }
 
     #[test]
-    fn mount_failures_say_what_to_change() {
-        let wrong = explain_mount_error("xfs", Some("ext4"), Errno::EINVAL);
-        assert!(
-            wrong.contains("holds ext4, not xfs; fix rootfstype="),
-            "{wrong}"
-        );
-        let missing = explain_mount_error("ext4", Some("ext4"), Errno::ENODEV);
-        assert!(
-            missing.contains("no ext4 driver; add it to the image (baton build --module ext4"),
-            "{missing}"
-        );
-        let damaged = explain_mount_error("ext4", Some("ext4"), Errno::EUCLEAN);
-        assert!(
-            damaged.contains("looks damaged") && damaged.contains("fsck.ext4"),
-            "{damaged}"
-        );
-        let unknown = explain_mount_error("ext4", None, Errno::EINVAL);
-        assert!(
-            unknown.contains("no ext4 filesystem recognised"),
-            "{unknown}"
-        );
-        assert_eq!(
-            explain_mount_error("ext4", Some("ext4"), Errno::ENOMEM),
-            format!("ext4: {}", Errno::ENOMEM.desc())
-        );
-    }
-
-    #[test]
     fn rootwait_zero_still_lets_coldplug_finish() {
         let zero = Some(Duration::ZERO);
         assert!(
@@ -748,11 +610,5 @@ mod tests {
             !gives_up(Duration::from_secs(3600), None, true),
             "rootwait: for ever"
         );
-    }
-
-    #[test]
-    fn proc_filesystems() {
-        let text = "nodev\tsysfs\nnodev\ttmpfs\n\text3\n\text2\n\text4\nnodev\tdevtmpfs\n\tvfat\n";
-        assert_eq!(block_filesystems(text), ["ext3", "ext2", "ext4", "vfat"]);
     }
 }

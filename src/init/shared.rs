@@ -114,7 +114,7 @@ pub fn try_mount(
             return Ok(false);
         }
     }
-    let (flags, data) = crate::init::root::root_mount_options(read_only, rootflags);
+    let (flags, data) = crate::init::root_mount::root_mount_options(read_only, rootflags);
     let data = mount_data(transport, flags.contains(MsFlags::MS_RDONLY), &data);
     let kernel_log = crate::init::kmsg::Tail::start();
     match mount(

@@ -151,6 +151,46 @@ impl Control {
     }
 }
 
+impl Control {
+    /// Creates device `name` (with `uuid`), loads `targets` as its table and resumes it:
+    /// the device is live when this returns. Returns its number; a device left half-made by
+    /// a failed step is removed again.
+    pub fn create(
+        &self,
+        name: &str,
+        uuid: &str,
+        targets: &[Target<'_>],
+    ) -> Result<(u32, u32), String> {
+        let count = u32::try_from(targets.len()).map_err(|_| "too many targets".to_owned())?;
+        let table = table_data(targets)?;
+        self.call(DM_DEV_CREATE, &mut message(name, uuid, 0, 0, &[])?)
+            .map_err(|e| format!("cannot create device-mapper device {name}: {e}"))?;
+        let made = (|| {
+            self.call(DM_TABLE_LOAD, &mut message(name, "", 0, count, &table)?)
+                .map_err(|e| format!("the kernel refused {name}'s table: {e}"))?;
+            // DM_DEV_SUSPEND without DM_SUSPEND_FLAG resumes: the table goes live.
+            self.call(DM_DEV_SUSPEND, &mut message(name, "", 0, 0, &[])?)
+                .map_err(|e| format!("cannot resume {name}: {e}"))
+        })();
+        match made {
+            Ok(reply) => Ok(decode_dev(reply.dev)),
+            Err(e) => {
+                if let Ok(mut remove) = message(name, "", 0, 0, &[]) {
+                    let _ = self.call(DM_DEV_REMOVE, &mut remove);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The kernel's 64-bit `dev_t` encoding (`huge_encode_dev`) as major and minor.
+pub fn decode_dev(dev: u64) -> (u32, u32) {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & 0xffff_f000);
+    let minor = (dev & 0xff) | ((dev >> 12) & 0xffff_ff00);
+    (major as u32, minor as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +233,14 @@ mod tests {
         let size = u32::from_ne_bytes(msg[12..16].try_into().unwrap()) as usize;
         assert_eq!(size, msg.len());
         assert_eq!(reply(&msg).unwrap().version, VERSION);
+    }
+
+    #[test]
+    fn device_numbers() {
+        assert_eq!(decode_dev(254 << 8), (254, 0));
+        assert_eq!(decode_dev((253 << 8) | 3), (253, 3));
+        // Minor 256 and up: the high bits sit above the major.
+        assert_eq!(decode_dev((254 << 8) | (0x100 << 12) | 1), (254, 257));
     }
 
     #[test]

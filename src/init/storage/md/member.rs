@@ -23,6 +23,8 @@ pub struct Member {
     pub array_uuid: [u8; 16],
     /// `HOST:NAME` (1.x only).
     pub name: Option<String>,
+    /// The array's number, `N` of `/dev/mdN` (0.90 only: 1.x arrays go by name).
+    pub preferred_minor: Option<u32>,
     /// The personality: -1 linear, 0, 1, 4, 5, 6, 10.
     pub level: i32,
     pub layout: u32,
@@ -63,6 +65,7 @@ pub fn read(sb: &Superblock) -> Option<Member> {
         version: sb.version,
         array_uuid: b.get(16..32)?.try_into().ok()?,
         name,
+        preferred_minor: None,
         level: i32::from_le_bytes(b.get(72..76)?.try_into().ok()?),
         layout: le32(b, 76)?,
         chunk_sectors: le32(b, 88)?,
@@ -74,7 +77,7 @@ pub fn read(sb: &Superblock) -> Option<Member> {
     })
 }
 
-/// 0.90: 32-bit words; this device's descriptor at word 992 (number, major, minor,
+/// 0.90: 32-bit words (the array's number at word 11); this device's descriptor at word 992 (number, major, minor,
 /// raid_disk, state), the events as two words (low first on little-endian machines).
 fn read_0_90(sb: &Superblock) -> Option<Member> {
     let word = |n: usize| le32(&sb.bytes, n * 4);
@@ -96,6 +99,7 @@ fn read_0_90(sb: &Superblock) -> Option<Member> {
         version: sb.version,
         array_uuid: uuid,
         name: None,
+        preferred_minor: Some(word(11)?),
         level: i32::from_le_bytes(word(7)?.to_le_bytes()),
         layout: word(64)?,
         chunk_sectors: word(65)? / 512,
@@ -158,6 +162,7 @@ mod tests {
         put(5, 8);
         put(7, 1);
         put(10, 2);
+        put(11, 3);
         put(39, 12);
         put(40, 1);
         put(995, 1);
@@ -171,5 +176,6 @@ mod tests {
         assert_eq!(m.array_uuid[..4], [0, 0, 0, 8]);
         assert_eq!((m.level, m.raid_disks, m.role), (1, 2, Role::Active(1)));
         assert_eq!(m.events, (1 << 32) | 12);
+        assert_eq!(m.preferred_minor, Some(3));
     }
 }

@@ -1,0 +1,115 @@
+//! The storage stack as the root search meets it: every device the search probes that is
+//! an LVM PV or an MD member is read once, and what becomes possible is done at once (an
+//! array started, a VG's LVs activated). The devices made go through the search's probe
+//! like any disk, so LVM on MD, or MD on LVM, assembles in whatever order things appear.
+
+use super::dm::Control;
+use super::lvm::bring_up::Lvm;
+use super::lvm::select::Selection;
+use super::md::bring_up::Md;
+use super::md::naming;
+use crate::cmdline::StackParams;
+use crate::init::modules::load::Loader;
+use crate::rootspec::{Record, RootSpec};
+use std::collections::BTreeSet;
+
+/// Where the host's mdadm.conf is carried in the image.
+const MDADM_CONF: [&str; 2] = ["/etc/mdadm/mdadm.conf", "/etc/mdadm.conf"];
+/// The most of it read.
+const MAX_CONF_BYTES: u64 = 256 * 1024;
+
+pub struct Stack {
+    selection: Selection,
+    lvm: Lvm,
+    md: Md,
+    /// Devices already read, by name and number (a name can come back as another device).
+    looked: BTreeSet<(String, u32, u32)>,
+}
+
+impl Stack {
+    pub fn new(params: &StackParams, root: &RootSpec, resume: Option<&RootSpec>) -> Stack {
+        let root = root.to_string();
+        let resume = resume.map(ToString::to_string);
+        let conf = MDADM_CONF
+            .iter()
+            .find_map(|path| crate::bounded::read_bounded(path, MAX_CONF_BYTES).ok())
+            .map(|bytes| naming::parse_conf(&String::from_utf8_lossy(&bytes)))
+            .unwrap_or_default();
+        Stack {
+            selection: Selection::new(params, Some(&root), resume.as_deref()),
+            lvm: Lvm::default(),
+            md: Md::new(params, conf),
+            looked: BTreeSet::new(),
+        }
+    }
+
+    /// Reads the members among `records` not read yet, then starts and activates what
+    /// they complete. `quiet`: the devices have settled, so arrays short of members may
+    /// start degraded after their wait; `last_chance`: the search is giving up, so they
+    /// start now. Returns whether a device was made (look at the devices again).
+    pub fn advance(
+        &mut self,
+        records: &[Record],
+        loader: &mut Loader<'_>,
+        quiet: bool,
+        last_chance: bool,
+    ) -> bool {
+        for record in records {
+            let Some(fs) = &record.fs else { continue };
+            let key = (record.name.clone(), record.major, record.minor);
+            let is_pv = fs.fstype == "LVM2_member";
+            let is_md = fs.fstype == "linux_raid_member";
+            if !(is_pv || is_md) || self.looked.contains(&key) {
+                continue;
+            }
+            self.looked.insert(key);
+            let node = match std::fs::File::open(record.node()) {
+                Ok(file) => file,
+                Err(e) => {
+                    log::warn!("cannot open {}: {e}", record.node());
+                    continue;
+                }
+            };
+            let dev = (record.major, record.minor);
+            if is_pv {
+                self.lvm.add_pv(&record.name, dev, &node);
+            } else {
+                self.md.add_member(&record.name, dev, &node);
+            }
+        }
+        // A module by name (`dm_mod`) or a personality by alias (`md-level-1`), in the
+        // kernel before the array or table that needs it.
+        let mut load = |what: &str| {
+            let names = if what.starts_with("md-level-") {
+                loader.load_alias(what)
+            } else if std::path::Path::new("/sys/module").join(what).exists() {
+                return;
+            } else {
+                loader.load(what, "the storage stack");
+                vec![what.to_owned()]
+            };
+            loader.wait_for(&names);
+        };
+        let mut made = self.md.start(quiet, last_chance, &mut load);
+        let mut control = || {
+            load("dm_mod");
+            Control::open()
+        };
+        made |= self.lvm.activate(&self.selection, &mut control);
+        made
+    }
+
+    /// What a device holds when it is a stack member, for the search's messages.
+    pub fn describe(&self, record: &Record) -> Option<String> {
+        self.lvm
+            .describe(&record.name)
+            .or_else(|| self.md.describe(&record.name))
+    }
+
+    /// Why wanted volumes did not come up, for the failure message.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = self.md.problems();
+        out.extend(self.lvm.problems(&self.selection));
+        out
+    }
+}
