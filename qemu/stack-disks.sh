@@ -7,6 +7,11 @@
 #   md12-a/b RAID1 array "md12", metadata 1.2     md11-a/b RAID1, metadata 1.1
 #   md10-a/b RAID1, metadata 1.0                  md090-a/b RAID1, metadata 0.90
 #   luks2    LUKS2 with label "cryptroot"          luks1    LUKS1
+#   stripe-a/b  VG "vgs" over both, LV "root" striped across them
+#   r5-a/b/c    RAID5 array "r5" (1.2)             r0-a/b  RAID0 array "r0" (1.2)
+#   mdlvm-a/b   RAID1 array "mdlvm" holding the PV of VG "vgmd", LV "root"
+# vg0 also has LV "swap", made with mkswap, for resume=. Every ext4 filesystem holds the
+# marker root of qemu/root-tree (from /marker-root), so that each can boot to its init.
 # /stack-dm.txt gets the device-mapper devices lvm2 made: NAME UUID TABLE, one a line.
 # Ends with BATON-STACK-DISKS-DONE on the console, or BATON-STACK-DISKS-FAILED and the
 # command that failed. No udev runs here: lvm2 is told not to wait for it, mdadm and
@@ -19,24 +24,36 @@ passphrase=baton-test-passphrase
 lvm_conf='activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'
 lvm() { command lvm "$@" --config "$lvm_conf"; }
 
-mkfs() { mkfs.ext4 -q -F -U "$2" -L "$3" "$1"; }
+mkdir -p /mnt
+mkfs() {
+    mkfs.ext4 -q -F -U "$2" -L "$3" "$1"
+    mount "$1" /mnt
+    cp -a /marker-root/. /mnt/
+    umount /mnt
+}
 
 # The Nth disk qemu attached (1: vda).
-disk() { local letters=abcdefghijklmnop; echo "/dev/vd${letters:$1-1:1}"; }
+disk() { local letters=abcdefghijklmnopqrstuvwxyz; echo "/dev/vd${letters:$1-1:1}"; }
 
 # The tree carries the booted kernel's modules: the drivers come from its own modprobe.
-modprobe -a dm-mod dm-crypt raid1 md-mod af_alg algif_skcipher algif_hash xts ext4
+modprobe -a dm-mod dm-crypt raid0 raid1 raid456 md-mod af_alg algif_skcipher algif_hash xts ext4
 
 # vda: LVM.
 lvm pvcreate -q --uuid 1VGmLL-bt0n-pv01-aaaa-bbbb-cccc-dddd01 --norestorefile "$(disk 1)"
 lvm vgcreate -q vg0 "$(disk 1)"
 lvm lvcreate -q -n root -L 16M vg0
 mkfs /dev/vg0/root 5e1f0c2a-0000-4000-8000-00000000a001 lvroot
+lvm lvcreate -q -n swap -L 8M vg0
+mkswap -q -U 5e1f0c2a-0000-4000-8000-00000000a002 /dev/vg0/swap
 # What lvm2 made of it, for tests to compare baton's activation with: each device's name,
 # UUID and table.
-for name in $(dmsetup ls | cut -f1); do
-    echo "$name $(dmsetup info -c --noheadings -o uuid "$name") $(dmsetup table "$name")"
-done >/stack-dm.txt
+record_dm() {
+    for name in $(dmsetup ls | cut -f1); do
+        echo "$name $(dmsetup info -c --noheadings -o uuid "$name") $(dmsetup table "$name")"
+    done >>/stack-dm.txt
+}
+: >/stack-dm.txt
+record_dm
 lvm vgchange -q -an vg0
 
 # vdb..vdi: RAID1 arrays, one per metadata version.
@@ -72,6 +89,42 @@ luks() {
 }
 luks "$(disk 10)" luks2 7a2c0b1e-2222-4000-8000-000000000002 cryptroot 5e1f0c2a-0000-4000-8000-00000000c002
 luks "$(disk 11)" luks1 7a2c0b1e-1111-4000-8000-000000000001 cryptold 5e1f0c2a-0000-4000-8000-00000000c001
+
+# vdl, vdm: a VG over two PVs, its root LV striped across both (64 KiB stripes).
+lvm pvcreate -q --uuid 1VGmLL-bt0n-pv02-aaaa-bbbb-cccc-dddd02 --norestorefile "$(disk 12)"
+lvm pvcreate -q --uuid 1VGmLL-bt0n-pv03-aaaa-bbbb-cccc-dddd03 --norestorefile "$(disk 13)"
+lvm vgcreate -q vgs "$(disk 12)" "$(disk 13)"
+lvm lvcreate -q -n root -i 2 -I 64k -L 16M vgs
+mkfs /dev/vgs/root 5e1f0c2a-0000-4000-8000-00000000a003 striped
+record_dm
+lvm vgchange -q -an vgs
+
+# An array of level $1 named $2 over the disks after it, with the ext4 UUID $3 on it (or
+# nothing, when $3 is empty).
+array() {
+    local level=$1 name=$2 fs_uuid=$3 n=$4
+    shift 4
+    mdadm --create "/dev/md/$name" --run --assume-clean --level="$level" \
+        --raid-devices=$# --metadata=1.2 --name="$name" --homehost=baton \
+        --uuid="$(printf '%08x:ba700000:00000000:%08x' "$n" "$n")" "$@" </dev/null
+    [ -z "$fs_uuid" ] || mkfs "/dev/md/$name" "$fs_uuid" "$name"
+}
+
+# vdn..vdp: RAID5 of three; vdq, vdr: RAID0 of two.
+array 5 r5 5e1f0c2a-0000-4000-8000-000000000b14 20 "$(disk 14)" "$(disk 15)" "$(disk 16)"
+mdadm --stop /dev/md/r5
+array 0 r0 5e1f0c2a-0000-4000-8000-000000000b17 23 "$(disk 17)" "$(disk 18)"
+mdadm --stop /dev/md/r0
+
+# vds, vdt: LVM on RAID1: the array is the PV of VG vgmd.
+array 1 mdlvm "" 25 "$(disk 19)" "$(disk 20)"
+lvm pvcreate -q --uuid 1VGmLL-bt0n-pv04-aaaa-bbbb-cccc-dddd04 --norestorefile /dev/md/mdlvm
+lvm vgcreate -q vgmd /dev/md/mdlvm
+lvm lvcreate -q -n root -L 12M vgmd
+mkfs /dev/vgmd/root 5e1f0c2a-0000-4000-8000-00000000a004 mdlvm
+record_dm
+lvm vgchange -q -an vgmd
+mdadm --stop /dev/md/mdlvm
 
 sync
 echo BATON-STACK-DISKS-DONE

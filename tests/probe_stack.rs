@@ -5,29 +5,10 @@
 mod common;
 
 use baton::probe::probe_filesystem;
-use common::{assert_has, kernel, Boot};
+use common::{assert_has, kernel, stack_disks as disks, Boot};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-
-/// The disks, made once (about two minutes) and cached outside the repository; `None` (a
-/// skip) without a kernel to make them with.
-fn disks() -> Option<&'static Path> {
-    static DISKS: OnceLock<PathBuf> = OnceLock::new();
-    kernel()?;
-    Some(DISKS.get_or_init(|| {
-        let out = Command::new(common::repo().join("qemu/make-stack-disks"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "qemu/make-stack-disks: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    }))
-}
 
 /// blkid's fields, without the file's name and the usage class (the probe has neither).
 fn blkid(image: &Path) -> BTreeMap<String, String> {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// A kernel from qemu/fetch-kernel: its directory and its modules directory.
 #[derive(Clone, Debug)]
@@ -471,4 +471,23 @@ pub fn blkid(image: &Path) -> std::collections::BTreeMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.replace("\\ ", " ")))
         .collect()
+}
+
+/// The disks of storage stacks qemu/make-stack-disks makes with the real lvm2, mdadm and
+/// cryptsetup (in a VM: this machine has no device-mapper or md driver), made once (one to
+/// two minutes) and cached outside the repository; `None` (a skip) without a kernel.
+pub fn stack_disks() -> Option<&'static Path> {
+    static DISKS: OnceLock<PathBuf> = OnceLock::new();
+    kernel()?;
+    Some(DISKS.get_or_init(|| {
+        let out = Command::new(repo().join("qemu/make-stack-disks"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "qemu/make-stack-disks: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    }))
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 
 /// What `--storage` carries: the drivers for the disks of virtual machines and PCs (virtio,
 /// SATA/IDE, NVMe, SCSI disks and CD-ROMs, USB storage and its host controllers, SD/MMC,
-/// Hyper-V, VMware and Xen disks), the filesystems a root is made of, and a VM's shared
+/// Hyper-V, VMware and Xen disks), device-mapper and MD RAID, the filesystems a root is made of, and a VM's shared
 /// host directories (9p, virtiofs) with the overlay that makes them writable. At boot only those
 /// the hardware and the root need are loaded. Paths are relative to the modules directory;
 /// a trailing `/` takes a whole directory, otherwise the path is a file-name prefix.
@@ -41,6 +41,15 @@ pub const STORAGE: &[&str] = &[
     "kernel/drivers/usb/host/ohci-pci",
     "kernel/drivers/usb/host/uhci-hcd",
     "kernel/drivers/hv/hv_vmbus",
+    // The stacks a root is built on: device-mapper (LVM's linear and striped LVs are in
+    // dm-mod itself), MD RAID and its personalities.
+    "kernel/drivers/md/dm-mod.",
+    "kernel/drivers/md/md-mod.",
+    "kernel/drivers/md/raid0.",
+    "kernel/drivers/md/raid1.",
+    "kernel/drivers/md/raid10.",
+    "kernel/drivers/md/raid456.",
+    "kernel/drivers/md/linear.",
     "kernel/fs/ext4/",
     "kernel/fs/xfs/",
     "kernel/fs/btrfs/",

@@ -1,7 +1,7 @@
 //! Which arrays to assemble and what to call them: `rd.md.uuid=` and the host's mdadm.conf
 //! ARRAY lines choose, and the names follow mdadm's: the number or `/dev/md/NAME` the ARRAY
 //! line gives, else a 0.90 array's own number, else the 1.x name (`host:NAME` gives
-//! `/dev/md/NAME`, and `/dev/mdNAME` when NAME is a number), else the free numbers from
+//! `/dev/md/NAME`, and `/dev/mdN` too when NAME is `N` or `mdN`), else the free numbers from
 //! 127 down, as mdadm picks them for arrays it finds. Pure.
 
 /// One `ARRAY` line of mdadm.conf.
@@ -127,9 +127,6 @@ pub fn choose(
         .or_else(|| link.as_deref().and_then(md_number))
         .filter(|n| *n < 1 << 20 && !taken(*n))
         .or_else(|| (0..=127).rev().find(|n| !taken(*n)))?;
-    if link.as_deref().and_then(md_number) == Some(number) {
-        link = None;
-    }
     Some(Naming { number, link })
 }
 
@@ -215,7 +212,7 @@ ARRAY <ignore> uuid=00000006:ba700000:00000000:00000006
             choose(None, Some("box:5"), None, &free),
             Some(Naming {
                 number: 5,
-                link: None
+                link: Some("5".into())
             })
         );
         let taken = |n: u32| n >= 126;
