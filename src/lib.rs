@@ -33,6 +33,7 @@ pub mod modules;
 pub mod probe;
 pub mod rootspec;
 pub mod run_protocol;
+pub mod storage_names;
 pub mod timeline;
 pub mod transport;
 

@@ -275,34 +275,21 @@ fn host_only_image_carries_what_this_machines_root_needs() {
     }
 }
 
-/// A system whose root is on a layer baton cannot bring up (LVM, dm-crypt, MD RAID, as its
-/// fstab, crypttab and mdadm.conf say) keeps the image it has: `baton update` names the
-/// layer and exits 1, and `baton check` says the same. A plain root is written as before.
+/// A system whose root is on a layer baton cannot bring up (dm-crypt, as its fstab and
+/// crypttab say) keeps the image it has: `baton update` names the layer and exits 1, and
+/// `baton check` says the same. Roots on LVM and MD RAID, and a plain root, are checked and
+/// written, the image carrying the system's mdadm.conf.
 #[test]
 fn an_image_that_could_not_boot_the_root_replaces_nothing() {
     let Some(k) = common::kernel() else { return };
     let (root, kver) = system(&k, "");
     let image = root.join(format!("boot/initrd.img-{kver}"));
-    let cases = [
-        (
-            "/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\n",
-            "",
-            "",
-            "LVM logical volume vg0/root",
-        ),
-        (
-            "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
-            "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n",
-            "",
-            "encrypted volume cryptroot (dm-crypt)",
-        ),
-        (
-            "UUID=5a5a5a5a-0000-4000-8000-000000000000 / ext4 defaults 0 1\n",
-            "",
-            "ARRAY /dev/md/0 metadata=1.2 UUID=01234567:89abcdef:01234567:89abcdef name=host:0\n",
-            "MD RAID array 0",
-        ),
-    ];
+    let cases = [(
+        "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
+        "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n",
+        "",
+        "encrypted volume cryptroot (dm-crypt)",
+    )];
     for (fstab, crypttab, mdadm, layer) in cases {
         fs::write(&image, b"the image that booted").unwrap();
         fs::write(root.join("etc/fstab"), fstab).unwrap();
@@ -331,6 +318,40 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    }
+    // Roots on LVM and MD: checked (the image has device-mapper and md) and written.
+    let stacked = [
+        (
+            "/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\n",
+            "",
+            "ok   LVM logical volume vg0/root: baton assembles it (dm_mod there)",
+        ),
+        (
+            "UUID=5a5a5a5a-0000-4000-8000-000000000000 / ext4 defaults 0 1\n",
+            "ARRAY /dev/md/0 metadata=1.2 UUID=01234567:89abcdef:01234567:89abcdef name=host:0\n",
+            "ok   MD RAID array 0: baton assembles it (md_mod there)",
+        ),
+    ];
+    for (fstab, mdadm, line) in stacked {
+        fs::write(&image, b"the image that booted").unwrap();
+        fs::write(root.join("etc/fstab"), fstab).unwrap();
+        fs::write(root.join("etc/crypttab"), "").unwrap();
+        fs::write(root.join("etc/mdadm/mdadm.conf"), mdadm).unwrap();
+        let result = update(&root);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(result.status.success(), "{stderr}");
+        assert_ne!(fs::read(&image).unwrap(), b"the image that booted");
+        let check = baton()
+            .args(["check", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(0), "{stdout}");
+        assert!(stdout.contains(line), "{stdout}");
+        let listing = baton().arg("inspect").arg(&image).output().unwrap();
+        let listing = String::from_utf8_lossy(&listing.stdout);
+        assert!(listing.contains("etc/mdadm/mdadm.conf"), "{listing}");
     }
     // A plain root: checked and written.
     fs::write(

@@ -53,6 +53,12 @@ pub fn driver_modules(sys: &Path, major: u32, minor: u32) -> Vec<String> {
         let Ok(device) = std::fs::canonicalize(&link) else {
             continue;
         };
+        // A stacked device has no driver link: the stack's own modules say what it is.
+        for module in stack_modules(&device) {
+            if !modules.contains(&module) {
+                modules.push(module);
+            }
+        }
         // A device stacked on others (dm-crypt, LVM, md): their drivers too.
         if let Ok(slaves) = std::fs::read_dir(device.join("slaves")) {
             pending.extend(slaves.filter_map(|s| s.ok()).map(|s| s.path()));
@@ -72,6 +78,34 @@ pub fn driver_modules(sys: &Path, major: u32, minor: u32) -> Vec<String> {
         }
     }
     modules
+}
+
+/// The modules a device-mapper device (`dm/`) or an MD array (`md/level`) needs.
+fn stack_modules(device: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if device.join("dm").is_dir() {
+        out.push("dm_mod".to_owned());
+    }
+    if let Ok(level) =
+        crate::bounded::read_bounded(&device.join("md/level").display().to_string(), 64)
+    {
+        out.push("md_mod".to_owned());
+        let level = String::from_utf8_lossy(&level);
+        out.extend(personality_module(level.trim()).map(str::to_owned));
+    }
+    out
+}
+
+/// The module of an MD personality, by sysfs's `md/level`.
+pub fn personality_module(level: &str) -> Option<&'static str> {
+    match level {
+        "raid0" => Some("raid0"),
+        "raid1" => Some("raid1"),
+        "raid10" => Some("raid10"),
+        "raid4" | "raid5" | "raid6" => Some("raid456"),
+        "linear" => Some("linear"),
+        _ => None,
+    }
 }
 
 /// The module a bound driver belongs to: the `module` link in its driver directory, or, for
@@ -164,6 +198,7 @@ mod tests {
         std::fs::create_dir_all(vda.join("vda1")).unwrap();
         let dm = base.join("devices/virtual/block/dm-0");
         std::fs::create_dir_all(dm.join("slaves")).unwrap();
+        std::fs::create_dir_all(dm.join("dm")).unwrap();
         symlink(
             "../../../../pci0000:00/0000:00:04.0/virtio1/block/vda/vda1",
             dm.join("slaves/vda1"),
@@ -195,7 +230,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&base);
         sysfs(&base);
         assert_eq!(driver_modules(&base, 254, 1), ["virtio_blk", "virtio_pci"]);
-        assert_eq!(driver_modules(&base, 253, 0), ["virtio_blk", "virtio_pci"]);
+        assert_eq!(
+            driver_modules(&base, 253, 0),
+            ["dm_mod", "virtio_blk", "virtio_pci"]
+        );
         assert!(driver_modules(&base, 8, 0).is_empty());
         // A driver built into the running kernel: its name stands for its module.
         std::fs::remove_file(base.join("bus/pci/drivers/virtio-pci/module")).unwrap();

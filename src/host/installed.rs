@@ -58,6 +58,11 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         // The source is a path of the system being updated.
         includes.push((root.join(src.strip_prefix("/").unwrap_or(&src)), dest));
     }
+    // The system's arrays, as its mdadm.conf names them, whatever the module set.
+    let mdadm_conf = root.join(crate::host::image::build::MDADM_CONF);
+    if mdadm_conf.exists() {
+        includes.push((mdadm_conf, crate::host::image::build::MDADM_CONF.to_owned()));
+    }
     let modules = config.extra_modules.clone();
     let storage = match config.modules {
         ModuleSet::Generic => Storage::Common,

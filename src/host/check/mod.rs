@@ -84,10 +84,10 @@ fn builtin_names(text: &str) -> BTreeSet<String> {
 /// the init can assemble it, and the check then lets it through.
 fn supported(layer: &Layer) -> bool {
     match layer {
-        Layer::Filesystem { .. } | Layer::Disk { .. } => true,
+        Layer::Filesystem { .. } | Layer::Disk { .. } | Layer::Lvm { .. } | Layer::Md { .. } => {
+            true
+        }
         Layer::Crypt { .. }
-        | Layer::Lvm { .. }
-        | Layer::Md { .. }
         | Layer::DeviceMapper { .. }
         | Layer::Network { .. }
         | Layer::MultiDevice { .. } => false,
@@ -110,13 +110,6 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
             Layer::Crypt { name } => format!(
                 "root is on the encrypted volume {name} (dm-crypt): baton cannot unlock it yet; {KEEP}"
             ),
-            Layer::Lvm { vg, lv } => format!(
-                "root is on the LVM logical volume {vg}/{lv}: baton cannot activate LVM yet; {KEEP}"
-            ),
-            Layer::Md { name, level } => format!(
-                "root is on the MD RAID array {name}{}: baton cannot assemble MD arrays yet; {KEEP}",
-                level.as_deref().map(|l| format!(" ({l})")).unwrap_or_default()
-            ),
             Layer::DeviceMapper { name, kind } => format!(
                 "root is on the device-mapper device {name} ({kind}): baton cannot set it up; {KEEP}"
             ),
@@ -126,7 +119,9 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
             Layer::MultiDevice { fstype, devices } => format!(
                 "root is a {fstype} filesystem on {devices} devices: baton does not gather a multi-device filesystem yet; {KEEP}"
             ),
-            Layer::Filesystem { .. } | Layer::Disk { .. } => String::new(),
+            Layer::Filesystem { .. } | Layer::Disk { .. } | Layer::Lvm { .. } | Layer::Md { .. } => {
+                String::new()
+            }
         });
     }
     match layer {
@@ -168,7 +163,46 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
                 ))
             }
         }
+        Layer::Lvm { vg, lv } => {
+            needs(image, &format!("LVM logical volume {vg}/{lv}"), &["dm_mod"])
+        }
+        Layer::Md { name, level } => {
+            let personality = level
+                .as_deref()
+                .map(crate::host::detect::personality_module);
+            let mut modules = vec!["md_mod"];
+            modules.extend(personality.flatten());
+            let what = match level {
+                Some(level) => format!("MD RAID array {name} ({level})"),
+                None => format!("MD RAID array {name}"),
+            };
+            needs(image, &what, &modules)
+        }
         _ => pass(String::new()),
+    }
+}
+
+/// A layer the init assembles itself, given the kernel's modules for it.
+fn needs(image: &Capabilities, what: &str, modules: &[&str]) -> Finding {
+    let missing: Vec<&str> = modules
+        .iter()
+        .copied()
+        .filter(|m| !image.has_module(m))
+        .collect();
+    if missing.is_empty() {
+        Finding {
+            ok: true,
+            line: format!("{what}: baton assembles it ({} there)", modules.join(", ")),
+        }
+    } else {
+        Finding {
+            ok: false,
+            line: format!(
+                "{what}: the image lacks {}; use modules=generic or add modules_add={} to /etc/baton/baton.conf",
+                missing.join(", "),
+                missing.join(",")
+            ),
+        }
     }
 }
 

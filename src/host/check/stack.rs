@@ -3,6 +3,7 @@
 //! (its `/etc/fstab`, `/etc/crypttab` and `/etc/mdadm/mdadm.conf`). Pure functions over
 //! text and a sysfs directory, so tests give them fixtures.
 
+use crate::storage_names::{lv_of_path, parse_conf, split_dm_name};
 use std::path::{Path, PathBuf};
 
 /// One layer of the root's stack, from the filesystem down to the disks.
@@ -175,7 +176,7 @@ fn device_mapper_layer(name: &str, uuid: &str) -> Layer {
         };
     }
     if uuid.starts_with("LVM-") {
-        if let Some((vg, lv)) = split_lvm_name(name) {
+        if let Some((vg, lv)) = split_dm_name(name) {
             return Layer::Lvm { vg, lv };
         }
     }
@@ -183,26 +184,6 @@ fn device_mapper_layer(name: &str, uuid: &str) -> Layer {
         name: name.to_owned(),
         kind: uuid.split('-').next().unwrap_or("dm").to_owned(),
     }
-}
-
-/// lvm2's `VG-LV` device-mapper name back into its parts: a single dash separates them,
-/// dashes inside either are doubled.
-pub fn split_lvm_name(name: &str) -> Option<(String, String)> {
-    let bytes = name.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes.get(i) == Some(&b'-') {
-            if bytes.get(i + 1) == Some(&b'-') {
-                i += 2;
-                continue;
-            }
-            let vg = name.get(..i)?.replace("--", "-");
-            let lv = name.get(i + 1..)?.replace("--", "-");
-            return (!vg.is_empty() && !lv.is_empty()).then_some((vg, lv));
-        }
-        i += 1;
-    }
-    None
 }
 
 /// The kernel modules of a block device's driver chain: for the device and each parent
@@ -267,7 +248,7 @@ pub fn tree(
             stack.push(Layer::Crypt {
                 name: name.to_owned(),
             });
-        } else if let Some((vg, lv)) = split_lvm_name(name) {
+        } else if let Some((vg, lv)) = split_dm_name(name) {
             stack.push(Layer::Lvm { vg, lv });
         } else {
             stack.push(Layer::DeviceMapper {
@@ -281,13 +262,8 @@ pub fn tree(
                 name: rest.trim_start_matches("md/").to_owned(),
                 level: None,
             });
-        } else if let Some((vg, lv)) = rest.split_once('/') {
-            if !matches!(vg, "disk" | "block" | "md" | "mapper") && !lv.contains('/') {
-                stack.push(Layer::Lvm {
-                    vg: vg.to_owned(),
-                    lv: lv.to_owned(),
-                });
-            }
+        } else if let Some((vg, lv)) = lv_of_path(&source) {
+            stack.push(Layer::Lvm { vg, lv });
         }
     } else {
         // UUID=, LABEL=, PARTUUID= of a device this machine does not have: what lies
@@ -333,20 +309,15 @@ pub fn crypttab_names(crypttab: &str) -> Vec<String> {
         .collect()
 }
 
-/// The arrays mdadm.conf assembles (`ARRAY /dev/md/NAME ...`).
+/// The arrays mdadm.conf assembles (`ARRAY /dev/md/NAME ...`), by name.
 pub fn mdadm_arrays(conf: &str) -> Vec<String> {
-    conf.lines()
-        .take(MAX_LINES)
-        .map(str::trim)
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            (words.next()? == "ARRAY").then(|| {
-                let device = words.next().unwrap_or("?");
-                device
-                    .trim_start_matches("/dev/")
-                    .trim_start_matches("md/")
-                    .to_owned()
-            })
+    parse_conf(conf)
+        .into_iter()
+        .filter_map(|array| array.devname)
+        .map(|dev| {
+            dev.trim_start_matches("/dev/")
+                .trim_start_matches("md/")
+                .to_owned()
         })
         .collect()
 }

@@ -67,18 +67,6 @@ fn the_root_mount_is_the_last_on_slash() {
 }
 
 #[test]
-fn lvm_names_split_as_lvm2_makes_them() {
-    let split = |n: &str| stack::split_lvm_name(n);
-    assert_eq!(split("vg0-root"), Some(("vg0".into(), "root".into())));
-    assert_eq!(
-        split("debian--vg-root--fs"),
-        Some(("debian-vg".into(), "root-fs".into()))
-    );
-    assert_eq!(split("cryptroot"), None);
-    assert_eq!(split("-x"), None);
-}
-
-#[test]
 fn the_running_form_walks_slaves_down_to_the_disks() {
     // ext4 on LVM on dm-crypt on vda5: Debian's "encrypted LVM".
     let sys = Sys::new("running");
@@ -253,9 +241,26 @@ fn each_layer_is_judged_and_named() {
     let found = judge(&lvm, &caps);
     assert!(!found[0].ok);
     assert!(
-        found[0].line.contains("LVM logical volume vg0/root"),
+        found[0]
+            .line
+            .contains("LVM logical volume vg0/root: the image lacks dm_mod"),
         "{found:?}"
     );
+    let md = [Layer::Md {
+        name: "md0".into(),
+        level: Some("raid5".into()),
+    }];
+    let found = judge(&md, &caps);
+    assert!(
+        !found[0].ok && found[0].line.contains("lacks md_mod, raid456"),
+        "{found:?}"
+    );
+    let with = Capabilities::new(
+        &crate::manifest::Manifest::default(),
+        "kernel/drivers/md/md-mod.ko\nkernel/drivers/md/raid456.ko\nkernel/drivers/md/dm-mod.ko\n",
+    );
+    assert!(judge(&md, &with)[0].ok);
+    assert!(judge(&lvm, &with)[0].ok);
 }
 
 #[test]

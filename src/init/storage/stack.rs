@@ -7,7 +7,6 @@ use super::dm::Control;
 use super::lvm::bring_up::Lvm;
 use super::lvm::select::Selection;
 use super::md::bring_up::Md;
-use super::md::naming;
 use crate::cmdline::StackParams;
 use crate::init::modules::load::Loader;
 use crate::rootspec::{Record, RootSpec};
@@ -33,7 +32,7 @@ impl Stack {
         let conf = MDADM_CONF
             .iter()
             .find_map(|path| crate::bounded::read_bounded(path, MAX_CONF_BYTES).ok())
-            .map(|bytes| naming::parse_conf(&String::from_utf8_lossy(&bytes)))
+            .map(|bytes| crate::storage_names::parse_conf(&String::from_utf8_lossy(&bytes)))
             .unwrap_or_default();
         Stack {
             selection: Selection::new(params, Some(&root), resume.as_deref()),

@@ -28,6 +28,9 @@ use crate::host::image::skeleton;
 use crate::manifest::{self, Manifest};
 use anyhow::{bail, Context, Result};
 
+/// Where the init reads mdadm.conf (and where Debian keeps it).
+pub const MDADM_CONF: &str = "etc/mdadm/mdadm.conf";
+
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let mut image = skeleton::default_image().map_err(anyhow::Error::msg)?;
     let mut manifest = Manifest::default();
@@ -52,6 +55,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     for (src, dest) in &opts.includes {
         include::add_include(&mut image, src, dest)
             .with_context(|| format!("failed to include {} as {dest}", src.display()))?;
+    }
+    // A host-only image assembles the host's arrays as its mdadm.conf names them.
+    let conf = std::path::Path::new("/").join(MDADM_CONF);
+    if added.storage == Storage::Host && conf.exists() && image.get(MDADM_CONF).is_none() {
+        include::add_include(&mut image, &conf, MDADM_CONF)
+            .with_context(|| format!("failed to include {}", conf.display()))?;
     }
     if let Some(cmdline) = &opts.cmdline {
         image.insert(

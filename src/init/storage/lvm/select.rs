@@ -5,6 +5,7 @@
 //! `rd.lvm=0` activates nothing. Pure.
 
 use crate::cmdline::StackParams;
+use crate::storage_names::lv_of_path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -68,44 +69,6 @@ impl Selection {
     }
 }
 
-/// The VG and LV a device path names, as lvm2's nodes spell them: `/dev/VG/LV`, or
-/// `/dev/mapper/VG-LV` with each name's own dashes doubled.
-pub fn lv_of_path(path: &str) -> Option<(String, String)> {
-    if let Some(name) = path.strip_prefix("/dev/mapper/") {
-        return split_dm_name(name);
-    }
-    let rest = path.strip_prefix("/dev/")?;
-    let (vg, lv) = rest.split_once('/')?;
-    let reserved = [
-        "disk", "mapper", "md", "block", "char", "bus", "input", "dri", "net",
-    ];
-    if vg.is_empty() || lv.is_empty() || lv.contains('/') || reserved.contains(&vg) {
-        return None;
-    }
-    Some((vg.to_owned(), lv.to_owned()))
-}
-
-/// `VG-LV` with dashes doubled inside each name, split at the single dash.
-fn split_dm_name(name: &str) -> Option<(String, String)> {
-    let bytes = name.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes.get(at) == Some(&b'-') {
-            if bytes.get(at + 1) == Some(&b'-') {
-                at += 2;
-                continue;
-            }
-            let (vg, lv) = (name.get(..at)?, name.get(at + 1..)?);
-            if vg.is_empty() || lv.is_empty() {
-                return None;
-            }
-            return Some((vg.replace("--", "-"), lv.replace("--", "-")));
-        }
-        at += 1;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,29 +76,6 @@ mod tests {
 
     fn select(line: &str, root: Option<&str>, resume: Option<&str>) -> Selection {
         Selection::new(&parse(line).stack, root, resume)
-    }
-
-    #[test]
-    fn paths_name_lvs() {
-        let lv = |vg: &str, lv: &str| Some((vg.to_owned(), lv.to_owned()));
-        assert_eq!(lv_of_path("/dev/vg0/root"), lv("vg0", "root"));
-        assert_eq!(lv_of_path("/dev/mapper/vg0-root"), lv("vg0", "root"));
-        assert_eq!(
-            lv_of_path("/dev/mapper/my--vg-my--lv"),
-            lv("my-vg", "my-lv")
-        );
-        assert_eq!(lv_of_path("/dev/mapper/a--b--c-d"), lv("a-b-c", "d"));
-        for not in [
-            "/dev/vda",
-            "/dev/disk/by-uuid/x",
-            "/dev/md/root",
-            "/dev/mapper/cryptroot",
-            "/dev/mapper/-x",
-            "/dev/mapper/x-",
-            "UUID=abc",
-        ] {
-            assert_eq!(lv_of_path(not), None, "{not}");
-        }
     }
 
     #[test]

@@ -7,10 +7,11 @@ use super::assembly::{
 };
 use super::kernel;
 use super::member::{self, Role};
-use super::naming::{self, ConfArray};
+use super::naming;
 use crate::cmdline::StackParams;
 use crate::init::storage::nodes;
 use crate::probe::ReadAt;
+use crate::storage_names::ConfArray;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 

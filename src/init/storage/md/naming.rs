@@ -4,61 +4,7 @@
 //! `/dev/md/NAME`, and `/dev/mdN` too when NAME is `N` or `mdN`), else the free numbers from
 //! 127 down, as mdadm picks them for arrays it finds. Pure.
 
-/// One `ARRAY` line of mdadm.conf.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ConfArray {
-    /// `/dev/md0`, `/dev/md/root`; `None` for `<ignore>`.
-    pub devname: Option<String>,
-    /// `uuid=`, as 32 hex digits.
-    pub uuid: Option<String>,
-    /// `name=`.
-    pub name: Option<String>,
-}
-
-/// At most this many ARRAY lines are read: a host with more arrays than this boots from
-/// none of the rest.
-const MAX_ARRAYS: usize = 256;
-
-/// The ARRAY lines of an mdadm.conf (a line starting with white space continues the one
-/// before it; `#` starts a comment).
-pub fn parse_conf(text: &str) -> Vec<ConfArray> {
-    let mut joined: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        match joined.last_mut() {
-            Some(last) if line.starts_with([' ', '\t']) => {
-                last.push(' ');
-                last.push_str(line);
-            }
-            _ => joined.push(line.to_owned()),
-        }
-    }
-    let mut arrays = Vec::new();
-    for line in &joined {
-        let mut words = line.split_whitespace();
-        if !words
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case("ARRAY"))
-        {
-            continue;
-        }
-        if arrays.len() == MAX_ARRAYS {
-            break;
-        }
-        let mut array = ConfArray::default();
-        for word in words {
-            match word.split_once('=') {
-                Some(("uuid" | "UUID", v)) => array.uuid = crate::cmdline::md_uuid(v),
-                Some(("name" | "NAME", v)) => array.name = Some(v.to_owned()),
-                Some(_) => {}
-                None if word.starts_with("/dev/") => array.devname = Some(word.to_owned()),
-                None => {}
-            }
-        }
-        arrays.push(array);
-    }
-    arrays
-}
+use crate::storage_names::ConfArray;
 
 /// Whether the array `uuid_hex` named `name` is to be assembled: `rd.md.uuid=` lists the
 /// ones wanted, when given; else mdadm.conf's ARRAY lines, when it has any (an `<ignore>`
@@ -152,6 +98,7 @@ fn safe_link(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage_names::parse_conf;
 
     const CONF: &str = "\
 # mdadm.conf written by the installer
@@ -179,8 +126,6 @@ ARRAY <ignore> uuid=00000006:ba700000:00000000:00000006
         assert!(!wanted("ff", None, &[], &conf));
         assert!(wanted("ff", None, &[], &[]));
         assert!(!wanted(ROOT, None, &[DATA.into()], &conf));
-        let lines = "ARRAY /dev/md1 uuid=1\n".repeat(1000);
-        assert_eq!(parse_conf(&lines).len(), MAX_ARRAYS);
     }
 
     #[test]
