@@ -7,8 +7,7 @@ mod common;
 use baton::probe::probe_filesystem;
 use common::{assert_has, kernel, stack_disks as disks, Boot};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 /// blkid's fields, without the file's name and the usage class (the probe has neither).
 fn blkid(image: &Path) -> BTreeMap<String, String> {
