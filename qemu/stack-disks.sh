@@ -1,6 +1,6 @@
 #!/bin/bash
-# Runs inside the VM qemu/make-stack-disks boots (root: the tree of qemu/make-stack-tree, over
-# 9p): makes the storage stacks on the empty virtio disks, with the real lvm2, mdadm and
+# Runs inside the VM qemu/make-stack-disks boots with qemu/in-stack-vm (root: the tree of
+# qemu/make-stack-tree, over 9p): makes the storage stacks on the empty virtio disks, with the real lvm2, mdadm and
 # cryptsetup, each holding an ext4 filesystem with a known UUID and label. The disks, in the
 # order qemu attaches them (vda, vdb, ...), and what goes on them:
 #   lvm      an LVM2 PV of VG "vg0", LV "root" (linear)
@@ -11,20 +11,20 @@
 #   r5-a/b/c    RAID5 array "r5" (1.2)             r0-a/b  RAID0 array "r0" (1.2)
 #   mdlvm-a/b   RAID1 array "mdlvm" holding the PV of VG "vgmd", LV "root"
 # vg0 also has LV "swap", made with mkswap, for resume=. Every ext4 filesystem holds the
-# marker root of qemu/root-tree (from /marker-root), so that each can boot to its init.
-# /stack-dm.txt gets the device-mapper devices lvm2 made: NAME UUID TABLE, one a line.
-# Ends with BATON-STACK-DISKS-DONE on the console, or BATON-STACK-DISKS-FAILED and the
-# command that failed. No udev runs here: lvm2 is told not to wait for it, mdadm and
+# marker root of qemu/root-tree (shared as 9p tag "marker"), so that each can boot to its
+# init. /out/dm.txt gets the device-mapper devices lvm2 made: NAME UUID TABLE, one a line.
+# Ends with BATON-VM-DONE on the console, or BATON-VM-FAILED and the command that failed. No udev runs here: lvm2 is told not to wait for it, mdadm and
 # device-mapper make their own nodes.
 set -euo pipefail
-trap 'echo "BATON-STACK-DISKS-FAILED at line $LINENO: $BASH_COMMAND"' ERR
+trap 'echo "BATON-VM-FAILED at line $LINENO: $BASH_COMMAND"' ERR
 
 # Identifiers are fixed, so that tests can name them and a remade set is the same set.
 passphrase=baton-test-passphrase
 lvm_conf='activation { udev_sync = 0 udev_rules = 0 } devices { obtain_device_list_from_udev = 0 }'
 lvm() { command lvm "$@" --config "$lvm_conf"; }
 
-mkdir -p /mnt
+mkdir -p /mnt /marker-root
+mount -t 9p -o trans=virtio,version=9p2000.L,ro marker /marker-root
 mkfs() {
     mkfs.ext4 -q -F -U "$2" -L "$3" "$1"
     mount "$1" /mnt
@@ -50,9 +50,9 @@ mkswap -q -U 5e1f0c2a-0000-4000-8000-00000000a002 /dev/vg0/swap
 record_dm() {
     for name in $(dmsetup ls | cut -f1); do
         echo "$name $(dmsetup info -c --noheadings -o uuid "$name") $(dmsetup table "$name")"
-    done >>/stack-dm.txt
+    done >>/out/dm.txt
 }
-: >/stack-dm.txt
+: >/out/dm.txt
 record_dm
 lvm vgchange -q -an vg0
 
@@ -127,4 +127,4 @@ lvm vgchange -q -an vgmd
 mdadm --stop /dev/md/mdlvm
 
 sync
-echo BATON-STACK-DISKS-DONE
+echo BATON-VM-DONE

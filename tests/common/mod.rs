@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod debian;
+
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
