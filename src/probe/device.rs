@@ -78,6 +78,12 @@ pub fn member_kind(fstype: &str) -> Option<&'static str> {
     match fstype {
         "LVM2_member" => Some("an LVM physical volume"),
         "linux_raid_member" => Some("a member of an MD RAID array"),
+        "isw_raid_member" => {
+            Some("a member of an Intel firmware (IMSM) RAID array, which baton leaves to mdadm")
+        }
+        "ddf_raid_member" => {
+            Some("a member of a DDF firmware RAID array, which baton leaves to mdadm")
+        }
         "crypto_LUKS" => Some("a LUKS encrypted volume"),
         _ => None,
     }

@@ -7,6 +7,7 @@
 pub mod btrfs;
 pub mod ext;
 pub mod f2fs;
+pub mod firmware_raid;
 pub mod luks;
 pub mod lvm;
 pub mod md;
@@ -27,6 +28,7 @@ pub use device::{member_kind, Filesystem, ReadAt};
 /// back, so the member answers first, as blkid's does.
 pub fn probe_filesystem(dev: &dyn ReadAt) -> Option<Filesystem> {
     md::probe(dev)
+        .or_else(|| firmware_raid::probe(dev))
         .or_else(|| lvm::probe(dev))
         .or_else(|| luks::probe(dev))
         // squashfs and xfs have their magic at offset 0, where a FAT boot sector also

@@ -100,6 +100,10 @@ impl Stack {
 
     /// What a device holds when it is a stack member, for the search's messages.
     pub fn describe(&self, record: &Record) -> Option<String> {
+        let fstype = record.fs.as_ref().map(|fs| fs.fstype.as_str());
+        if let Some(firmware @ ("isw_raid_member" | "ddf_raid_member")) = fstype {
+            return crate::probe::member_kind(firmware).map(str::to_owned);
+        }
         self.lvm
             .describe(&record.name)
             .or_else(|| self.md.describe(&record.name))
