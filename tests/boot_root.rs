@@ -6,8 +6,7 @@
 mod common;
 
 use common::{assert_has, disk, loaded_modules, marker, storage_image, Boot, Kernel};
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The default disk of qemu/make-disk: GPT, ext4 root in partition 2.
 const EXT4_UUID: &str = "3f8a2c1e-5b7d-4e9f-8a6c-2d4e6f8a0b1c";
@@ -289,34 +288,9 @@ fn hot_plugged_disk_with_rootwait() {
     let mut child = cmd.spawn().unwrap();
 
     // Wait until baton is listening and has looked at the hardware, then a little more.
-    let started = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if log.contains("baton: coldplug:") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "baton never started:\n{log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_for_console(&log_path, "baton: coldplug:", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(2));
-    let mut monitor = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    monitor
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let mut banner = [0u8; 4096];
-    let _ = monitor.read(&mut banner);
-    writeln!(
-        monitor,
-        "drive_add 0 if=none,id=hot,file={},format=raw,snapshot=on",
-        disk.display()
-    )
-    .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    writeln!(monitor, "device_add virtio-blk-pci,drive=hot,id=hotdisk").unwrap();
-    let _ = monitor.read(&mut banner);
+    common::hot_add_disk(&socket, &disk, "hotdisk");
 
     assert!(child.wait().unwrap().success());
     let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();

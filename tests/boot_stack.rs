@@ -7,6 +7,7 @@ mod common;
 
 use common::{assert_action, assert_has, kernel, kernel_new, marker, Boot, Kernel};
 use std::path::Path;
+use std::time::Duration;
 
 /// Boots `disks` (by name) with `append`, under the storage image of `k`.
 fn boot(k: &Kernel, dir: &Path, name: &str, disks: &[&str], append: &str) -> String {
@@ -200,4 +201,44 @@ fn stacks_that_cannot_come_up_are_named() {
     );
     assert_has(&log, "did not appear");
     assert_action(&log, "poweroff");
+}
+
+/// Event-driven: a VG whose second PV is plugged in while baton waits (`rootwait`) is
+/// activated when the PV appears, and the boot goes on from its LV.
+#[test]
+fn a_vg_completed_by_a_hot_plugged_pv() {
+    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+        return;
+    };
+    let socket = common::work_dir().join("stack-hotplug.monitor");
+    let _ = std::fs::remove_file(&socket);
+    let mut b = Boot::new(
+        &k,
+        common::storage_image(&k),
+        dir.join("stripe-a.img"),
+        "root=/dev/vgs/root rootwait rd.emergency=poweroff",
+    );
+    b.monitor = Some(socket.clone());
+    let (mut cmd, log_path) = b.command(&format!("stack-hotplug-{}", k.tag));
+    let _ = std::fs::remove_file(&log_path);
+    let mut child = cmd.spawn().unwrap();
+    common::wait_for_console(
+        &log_path,
+        "LVM2_member UUID=1VGmLL-bt0n-pv02",
+        Duration::from_secs(60),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    common::hot_add_disk(&socket, &dir.join("stripe-b.img"), "pv2");
+    assert!(child.wait().unwrap().success());
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    assert!(marker(&log).contains("root=[/dev/vgs/root ext4"), "{log}");
+    // The second PV came after the first was seen and its VG found incomplete.
+    let first = log.find("UUID=1VGmLL-bt0n-pv02").unwrap();
+    let second = log
+        .find("UUID=1VGmLL-bt0n-pv03")
+        .expect("the plugged PV was seen");
+    let activated = log
+        .find("activated LV vgs/root")
+        .expect("the LV was activated");
+    assert!(first < second && second < activated, "{log}");
 }

@@ -493,3 +493,45 @@ pub fn stack_disks() -> Option<&'static Path> {
         PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
     }))
 }
+
+/// Waits until the console log at `path` has `needle` (at most `limit`), for tests that act
+/// on a running VM.
+pub fn wait_for_console(path: &Path, needle: &str, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let log = fs::read_to_string(path).unwrap_or_default();
+        if log.contains(needle) {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{needle:?} never came on the console:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Plugs `disk` (copy-on-write) into the running VM whose monitor is at `socket`, as a
+/// virtio-blk PCI device named `id`.
+pub fn hot_add_disk(socket: &Path, disk: &Path, id: &str) {
+    use std::io::{Read, Write};
+    let mut monitor = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    monitor
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let mut banner = [0u8; 4096];
+    let _ = monitor.read(&mut banner);
+    writeln!(
+        monitor,
+        "drive_add 0 if=none,id={id}-drive,file={},format=raw,snapshot=on",
+        disk.display()
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    writeln!(
+        monitor,
+        "device_add virtio-blk-pci,drive={id}-drive,id={id}"
+    )
+    .unwrap();
+    let _ = monitor.read(&mut banner);
+}

@@ -4,6 +4,7 @@
 //! the udev database entry dm's rules read on the real root's coldplug: without
 //! `DM_UDEV_PRIMARY_SOURCE_FLAG` they take an `add` event for a device nobody activated
 //! properly, and mark it not ready for systemd, which then waits for it until it gives up.
+//! And lvm2's own record of the VGs that are online, so that it does not activate them again.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -63,6 +64,26 @@ pub fn write_dm_entry(entry: &DmEntry<'_>) -> Result<(), String> {
         .open(&path)
         .and_then(|mut f| f.write_all(dm_entry_text(entry).as_bytes()))
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Tells lvm2 in the real root that VG `name` is active: with its `vgs_online` file there,
+/// udev's `pvscan --cache --vgonline` skips the VG's autoactivation instead of starting
+/// `vgchange -aay` for LVs that are active already. Written only once every LV of the VG is
+/// active (a VG partly activated here is left for lvm2 to finish).
+pub fn mark_vg_online(name: &str) {
+    let dir = std::path::Path::new("/run/lvm/vgs_online");
+    let made = std::fs::create_dir_all(dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(dir.join(name))
+            .map(drop)
+    });
+    if let Err(e) = made {
+        log::warn!("cannot mark VG {name} online for lvm2: {e}");
+    }
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ impl Lvm {
                     Ok(()) => {
                         made = true;
                         self.active.insert(key);
+                        if self.all_active(&state.vg) {
+                            nodes::mark_vg_online(&state.vg.name);
+                        }
                     }
                     Err(why) => {
                         if want == Want::Named {
@@ -84,6 +87,14 @@ impl Lvm {
             }
         }
         made
+    }
+
+    /// Whether every LV of `vg` that lvm2 would autoactivate is active.
+    fn all_active(&self, vg: &vg::Vg) -> bool {
+        vg.lvs
+            .iter()
+            .filter(|lv| lv.visible)
+            .all(|lv| self.active.contains(&format!("{}/{}", vg.name, lv.name)))
     }
 
     fn activate_one(

@@ -1,0 +1,216 @@
+//! The proof on a real Debian install with its root on LVM, laid out as the installer's
+//! "Guided - use entire disk and set up LVM" does: /boot on a plain partition, `/` and swap
+//! on LVs of VG baton-bookworm-vg, the fstab naming them by /dev/mapper path, lvm2 installed.
+//! baton's package, installed with apt, checks that root and writes the image; the system
+//! boots through it (root= as GRUB writes it) to systemd's default target with no failed
+//! unit, and in the booted system lvm2 sees the LVs active and udev has adopted the devices
+//! baton made (no second activation, nothing systemd waits for twice).
+//!
+//! The LVM disk is made with the real lvm2 in a VM (qemu/in-stack-vm): this machine has no
+//! device-mapper. Needs root and BATON_KERNEL; skipped without them, a failure under
+//! BATON_REQUIRE_ROOT_TESTS=1.
+
+mod common;
+
+use common::assert_has;
+use common::debian::*;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+const VG_ROOT: &str = "/dev/mapper/baton--bookworm--vg-root";
+const BOOT_UUID: &str = "b4705e7d-de12-4c0d-9b1e-00000000b007";
+
+/// What the booted system says of its storage, on the serial console, before
+/// baton-report.service (which reports systemd's state and powers off).
+const STACK_REPORT: &str = r#"#!/bin/sh
+udevadm settle
+{
+    lvs --noheadings -o vg_name,lv_name,lv_active 2>&1 | sed 's/^ */BATON-LVS /'
+    dmsetup info -c --noheadings -o name,devno 2>&1 | sed 's/^/BATON-DM /'
+    udevadm info --query=property --name=/dev/mapper/baton--bookworm--vg-root |
+        grep -E '^(DM_UDEV_PRIMARY_SOURCE_FLAG|DM_NAME|SYSTEMD_READY)=' | sed 's/^/BATON-UDEV /'
+    sed 's/^/BATON-SWAPS /' /proc/swaps
+    echo "BATON-BOOT $(findmnt -n -o SOURCE,FSTYPE /boot)"
+    journalctl -b --no-pager -o short-monotonic >/run/baton-journal.txt 2>&1
+    echo "BATON-JOURNALCTL status=$?"
+    grep -E ' lvm\[| lvm-activate|vgchange' /run/baton-journal.txt | head -n 20 |
+        sed 's/^/BATON-LVMLOG /'
+} >/dev/ttyS0 2>&1
+exit 0
+"#;
+
+const STACK_REPORT_UNIT: &str = "[Unit]
+Description=Report the storage stack on the serial console
+After=multi-user.target
+Before=baton-report.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/baton-stack-report
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// The disk: a DOS label with /boot (ext4 from `boot_img`) as partition 1 and the rest as
+/// partition 2, which the VM makes the PV holding `root_img`'s filesystem and swap.
+fn lvm_disk(dir: &Path, boot_img: &Path, root_img: &Path) -> std::path::PathBuf {
+    let mib = |p: &Path| fs::metadata(p).unwrap().len().div_ceil(1 << 20);
+    let boot_mib = mib(boot_img);
+    let disk = dir.join("lvm-disk.img");
+    let _ = fs::remove_file(&disk);
+    let total = 1 + boot_mib + mib(root_img) + 64 + 16;
+    fs::File::create(&disk)
+        .unwrap()
+        .set_len(total << 20)
+        .unwrap();
+    let layout = format!(
+        "label: dos\nstart=2048, size={}, type=83, bootable\nstart={}, type=8e\n",
+        boot_mib * 2048,
+        2048 + boot_mib * 2048
+    );
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q"])
+        .arg(&disk)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(layout.as_bytes())
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+    let copied = Command::new("dd")
+        .arg(format!("if={}", boot_img.display()))
+        .arg(format!("of={}", disk.display()))
+        .args(["bs=1M", "seek=1", "conv=notrunc,sparse", "status=none"])
+        .status()
+        .unwrap();
+    assert!(copied.success(), "dd of /boot failed");
+    let made = Command::new(common::repo().join("qemu/in-stack-vm"))
+        .arg("--out")
+        .arg(dir.join("vm"))
+        .arg(common::repo().join("qemu/lvm-install-disk.sh"))
+        .arg(&disk)
+        .arg(root_img)
+        .status()
+        .unwrap();
+    assert!(
+        made.success(),
+        "qemu/in-stack-vm lvm-install-disk.sh failed"
+    );
+    disk
+}
+
+fn lines<'a>(log: &'a str, tag: &str) -> Vec<&'a str> {
+    log.lines()
+        .filter_map(|l| l.find(tag).map(|i| l[i + tag.len()..].trim()))
+        .collect()
+}
+
+#[test]
+fn guided_lvm_install_boots_through_batons_image() {
+    if !can_run() {
+        return;
+    }
+    let tree = tree();
+    let kver = tree.get("kernel").to_owned();
+    let root = scratch("debian-lvm");
+    let dir = root.parent().unwrap().to_path_buf();
+
+    // The installer's layout and lvm2, then baton: its postinst checks this root.
+    fs::write(
+        root.join("etc/fstab"),
+        format!(
+            "{VG_ROOT} / ext4 errors=remount-ro 0 1\n\
+             UUID={BOOT_UUID} /boot ext4 defaults 0 2\n\
+             /dev/mapper/baton--bookworm--vg-swap_1 none swap sw 0 0\n"
+        ),
+    )
+    .unwrap();
+    let deb = copy_package(&root);
+    let out = apt(&root, &format!("install -y lvm2 {deb}"));
+    assert_eq!(dpkg_state(&root, "baton"), "ii", "{out}");
+    assert_has(&out, &format!("baton: wrote the image for {kver}"));
+    let check = in_tree(&root, &[], &format!("baton check -k {kver}"));
+    assert_has(
+        &check,
+        "ok   LVM logical volume baton-bookworm-vg/root: baton assembles it",
+    );
+
+    fs::write(root.join("usr/local/sbin/baton-stack-report"), STACK_REPORT).unwrap();
+    Command::new("chmod")
+        .arg("0755")
+        .arg(root.join("usr/local/sbin/baton-stack-report"))
+        .status()
+        .unwrap();
+    let unit = root.join("etc/systemd/system/baton-stack-report.service");
+    fs::write(&unit, STACK_REPORT_UNIT).unwrap();
+    std::os::unix::fs::symlink(
+        "../baton-stack-report.service",
+        root.join("etc/systemd/system/multi-user.target.wants/baton-stack-report.service"),
+    )
+    .unwrap();
+
+    let boot_img = dir.join("boot.img");
+    make_ext4(&root.join("boot"), &boot_img, BOOT_UUID, "boot");
+    let root_img = dir.join("root.img");
+    make_ext4(&root, &root_img, tree.get("uuid"), "root");
+    let disk = lvm_disk(&dir, &boot_img, &root_img);
+    fs::remove_file(&root_img).unwrap();
+
+    let log = boot_disks(
+        &root,
+        &kver,
+        "6.1",
+        "debian-lvm",
+        std::slice::from_ref(&disk),
+        &format!("root={VG_ROOT} ro"),
+    );
+    assert_has(&log, "baton: activated LV baton-bookworm-vg/root");
+    assert_has(&log, "baton: activated LV baton-bookworm-vg/swap_1");
+    let lvs = lines(&log, "BATON-LVS ");
+    for lv in ["root", "swap_1"] {
+        assert!(
+            lvs.iter()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                    == ["baton-bookworm-vg", lv, "active"]),
+            "lvs: {lvs:?}\n{log}"
+        );
+    }
+    // The two devices baton made, and no other: lvm2 adopted them.
+    let dm = lines(&log, "BATON-DM ");
+    assert_eq!(dm.len(), 2, "{dm:?}\n{log}");
+    let udev = lines(&log, "BATON-UDEV ");
+    assert!(
+        udev.contains(&"DM_UDEV_PRIMARY_SOURCE_FLAG=1") && !udev.contains(&"SYSTEMD_READY=0"),
+        "{udev:?}\n{log}"
+    );
+    assert!(
+        lines(&log, "BATON-SWAPS ")
+            .iter()
+            .any(|l| l.starts_with("/dev/dm-")),
+        "{log}"
+    );
+    // Activated once: udev's pvscan found the VG online (baton said so in /run/lvm) and
+    // started no vgchange of its own.
+    assert_has(&log, "BATON-JOURNALCTL status=0");
+    let lvm_log = lines(&log, "BATON-LVMLOG ");
+    assert!(
+        lvm_log
+            .iter()
+            .any(|l| l.contains("VG baton-bookworm-vg finished")),
+        "pvscan did not see the VG online: {lvm_log:?}\n{log}"
+    );
+    assert!(
+        !lvm_log.iter().any(|l| l.contains("lvm-activate-")),
+        "lvm2 activated the VG again: {lvm_log:?}"
+    );
+    assert_has(&log, "BATON-BOOT /dev/vda1 ext4");
+    assert_has(&log, &format!("BATON-ROOT {VG_ROOT} ext4"));
+    fs::remove_dir_all(&dir).unwrap();
+}
