@@ -499,7 +499,8 @@ pub fn stack_disks() -> Option<&'static Path> {
 pub fn wait_for_console(path: &Path, needle: &str, limit: std::time::Duration) {
     let started = std::time::Instant::now();
     loop {
-        let log = fs::read_to_string(path).unwrap_or_default();
+        // Lossy: a console can carry bytes that are not UTF-8 (firmware output, a line cut).
+        let log = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
         if log.contains(needle) {
             return;
         }
@@ -517,21 +518,40 @@ pub fn hot_add_disk(socket: &Path, disk: &Path, id: &str) {
     use std::io::{Read, Write};
     let mut monitor = std::os::unix::net::UnixStream::connect(socket).unwrap();
     monitor
-        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
         .unwrap();
-    let mut banner = [0u8; 4096];
-    let _ = monitor.read(&mut banner);
+    // Each command's reply ends with the next prompt; the monitor is left only once it has
+    // answered, or a command still in its input would be dropped with the connection.
+    let until_prompt = |monitor: &mut std::os::unix::net::UnixStream| {
+        let started = std::time::Instant::now();
+        let mut said = Vec::new();
+        let mut buf = [0u8; 4096];
+        while started.elapsed() < std::time::Duration::from_secs(10) {
+            if let Ok(n) = monitor.read(&mut buf) {
+                said.extend_from_slice(&buf[..n]);
+            }
+            if String::from_utf8_lossy(&said).contains("\n(qemu)") {
+                return String::from_utf8_lossy(&said).into_owned();
+            }
+        }
+        panic!(
+            "the monitor did not answer: {}",
+            String::from_utf8_lossy(&said)
+        );
+    };
+    until_prompt(&mut monitor);
     writeln!(
         monitor,
         "drive_add 0 if=none,id={id}-drive,file={},format=raw,snapshot=on",
         disk.display()
     )
     .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let reply = until_prompt(&mut monitor);
+    assert!(reply.contains("OK"), "drive_add: {reply}");
     writeln!(
         monitor,
         "device_add virtio-blk-pci,drive={id}-drive,id={id}"
     )
     .unwrap();
-    let _ = monitor.read(&mut banner);
+    until_prompt(&mut monitor);
 }
