@@ -142,7 +142,20 @@ fn layers_of(dir: &Path, depth: usize, stack: &mut Vec<Layer>) -> Result<(), Str
         .unwrap_or_default();
     if let Some(uuid) = read(&dir.join("dm/uuid")) {
         let mapped = read(&dir.join("dm/name")).unwrap_or_else(|| name.clone());
-        stack.push(device_mapper_layer(&mapped, &uuid));
+        let layer = device_mapper_layer(&mapped, &uuid);
+        // A linear or striped LV maps straight onto its PVs; one made of other LVs (a thin
+        // pool, a snapshot's origin, RAID images, a cache) needs lvm2's other targets.
+        stack.push(
+            if matches!(layer, Layer::Lvm { .. }) && on_other_lvs(&dir) {
+                Layer::DeviceMapper {
+                    name: mapped,
+                    kind: "an LVM LV built on other LVs: thin, snapshot, RAID, cache or mirror"
+                        .into(),
+                }
+            } else {
+                layer
+            },
+        );
     } else if let Some(level) = read(&dir.join("md/level")) {
         stack.push(Layer::Md {
             name: name.clone(),
@@ -165,6 +178,17 @@ fn layers_of(dir: &Path, depth: usize, stack: &mut Vec<Layer>) -> Result<(), Str
         layers_of(&slave, depth + 1, stack)?;
     }
     Ok(())
+}
+
+/// Whether a device's slaves include an LVM device.
+fn on_other_lvs(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("slaves"))
+        .map(|d| {
+            d.flatten()
+                .take(MAX_SLAVES)
+                .any(|s| read(&s.path().join("dm/uuid")).is_some_and(|u| u.starts_with("LVM-")))
+        })
+        .unwrap_or(false)
 }
 
 /// A device-mapper device as its DM UUID's prefix says: cryptsetup's `CRYPT-`, lvm2's

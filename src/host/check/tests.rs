@@ -127,6 +127,24 @@ fn the_running_form_walks_slaves_down_to_the_disks() {
             .count(),
         2
     );
+    // A thin LV: its slave is the pool, another LVM device. Not one baton can make.
+    sys.block(
+        "dm-2",
+        "253:2",
+        &[("dm/uuid", "LVM-pool-tpool"), ("dm/name", "vg-pool-tpool")],
+        &["vda5"],
+    );
+    sys.block(
+        "dm-3",
+        "253:3",
+        &[("dm/uuid", "LVM-thin"), ("dm/name", "vg-thin")],
+        &["dm-2"],
+    );
+    let thin = stack::running(&mountinfo("253:3", "ext4", "/dev/mapper/vg-thin"), &sys.0).unwrap();
+    assert!(
+        matches!(&thin[1], Layer::DeviceMapper { name, kind } if name == "vg-thin" && kind.contains("thin")),
+        "{thin:?}"
+    );
     let nfs = stack::running(&mountinfo("0:50", "nfs4", "server:/export"), &sys.0).unwrap();
     assert!(nfs.contains(&Layer::Network {
         fstype: "nfs4".into()

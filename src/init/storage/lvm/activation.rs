@@ -32,6 +32,12 @@ pub fn device(
     device_of: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DmDevice, String> {
     let what = format!("LV {}/{}", vg.name, lv.name);
+    if let Some(snapshot) = snapshot_of(vg, &lv.name) {
+        return Err(format!(
+            "{what} is part of the snapshot {}/{snapshot}: its device must go through lvm2's snapshot targets, and a plain one would let writes bypass the snapshot (lvm2 in an initramfs that carries it can)",
+            vg.name
+        ));
+    }
     let sectors = |extents: u64| {
         extents
             .checked_mul(vg.extent_size)
@@ -52,6 +58,11 @@ pub fn device(
                 stripe_size,
                 stripes,
             } => (stripe_size, stripes),
+            SegmentKind::Snapshot { .. } => {
+                return Err(format!(
+                    "{what} is a snapshot: baton activates linear and striped LVs only (lvm2 in an initramfs that carries it can)"
+                ))
+            }
             SegmentKind::Other(kind) => {
                 return Err(format!(
                     "{what} is a {kind} LV: baton activates linear and striped LVs only (lvm2 in an initramfs that carries it can)"
@@ -99,6 +110,18 @@ pub fn device(
         ),
         uuid: format!("LVM-{}{}", vg.id.replace('-', ""), lv.id.replace('-', "")),
         table,
+    })
+}
+
+/// The snapshot LV whose origin or copy-on-write store `lv` is, if any.
+fn snapshot_of<'v>(vg: &'v Vg, lv: &str) -> Option<&'v str> {
+    vg.lvs.iter().find_map(|other| {
+        other.segments.iter().find_map(|seg| match &seg.kind {
+            SegmentKind::Snapshot { origin, cow } if origin == lv || cow == lv => {
+                Some(other.name.as_str())
+            }
+            _ => None,
+        })
     })
 }
 
@@ -213,5 +236,34 @@ mod tests {
         assert!(device(&vg, &huge, &devices)
             .unwrap_err()
             .contains("out of range"));
+    }
+
+    /// An old-style snapshot of root-fs: neither the origin nor the copy store is mapped
+    /// plainly (writes to the origin would go around the snapshot), nor the snapshot.
+    #[test]
+    fn snapshots_and_their_origins_are_left_to_lvm2() {
+        let origin = lv(vec![striped(0, 4, None, &[("pv0", 0)])]);
+        let mut cow = lv(vec![striped(0, 2, None, &[("pv1", 0)])]);
+        cow.name = "snap".into();
+        let mut snapshot = lv(vec![Segment {
+            start_extent: 0,
+            extent_count: 4,
+            kind: SegmentKind::Snapshot {
+                origin: "root-fs".into(),
+                cow: "snap".into(),
+            },
+        }]);
+        snapshot.name = "snapshot0".into();
+        snapshot.visible = false;
+        let vg = vg(vec![origin.clone(), cow.clone(), snapshot.clone()]);
+        for lv in [&origin, &cow] {
+            let err = device(&vg, lv, &devices).unwrap_err();
+            assert!(
+                err.contains("is part of the snapshot my-vg/snapshot0"),
+                "{err}"
+            );
+        }
+        let err = device(&vg, &snapshot, &devices).unwrap_err();
+        assert!(err.contains("is a snapshot"), "{err}");
     }
 }

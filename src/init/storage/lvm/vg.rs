@@ -51,7 +51,11 @@ pub enum SegmentKind {
         stripe_size: Option<u64>,
         stripes: Vec<(String, u64)>,
     },
-    /// thin, cache, raid1, snapshot, mirror ...: named, not activated.
+    /// An old-style snapshot: the LV whose blocks it keeps (`origin`) and the LV holding
+    /// the copies (`cow_store`). Neither may be activated plainly: writes to the origin
+    /// would bypass the snapshot.
+    Snapshot { origin: String, cow: String },
+    /// thin, cache, raid1, mirror ...: named, not activated.
     Other(String),
 }
 
@@ -122,6 +126,10 @@ fn parse_lv(name: &str, lv: &Section) -> Result<Lv, String> {
                 stripe_size: seg.int("stripe_size").and_then(|n| u64::try_from(n).ok()),
                 stripes: stripes(seg).ok_or(format!("LV {name}: unreadable stripes"))?,
             },
+            Some("snapshot") => SegmentKind::Snapshot {
+                origin: seg.str("origin").unwrap_or_default().to_owned(),
+                cow: seg.str("cow_store").unwrap_or_default().to_owned(),
+            },
             Some(other) => SegmentKind::Other(other.to_owned()),
             None => return Err(format!("LV {name}: a segment without a type")),
         };
@@ -177,6 +185,9 @@ segment1 { start_extent = 0 extent_count = 10 type = "striped" stripe_count = 2 
 pool_tdata { id = "y" status = ["READ"]
 segment1 { start_extent = 0 extent_count = 5 type = "thin-pool" }
 }
+snapshot0 { id = "z" status = ["READ"]
+segment1 { start_extent = 0 extent_count = 10 type = "snapshot" chunk_size = 8 origin = "root" cow_store = "snap" }
+}
 }
 }
 contents = "Text Format Volume Group"
@@ -204,6 +215,13 @@ contents = "Text Format Volume Group"
         assert_eq!(
             vg.lvs[1].segments[0].kind,
             SegmentKind::Other("thin-pool".into())
+        );
+        assert_eq!(
+            vg.lvs[2].segments[0].kind,
+            SegmentKind::Snapshot {
+                origin: "root".into(),
+                cow: "snap".into()
+            }
         );
     }
 
