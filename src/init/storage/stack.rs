@@ -77,11 +77,12 @@ impl Stack {
             }
         }
         // A module by name (`dm_mod`) or a personality by alias (`md-level-1`), in the
-        // kernel before the array or table that needs it.
+        // kernel before the array or table that needs it: asked of the loader (which waits
+        // for one its threads are loading) unless it is built in.
         let mut load = |what: &str| {
             let names = if what.starts_with("md-level-") {
                 loader.load_alias(what)
-            } else if std::path::Path::new("/sys/module").join(what).exists() {
+            } else if built_in(what) {
                 return;
             } else {
                 loader.load(what, "the storage stack");
@@ -115,4 +116,12 @@ impl Stack {
         out.extend(self.lvm.problems(&self.selection));
         out
     }
+}
+
+/// Whether module `name` is built into the kernel: it has a /sys/module directory but no
+/// `initstate` (a loadable module's says `coming` while its init runs, `live` after; its
+/// directory appears before its init has made its devices, so it alone proves nothing).
+fn built_in(name: &str) -> bool {
+    let dir = std::path::Path::new("/sys/module").join(name);
+    dir.is_dir() && !dir.join("initstate").exists()
 }
