@@ -1,9 +1,12 @@
 #!/bin/bash
 # Runs in the VM of qemu/in-stack-vm: lays out vda as Debian's installer does for "Guided -
 # use entire disk and set up LVM". The host has partitioned vda (vda1 /boot, already
-# written; vda2 for LVM) and attached the root filesystem's image as vdb. Here, with the
-# real lvm2: vda2 becomes the PV of VG "baton-bookworm-vg" (the installer names it after the
-# host), with LV "root" holding vdb's filesystem and LV "swap_1" a swap area.
+# written; vda2 for LVM) and attached the root filesystem's image as the last disk. Here,
+# with the real lvm2: vda2 becomes the PV of VG "baton-bookworm-vg" (the installer names it
+# after the host), with LV "root" holding the image's filesystem and LV "swap_1" a swap area.
+# With three disks, the PV is instead a RAID1 array (metadata 1.2, /dev/md/0, array UUID
+# ba7000ba:00000000:00000000:00000001, as the test's mdadm.conf names it) of vda2 and vdb2,
+# the installer's "RAID1, then LVM on it", made with the real mdadm.
 set -euo pipefail
 trap 'echo "BATON-VM-FAILED at line $LINENO: $BASH_COMMAND"' ERR
 
@@ -13,13 +16,23 @@ lvm() { command lvm "$@" --config "$lvm_conf"; }
 vg=baton-bookworm-vg
 
 modprobe dm-mod
-lvm pvcreate -q /dev/vda2
-lvm vgcreate -q "$vg" /dev/vda2
-root_mib=$(( ($(blockdev --getsize64 /dev/vdb) + (1 << 20) - 1) >> 20 ))
+if [ -b /dev/vdc ]; then
+    modprobe -a md-mod raid1
+    mdadm --create /dev/md/0 --run --assume-clean --level=1 --raid-devices=2 --metadata=1.2 \
+        --uuid=ba7000ba:00000000:00000000:00000001 --name=0 --homehost=baton-bookworm \
+        /dev/vda2 /dev/vdb2 </dev/null
+    pv=/dev/md/0 image=/dev/vdc
+else
+    pv=/dev/vda2 image=/dev/vdb
+fi
+lvm pvcreate -q "$pv"
+lvm vgcreate -q "$vg" "$pv"
+root_mib=$(( ($(blockdev --getsize64 "$image") + (1 << 20) - 1) >> 20 ))
 lvm lvcreate -q -n root -L "${root_mib}m" "$vg"
 lvm lvcreate -q -n swap_1 -L 64m "$vg"
-dd if=/dev/vdb of="/dev/$vg/root" bs=4M conv=fsync status=none
+dd if="$image" of="/dev/$vg/root" bs=4M conv=fsync status=none
 mkswap -q "/dev/$vg/swap_1"
 lvm vgchange -q -an "$vg"
+[ "$pv" = /dev/vda2 ] || mdadm --stop /dev/md/0
 sync
 echo BATON-VM-DONE

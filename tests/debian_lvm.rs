@@ -15,7 +15,7 @@ mod common;
 use common::assert_has;
 use common::debian::*;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const VG_ROOT: &str = "/dev/mapper/baton--bookworm--vg-root";
@@ -31,6 +31,7 @@ udevadm settle
     udevadm info --query=property --name=/dev/mapper/baton--bookworm--vg-root |
         grep -E '^(DM_UDEV_PRIMARY_SOURCE_FLAG|DM_NAME|SYSTEMD_READY)=' | sed 's/^/BATON-UDEV /'
     sed 's/^/BATON-SWAPS /' /proc/swaps
+    [ ! -e /proc/mdstat ] || sed 's/^/BATON-MDSTAT /' /proc/mdstat
     echo "BATON-BOOT $(findmnt -n -o SOURCE,FSTYPE /boot)"
     journalctl -b --no-pager -o short-monotonic >/run/baton-journal.txt 2>&1
     echo "BATON-JOURNALCTL status=$?"
@@ -53,12 +54,35 @@ ExecStart=/usr/local/sbin/baton-stack-report
 WantedBy=multi-user.target
 ";
 
-/// The disk: a DOS label with /boot (ext4 from `boot_img`) as partition 1 and the rest as
-/// partition 2, which the VM makes the PV holding `root_img`'s filesystem and swap.
-fn lvm_disk(dir: &Path, boot_img: &Path, root_img: &Path) -> std::path::PathBuf {
+/// The disks: a DOS label with /boot (ext4 from `boot_img`) as partition 1 and the rest as
+/// partition 2, which the VM makes the PV holding `root_img`'s filesystem and swap; with
+/// `raid`, a second disk laid out alike, partition 2 of each a RAID1 member and the array
+/// the PV.
+fn lvm_disks(dir: &Path, boot_img: &Path, root_img: &Path, raid: bool) -> Vec<PathBuf> {
+    let mut disks = vec![partitioned(dir, "disk-a.img", boot_img, root_img)];
+    if raid {
+        disks.push(partitioned(dir, "disk-b.img", boot_img, root_img));
+    }
+    let made = Command::new(common::repo().join("qemu/in-stack-vm"))
+        .arg("--out")
+        .arg(dir.join("vm"))
+        .arg(common::repo().join("qemu/lvm-install-disk.sh"))
+        .args(&disks)
+        .arg(root_img)
+        .status()
+        .unwrap();
+    assert!(
+        made.success(),
+        "qemu/in-stack-vm lvm-install-disk.sh failed"
+    );
+    disks
+}
+
+/// One disk: /boot on partition 1, room for `root_img`, swap and lvm2's metadata on 2.
+fn partitioned(dir: &Path, name: &str, boot_img: &Path, root_img: &Path) -> PathBuf {
     let mib = |p: &Path| fs::metadata(p).unwrap().len().div_ceil(1 << 20);
     let boot_mib = mib(boot_img);
-    let disk = dir.join("lvm-disk.img");
+    let disk = dir.join(name);
     let _ = fs::remove_file(&disk);
     let total = 1 + boot_mib + mib(root_img) + 64 + 16;
     fs::File::create(&disk)
@@ -114,12 +138,32 @@ fn lines<'a>(log: &'a str, tag: &str) -> Vec<&'a str> {
 
 #[test]
 fn guided_lvm_install_boots_through_batons_image() {
-    if !can_run() {
-        return;
+    if can_run() {
+        install_and_boot("debian-lvm", false);
     }
+}
+
+/// The installer's other common server layout: a RAID1 of two disks' second partitions,
+/// LVM on the array, mdadm installed with the mdadm.conf the installer writes. The image
+/// carries that mdadm.conf, names the array /dev/md0 as it says, and mdadm in the booted
+/// system finds it active.
+#[test]
+fn raid1_lvm_install_boots_through_batons_image() {
+    if can_run() {
+        install_and_boot("debian-raid-lvm", true);
+    }
+}
+
+/// The mdadm.conf Debian's installer writes for the array (mdadm --detail --scan).
+const MDADM_CONF: &str = "HOMEHOST <system>
+MAILADDR root
+ARRAY /dev/md/0 metadata=1.2 UUID=ba7000ba:00000000:00000000:00000001 name=baton-bookworm:0
+";
+
+fn install_and_boot(name: &str, raid: bool) {
     let tree = tree();
     let kver = tree.get("kernel").to_owned();
-    let root = scratch("debian-lvm");
+    let root = scratch(name);
     let dir = root.parent().unwrap().to_path_buf();
 
     // The installer's layout and lvm2, then baton: its postinst checks this root.
@@ -133,7 +177,14 @@ fn guided_lvm_install_boots_through_batons_image() {
     )
     .unwrap();
     let deb = copy_package(&root);
-    let out = apt(&root, &format!("install -y lvm2 {deb}"));
+    let packages = if raid {
+        fs::create_dir_all(root.join("etc/mdadm")).unwrap();
+        fs::write(root.join("etc/mdadm/mdadm.conf"), MDADM_CONF).unwrap();
+        "lvm2 mdadm"
+    } else {
+        "lvm2"
+    };
+    let out = apt(&root, &format!("install -y {packages} {deb}"));
     assert_eq!(dpkg_state(&root, "baton"), "ii", "{out}");
     assert_has(&out, &format!("baton: wrote the image for {kver}"));
     let check = in_tree(&root, &[], &format!("baton check -k {kver}"));
@@ -160,17 +211,32 @@ fn guided_lvm_install_boots_through_batons_image() {
     make_ext4(&root.join("boot"), &boot_img, BOOT_UUID, "boot");
     let root_img = dir.join("root.img");
     make_ext4(&root, &root_img, tree.get("uuid"), "root");
-    let disk = lvm_disk(&dir, &boot_img, &root_img);
+    let disks = lvm_disks(&dir, &boot_img, &root_img, raid);
     fs::remove_file(&root_img).unwrap();
 
     let log = boot_disks(
         &root,
         &kver,
         "6.1",
-        "debian-lvm",
-        std::slice::from_ref(&disk),
+        name,
+        &disks,
         &format!("root={VG_ROOT} ro"),
     );
+    if raid {
+        assert_has(&log, "baton: started RAID1 baton-bookworm:0");
+        assert_has(&log, "as /dev/md0");
+        let mdstat = lines(&log, "BATON-MDSTAT ");
+        assert!(
+            mdstat.iter().any(|l| l.starts_with("md0 : active raid1")
+                && l.contains("vda2")
+                && l.contains("vdb2")),
+            "mdstat: {mdstat:?}\n{log}"
+        );
+        assert!(
+            mdstat.iter().any(|l| l.contains("[2/2] [UU]")),
+            "mdstat: {mdstat:?}"
+        );
+    }
     assert_has(&log, "baton: activated LV baton-bookworm-vg/root");
     assert_has(&log, "baton: activated LV baton-bookworm-vg/swap_1");
     let lvs = lines(&log, "BATON-LVS ");

@@ -216,17 +216,18 @@ impl<'l, 'm> Search<'l, 'm> {
             if let Some(found) = self.matching(what, spec, &records) {
                 return Ok(found);
             }
-            // A device made from the members here (an LV, an array) is looked at at once.
             let quiet = self.coldplug_done();
-            if self.advance_stack(&records, quiet, false) {
+            let waited = self.started.elapsed();
+            let last_chance = gives_up(waited, limit, quiet);
+            // Arrays still waiting for members start degraded at the last chance, if they can.
+            let made = self.advance_stack(&records, quiet || last_chance, last_chance);
+            if !made.is_empty() {
+                if let Some(found) = self.made_matching(what, spec, &made) {
+                    return Ok(found);
+                }
                 continue;
             }
-            let waited = self.started.elapsed();
-            if gives_up(waited, limit, quiet) {
-                // Arrays still waiting for members start degraded now, if they can.
-                if self.advance_stack(&records, true, true) {
-                    continue;
-                }
+            if last_chance {
                 return Err(self.seen(&records));
             }
             self.report_progress(what, spec, waited, &records);
@@ -256,11 +257,22 @@ impl<'l, 'm> Search<'l, 'm> {
         until
     }
 
-    fn advance_stack(&mut self, records: &[Record], quiet: bool, last_chance: bool) -> bool {
+    fn advance_stack(&mut self, records: &[Record], quiet: bool, last_chance: bool) -> Vec<String> {
         match &mut self.stack {
             Some(stack) => stack.advance(records, self.loader, quiet, last_chance),
-            None => false,
+            None => Vec::new(),
         }
+    }
+
+    /// The device `spec` names among those the stack just made, read from their nodes
+    /// here: they are made of devices that answered, and a probe thread would cost this
+    /// path tens of ms under an emulated CPU.
+    fn made_matching(&self, what: &str, spec: &RootSpec, made: &[String]) -> Option<Found> {
+        let records: Vec<Record> = made
+            .iter()
+            .filter_map(|name| crate::init::devices::probe_node(name))
+            .collect();
+        self.matching(what, spec, &records)
     }
 
     /// The devices present (what each stack member belongs to), those that did not

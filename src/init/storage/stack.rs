@@ -45,14 +45,15 @@ impl Stack {
     /// Reads the members among `records` not read yet, then starts and activates what
     /// they complete. `quiet`: the devices have settled, so arrays short of members may
     /// start degraded after their wait; `last_chance`: the search is giving up, so they
-    /// start now. Returns whether a device was made (look at the devices again).
+    /// start now. Returns the kernel names of the devices made (`md0`, `dm-0`): the search
+    /// looks at them at once.
     pub fn advance(
         &mut self,
         records: &[Record],
         loader: &mut Loader<'_>,
         quiet: bool,
         last_chance: bool,
-    ) -> bool {
+    ) -> Vec<String> {
         for record in records {
             let Some(fs) = &record.fs else { continue };
             let key = (record.name.clone(), record.major, record.minor);
@@ -95,7 +96,7 @@ impl Stack {
             load("dm_mod");
             Control::open()
         };
-        made |= self.lvm.activate(&self.selection, &mut control);
+        made.extend(self.lvm.activate(&self.selection, &mut control));
         made
     }
 

@@ -47,13 +47,14 @@ impl Lvm {
     }
 
     /// Activates the wanted LVs of every complete VG not activated yet; returns whether a
-    /// device was made. `control` opens device-mapper (loading its module) when first needed.
+    /// device was made: their kernel names (`dm-0`). `control` opens device-mapper (loading
+    /// its module) when first needed.
     pub fn activate(
         &mut self,
         selection: &Selection,
         control: &mut dyn FnMut() -> Result<Control, String>,
-    ) -> bool {
-        let mut made = false;
+    ) -> Vec<String> {
+        let mut made = Vec::new();
         for state in assemble(&self.pvs) {
             if !state.complete() {
                 continue;
@@ -68,8 +69,8 @@ impl Lvm {
                     continue;
                 }
                 match self.activate_one(&state, lv, control) {
-                    Ok(()) => {
-                        made = true;
+                    Ok(node) => {
+                        made.push(node);
                         self.active.insert(key);
                         if self.all_active(&state.vg) {
                             nodes::mark_vg_online(&state.vg.name);
@@ -102,7 +103,7 @@ impl Lvm {
         state: &VgState,
         lv: &vg::Lv,
         control: &mut dyn FnMut() -> Result<Control, String>,
-    ) -> Result<(), String> {
+    ) -> Result<String, String> {
         let device = activation::device(&state.vg, lv, &|uuid| state.device_of(uuid))?;
         if self.control.is_none() {
             self.control = Some(control()?);
@@ -146,7 +147,7 @@ impl Lvm {
         if let Err(e) = nodes::write_dm_entry(&entry) {
             log::warn!("cannot write udev's entry for {}: {e}", device.name);
         }
-        Ok(())
+        Ok(node)
     }
 
     /// What the PV on device `name` belongs to, for messages.

@@ -76,10 +76,15 @@ impl Md {
 
     /// Starts what can start. `quiet` is whether the devices have settled (coldplug done);
     /// `last_chance` that the search is about to give up, so anything that can run degraded
-    /// runs now. `load` loads a personality's module by alias. Returns whether an array
-    /// started.
-    pub fn start(&mut self, quiet: bool, last_chance: bool, load: &mut dyn FnMut(&str)) -> bool {
-        let mut started = false;
+    /// runs now. `load` loads a personality's module by alias. Returns the arrays started
+    /// (`md0`).
+    pub fn start(
+        &mut self,
+        quiet: bool,
+        last_chance: bool,
+        load: &mut dyn FnMut(&str),
+    ) -> Vec<String> {
+        let mut started = Vec::new();
         let mut decided = Vec::new();
         for array in arrays(&self.seen) {
             if self.done.contains(&array.uuid) || !self.wanted(&array) {
@@ -109,8 +114,8 @@ impl Md {
                 _ => None,
             };
             match outcome {
-                Some(Ok(())) => {
-                    started = true;
+                Some(Ok(node)) => {
+                    started.push(node);
                     decided.push((array.uuid, None));
                 }
                 Some(Err(why)) => {
@@ -138,7 +143,7 @@ impl Md {
         )
     }
 
-    fn run(&self, array: &ArrayState<'_>, load: &mut dyn FnMut(&str)) -> Result<(), String> {
+    fn run(&self, array: &ArrayState<'_>, load: &mut dyn FnMut(&str)) -> Result<String, String> {
         let newest = array
             .members
             .iter()
@@ -179,7 +184,7 @@ impl Md {
                 log::warn!("cannot link /dev/md/{link}: {e}");
             }
         }
-        Ok(())
+        Ok(node)
     }
 
     /// What the member on device `name` belongs to, for messages.
