@@ -4,7 +4,8 @@
 //! baton's package, installed with apt, checks that root and writes the image; the system
 //! boots through it (root= as GRUB writes it) to systemd's default target with no failed
 //! unit, and in the booted system lvm2 sees the LVs active and udev has adopted the devices
-//! baton made (no second activation, nothing systemd waits for twice).
+//! baton made (no second activation, nothing systemd waits for twice). The same again with
+//! the PV on a RAID1 of two disks, mdadm installed with the installer's mdadm.conf.
 //!
 //! The LVM disk is made with the real lvm2 in a VM (qemu/in-stack-vm): this machine has no
 //! device-mapper. Needs root and BATON_KERNEL; skipped without them, a failure under
