@@ -152,6 +152,59 @@ pub fn detect(root: &Path) -> Result<Vec<String>, String> {
     Ok(modules)
 }
 
+/// The LVs the running system's root and swap devices are, as `rd.lvm.lv=VG/LV` words for
+/// a host-only image (dracut's host-only images name them so): the init then activates
+/// those and no others. Devices that are not LVs are passed over.
+pub fn lvm_words(sys: &Path) -> Vec<String> {
+    let mut devices = Vec::new();
+    if let Some(root) = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| root_mount(&m))
+    {
+        devices.push(format!("{}:{}", root.major, root.minor));
+    }
+    // /proc/swaps: a header, then one device a line.
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    for path in swaps
+        .lines()
+        .skip(1)
+        .take(MAX_DEPTH)
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::MetadataExt;
+            let rdev = meta.rdev();
+            devices.push(format!("{}:{}", libc::major(rdev), libc::minor(rdev)));
+        }
+    }
+    lvm_words_of(sys, &devices)
+}
+
+/// [`lvm_words`] for devices `MAJ:MIN`, read from the sysfs at `sys`.
+fn lvm_words_of(sys: &Path, devices: &[String]) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for dev in devices {
+        let dir = sys.join("dev/block").join(dev);
+        let read = |f: &str| {
+            crate::bounded::read_bounded(&dir.join(f).display().to_string(), 256)
+                .ok()
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        };
+        // lvm2's own LVs only: `LVM-` and the two UUIDs, no layer suffix.
+        let lv = read("dm/uuid")
+            .filter(|u| u.len() == 4 + 64 && u.starts_with("LVM-"))
+            .and_then(|_| read("dm/name"))
+            .and_then(|name| crate::storage_names::split_dm_name(&name));
+        if let Some((vg, lv)) = lv {
+            let word = format!("rd.lvm.lv={vg}/{lv}");
+            if !words.contains(&word) {
+                words.push(word);
+            }
+        }
+    }
+    words
+}
+
 /// Whether this process runs in a chroot: its `/` is not PID 1's (as systemd's
 /// `running_in_chroot` tells). Unknown (no /proc, not allowed to look) counts as no.
 fn in_chroot() -> bool {
@@ -199,6 +252,9 @@ mod tests {
         let dm = base.join("devices/virtual/block/dm-0");
         std::fs::create_dir_all(dm.join("slaves")).unwrap();
         std::fs::create_dir_all(dm.join("dm")).unwrap();
+        let uuid = format!("LVM-{}{}", "v".repeat(32), "l".repeat(32));
+        std::fs::write(dm.join("dm/uuid"), uuid).unwrap();
+        std::fs::write(dm.join("dm/name"), "my--vg-root\n").unwrap();
         symlink(
             "../../../../pci0000:00/0000:00:04.0/virtio1/block/vda/vda1",
             dm.join("slaves/vda1"),
@@ -235,6 +291,9 @@ mod tests {
             ["dm_mod", "virtio_blk", "virtio_pci"]
         );
         assert!(driver_modules(&base, 8, 0).is_empty());
+        // The LV the root is, for rd.lvm.lv=; a partition is none.
+        let devices = ["253:0".to_owned(), "254:1".to_owned()];
+        assert_eq!(lvm_words_of(&base, &devices), ["rd.lvm.lv=my-vg/root"]);
         // A driver built into the running kernel: its name stands for its module.
         std::fs::remove_file(base.join("bus/pci/drivers/virtio-pci/module")).unwrap();
         assert_eq!(driver_modules(&base, 254, 1), ["virtio_blk", "virtio_pci"]);

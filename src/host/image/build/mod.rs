@@ -62,10 +62,16 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         include::add_include(&mut image, &conf, MDADM_CONF)
             .with_context(|| format!("failed to include {}", conf.display()))?;
     }
-    if let Some(cmdline) = &opts.cmdline {
+    // A host-only image names the LVs the host's root and swap are, as dracut's do: the
+    // init activates those, wherever root= points.
+    let mut defaults: Vec<String> = opts.cmdline.iter().cloned().collect();
+    if added.storage == Storage::Host {
+        defaults.extend(crate::host::detect::lvm_words(std::path::Path::new("/sys")));
+    }
+    if !defaults.is_empty() {
         image.insert(
             manifest::DEFAULTS_PATH,
-            Entry::file(0o644, format!("{cmdline}\n").into_bytes()),
+            Entry::file(0o644, format!("{}\n", defaults.join(" ")).into_bytes()),
         )?;
     }
     // Written last so --include cannot replace it by accident.
