@@ -116,18 +116,6 @@ fn partitioned(dir: &Path, name: &str, boot_img: &Path, root_img: &Path) -> Path
         .status()
         .unwrap();
     assert!(copied.success(), "dd of /boot failed");
-    let made = Command::new(common::repo().join("qemu/in-stack-vm"))
-        .arg("--out")
-        .arg(dir.join("vm"))
-        .arg(common::repo().join("qemu/lvm-install-disk.sh"))
-        .arg(&disk)
-        .arg(root_img)
-        .status()
-        .unwrap();
-    assert!(
-        made.success(),
-        "qemu/in-stack-vm lvm-install-disk.sh failed"
-    );
     disk
 }
 
