@@ -60,9 +60,10 @@ WantedBy=multi-user.target
 /// `raid`, a second disk laid out alike, partition 2 of each a RAID1 member and the array
 /// the PV.
 fn lvm_disks(dir: &Path, boot_img: &Path, root_img: &Path, raid: bool) -> Vec<PathBuf> {
-    let mut disks = vec![partitioned(dir, "disk-a.img", boot_img, root_img)];
+    let mut disks = vec![partitioned(dir, "disk-a.img", boot_img, root_img, true)];
     if raid {
-        disks.push(partitioned(dir, "disk-b.img", boot_img, root_img));
+        // The second disk's first partition stays empty: one /boot, as its UUID says.
+        disks.push(partitioned(dir, "disk-b.img", boot_img, root_img, false));
     }
     let made = Command::new(common::repo().join("qemu/in-stack-vm"))
         .arg("--out")
@@ -79,8 +80,15 @@ fn lvm_disks(dir: &Path, boot_img: &Path, root_img: &Path, raid: bool) -> Vec<Pa
     disks
 }
 
-/// One disk: /boot on partition 1, room for `root_img`, swap and lvm2's metadata on 2.
-fn partitioned(dir: &Path, name: &str, boot_img: &Path, root_img: &Path) -> PathBuf {
+/// One disk: partition 1 the size of `boot_img` (holding it, with `with_boot`), room for
+/// `root_img`, swap and lvm2's metadata on 2.
+fn partitioned(
+    dir: &Path,
+    name: &str,
+    boot_img: &Path,
+    root_img: &Path,
+    with_boot: bool,
+) -> PathBuf {
     let mib = |p: &Path| fs::metadata(p).unwrap().len().div_ceil(1 << 20);
     let boot_mib = mib(boot_img);
     let disk = dir.join(name);
@@ -109,6 +117,9 @@ fn partitioned(dir: &Path, name: &str, boot_img: &Path, root_img: &Path) -> Path
         .write_all(layout.as_bytes())
         .unwrap();
     assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+    if !with_boot {
+        return disk;
+    }
     let copied = Command::new("dd")
         .arg(format!("if={}", boot_img.display()))
         .arg(format!("of={}", disk.display()))
