@@ -127,6 +127,16 @@ fn the_running_form_walks_slaves_down_to_the_disks() {
             .count(),
         2
     );
+    let nfs = stack::running(&mountinfo("0:50", "nfs4", "server:/export"), &sys.0).unwrap();
+    assert!(nfs.contains(&Layer::Network {
+        fstype: "nfs4".into()
+    }));
+}
+
+#[test]
+fn an_lv_built_on_other_lvs_is_not_taken_for_a_plain_one() {
+    let sys = Sys::new("thin");
+    sys.block("vda5", "254:5", &[("partition", "5")], &[]);
     // A thin LV: its slave is the pool, another LVM device. Not one baton can make.
     sys.block(
         "dm-2",
@@ -145,10 +155,6 @@ fn the_running_form_walks_slaves_down_to_the_disks() {
         matches!(&thin[1], Layer::DeviceMapper { name, kind } if name == "vg-thin" && kind.contains("thin")),
         "{thin:?}"
     );
-    let nfs = stack::running(&mountinfo("0:50", "nfs4", "server:/export"), &sys.0).unwrap();
-    assert!(nfs.contains(&Layer::Network {
-        fstype: "nfs4".into()
-    }));
 }
 
 #[test]

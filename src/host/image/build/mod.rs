@@ -28,6 +28,32 @@ use crate::host::image::skeleton;
 use crate::manifest::{self, Manifest};
 use anyhow::{bail, Context, Result};
 
+/// What a host-only image says of the host's storage stack: its mdadm.conf (the arrays to
+/// assemble, and their names) and, in the default command line after the configured
+/// words, the LVs the root and swap are on (`rd.lvm.lv=`, as dracut's host-only images).
+fn add_host_storage_config(
+    image: &mut crate::host::image::entry::Image,
+    opts: &BuildOptions,
+    storage: Storage,
+) -> Result<()> {
+    let conf = std::path::Path::new("/").join(MDADM_CONF);
+    if storage == Storage::Host && conf.exists() && image.get(MDADM_CONF).is_none() {
+        include::add_include(image, &conf, MDADM_CONF)
+            .with_context(|| format!("failed to include {}", conf.display()))?;
+    }
+    let mut defaults: Vec<String> = opts.cmdline.iter().cloned().collect();
+    if storage == Storage::Host {
+        defaults.extend(crate::host::detect::lvm_words(std::path::Path::new("/sys")));
+    }
+    if !defaults.is_empty() {
+        image.insert(
+            manifest::DEFAULTS_PATH,
+            Entry::file(0o644, format!("{}\n", defaults.join(" ")).into_bytes()),
+        )?;
+    }
+    Ok(())
+}
+
 /// Where the init reads mdadm.conf (and where Debian keeps it).
 pub const MDADM_CONF: &str = "etc/mdadm/mdadm.conf";
 
@@ -56,24 +82,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         include::add_include(&mut image, src, dest)
             .with_context(|| format!("failed to include {} as {dest}", src.display()))?;
     }
-    // A host-only image assembles the host's arrays as its mdadm.conf names them.
-    let conf = std::path::Path::new("/").join(MDADM_CONF);
-    if added.storage == Storage::Host && conf.exists() && image.get(MDADM_CONF).is_none() {
-        include::add_include(&mut image, &conf, MDADM_CONF)
-            .with_context(|| format!("failed to include {}", conf.display()))?;
-    }
-    // A host-only image names the LVs the host's root and swap are, as dracut's do: the
-    // init activates those, wherever root= points.
-    let mut defaults: Vec<String> = opts.cmdline.iter().cloned().collect();
-    if added.storage == Storage::Host {
-        defaults.extend(crate::host::detect::lvm_words(std::path::Path::new("/sys")));
-    }
-    if !defaults.is_empty() {
-        image.insert(
-            manifest::DEFAULTS_PATH,
-            Entry::file(0o644, format!("{}\n", defaults.join(" ")).into_bytes()),
-        )?;
-    }
+    add_host_storage_config(&mut image, opts, added.storage)?;
     // Written last so --include cannot replace it by accident.
     image.insert(
         manifest::PATH,

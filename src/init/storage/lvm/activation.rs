@@ -32,12 +32,7 @@ pub fn device(
     device_of: &dyn Fn(&str) -> Option<String>,
 ) -> Result<DmDevice, String> {
     let what = format!("LV {}/{}", vg.name, lv.name);
-    if let Some(snapshot) = snapshot_of(vg, &lv.name) {
-        return Err(format!(
-            "{what} is part of the snapshot {}/{snapshot}: its device must go through lvm2's snapshot targets, and a plain one would let writes bypass the snapshot (lvm2 in an initramfs that carries it can)",
-            vg.name
-        ));
-    }
+    not_in_a_snapshot(vg, lv, &what)?;
     let sectors = |extents: u64| {
         extents
             .checked_mul(vg.extent_size)
@@ -103,14 +98,26 @@ pub fn device(
         return Err(format!("{what} has no segments"));
     }
     Ok(DmDevice {
-        name: format!(
-            "{}-{}",
-            vg.name.replace('-', "--"),
-            lv.name.replace('-', "--")
-        ),
+        name: dm_name(&vg.name, &lv.name),
         uuid: format!("LVM-{}{}", vg.id.replace('-', ""), lv.id.replace('-', "")),
         table,
     })
+}
+
+/// lvm2's device-mapper name: `VG-LV`, each name's own dashes doubled.
+fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
+/// An error when `lv` is the origin or copy store of an old-style snapshot.
+fn not_in_a_snapshot(vg: &Vg, lv: &Lv, what: &str) -> Result<(), String> {
+    match snapshot_of(vg, &lv.name) {
+        Some(snapshot) => Err(format!(
+            "{what} is part of the snapshot {}/{snapshot}: its device must go through lvm2's snapshot targets, and a plain one would let writes bypass the snapshot (lvm2 in an initramfs that carries it can)",
+            vg.name
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The snapshot LV whose origin or copy-on-write store `lv` is, if any.
