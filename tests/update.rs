@@ -284,43 +284,51 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
     let Some(k) = common::kernel() else { return };
     let (root, kver) = system(&k, "");
     let image = root.join(format!("boot/initrd.img-{kver}"));
-    let cases = [(
-        "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
-        "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n",
-        "",
-        "encrypted volume cryptroot (dm-crypt)",
-    )];
-    for (fstab, crypttab, mdadm, layer) in cases {
+    // The system's configuration, and the image that booted it.
+    let configure = |fstab: &str, crypttab: &str, mdadm: &str| {
         fs::write(&image, b"the image that booted").unwrap();
         fs::write(root.join("etc/fstab"), fstab).unwrap();
         fs::write(root.join("etc/crypttab"), crypttab).unwrap();
         fs::create_dir_all(root.join("etc/mdadm")).unwrap();
         fs::write(root.join("etc/mdadm/mdadm.conf"), mdadm).unwrap();
-        let result = update(&root);
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        assert_eq!(result.status.code(), Some(1), "{stderr}");
-        assert!(stderr.contains(layer), "{layer:?} not in: {stderr}");
-        assert!(stderr.contains("could not bring up the root"), "{stderr}");
-        assert_eq!(fs::read(&image).unwrap(), b"the image that booted");
-        let check = baton()
+    };
+    let check = || {
+        let out = baton()
             .args(["check", "--root"])
             .arg(&root)
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&check.stdout);
-        assert_eq!(check.status.code(), Some(1), "{stdout}");
-        assert!(
-            stdout.contains(&format!("FAIL root is on the {layer}")),
-            "{stdout}"
-        );
-        let leftovers: Vec<_> = fs::read_dir(root.join("boot"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
-    }
-    // Roots on LVM and MD: checked (the image has device-mapper and md) and written.
-    let stacked = [
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    configure(
+        "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
+        "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n",
+        "",
+    );
+    let layer = "encrypted volume cryptroot (dm-crypt)";
+    let result = update(&root);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(layer), "{layer:?} not in: {stderr}");
+    assert!(stderr.contains("could not bring up the root"), "{stderr}");
+    assert_eq!(fs::read(&image).unwrap(), b"the image that booted");
+    let (code, stdout) = check();
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAIL root is on the {layer}")),
+        "{stdout}"
+    );
+    let leftovers: Vec<_> = fs::read_dir(root.join("boot"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    // Roots on LVM and MD (the image has device-mapper and md) and a plain root: checked
+    // and written, with the system's mdadm.conf.
+    let written = [
         (
             "/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\n",
             "",
@@ -331,52 +339,23 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
             "ARRAY /dev/md/0 metadata=1.2 UUID=01234567:89abcdef:01234567:89abcdef name=host:0\n",
             "ok   MD RAID array 0: baton assembles it (md_mod there)",
         ),
+        (
+            "UUID=5a5a5a5a-0000-4000-8000-000000000000 / ext4 defaults 0 1\n",
+            "",
+            "ok   filesystem ext4 from UUID=",
+        ),
     ];
-    for (fstab, mdadm, line) in stacked {
-        fs::write(&image, b"the image that booted").unwrap();
-        fs::write(root.join("etc/fstab"), fstab).unwrap();
-        fs::write(root.join("etc/crypttab"), "").unwrap();
-        fs::write(root.join("etc/mdadm/mdadm.conf"), mdadm).unwrap();
+    for (fstab, mdadm, line) in written {
+        configure(fstab, "", mdadm);
         let result = update(&root);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(result.status.success(), "{stderr}");
         assert_ne!(fs::read(&image).unwrap(), b"the image that booted");
-        let check = baton()
-            .args(["check", "--root"])
-            .arg(&root)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&check.stdout);
-        assert_eq!(check.status.code(), Some(0), "{stdout}");
+        let (code, stdout) = check();
+        assert_eq!(code, Some(0), "{stdout}");
         assert!(stdout.contains(line), "{stdout}");
         let listing = baton().arg("inspect").arg(&image).output().unwrap();
         let listing = String::from_utf8_lossy(&listing.stdout);
         assert!(listing.contains("etc/mdadm/mdadm.conf"), "{listing}");
     }
-    // A plain root: checked and written.
-    fs::write(
-        root.join("etc/fstab"),
-        "UUID=5a5a5a5a-0000-4000-8000-000000000000 / ext4 defaults 0 1\n",
-    )
-    .unwrap();
-    fs::write(root.join("etc/mdadm/mdadm.conf"), "").unwrap();
-    fs::write(root.join("etc/crypttab"), "").unwrap();
-    let result = update(&root);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    assert_ne!(fs::read(&image).unwrap(), b"the image that booted");
-    let check = baton()
-        .args(["check", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(check.status.code(), Some(0), "{stdout}");
-    assert!(
-        stdout.contains("ok   filesystem ext4 from UUID="),
-        "{stdout}"
-    );
 }
