@@ -22,8 +22,9 @@ use std::process::Command;
 const VG_ROOT: &str = "/dev/mapper/baton--bookworm--vg-root";
 const BOOT_UUID: &str = "b4705e7d-de12-4c0d-9b1e-00000000b007";
 
-/// What the booted system says of its storage, on the serial console, before
-/// baton-report.service (which reports systemd's state and powers off).
+/// What the booted system says of its storage, written for baton-report.service to print
+/// with its own report (a line written to the console from here can be lost when the
+/// serial getty starts and hangs the line up meanwhile, as a loaded machine showed).
 const STACK_REPORT: &str = r#"#!/bin/sh
 udevadm settle
 {
@@ -38,7 +39,7 @@ udevadm settle
     echo "BATON-JOURNALCTL status=$?"
     grep -E ' lvm\[| lvm-activate|vgchange' /run/baton-journal.txt | head -n 20 |
         sed 's/^/BATON-LVMLOG /'
-} >/dev/ttyS0 2>&1
+} >/run/baton-stack.txt 2>&1
 exit 0
 "#;
 
@@ -199,6 +200,12 @@ fn install_and_boot(name: &str, raid: bool) {
         .arg(root.join("usr/local/sbin/baton-stack-report"))
         .status()
         .unwrap();
+    let report = root.join("usr/local/sbin/baton-report");
+    let text = fs::read_to_string(&report).unwrap();
+    let end = "    echo \"BATON-REPORT-END\"";
+    assert!(text.contains(end), "{text}");
+    let text = text.replace(end, &format!("    cat /run/baton-stack.txt\n{end}"));
+    fs::write(&report, text).unwrap();
     let unit = root.join("etc/systemd/system/baton-stack-report.service");
     fs::write(&unit, STACK_REPORT_UNIT).unwrap();
     std::os::unix::fs::symlink(
