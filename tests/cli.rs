@@ -39,7 +39,7 @@ fn init_binary() -> PathBuf {
     let path = exe
         .parent()
         .unwrap()
-        .join("../x86_64-unknown-linux-musl/release/baton-init");
+        .join("../x86_64-unknown-linux-musl/init/baton-init");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/build first",

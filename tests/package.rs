@@ -31,7 +31,7 @@ fn member(deb: &str, path: &str) -> Vec<u8> {
 #[test]
 fn the_package_replaces_the_generator_and_carries_everything() {
     let repo = env!("CARGO_MANIFEST_DIR");
-    let init = format!("{repo}/target/x86_64-unknown-linux-musl/release/baton-init");
+    let init = format!("{repo}/target/x86_64-unknown-linux-musl/init/baton-init");
     if !std::path::Path::new(&init).exists() {
         assert!(
             std::env::var("BATON_REQUIRE_KERNEL").as_deref() != Ok("1"),

@@ -38,7 +38,7 @@ pub fn can_run() -> bool {
         eprintln!("skipped: installing the package into a Debian tree needs root");
         return false;
     }
-    let init = repo().join("target/x86_64-unknown-linux-musl/release/baton-init");
+    let init = repo().join("target/x86_64-unknown-linux-musl/init/baton-init");
     if !repo().join("target/release/baton").is_file() || !init.is_file() {
         assert!(
             std::env::var("BATON_REQUIRE_KERNEL").as_deref() != Ok("1"),

@@ -103,8 +103,8 @@ pub fn find_init(explicit: Option<&Path>) -> Result<PathBuf> {
     let dir = exe.parent().unwrap_or(Path::new("."));
     let candidates = [
         dir.join("baton-init"),
-        dir.join("../x86_64-unknown-linux-musl/release/baton-init"),
-        dir.join("../../x86_64-unknown-linux-musl/release/baton-init"),
+        dir.join("../x86_64-unknown-linux-musl/init/baton-init"),
+        dir.join("../../x86_64-unknown-linux-musl/init/baton-init"),
         dir.join("../lib/baton/baton-init"),
     ];
     // `cargo build` also leaves a dynamically linked baton-init beside this program; only a
