@@ -28,6 +28,7 @@
 
 pub mod bounded;
 pub mod cmdline;
+pub mod crypttab;
 pub mod manifest;
 pub mod modules;
 pub mod probe;

@@ -9,8 +9,10 @@
 //! Pure: no I/O here, so unit tests and the fuzzer reach every line. The boot reads
 //! /proc/cmdline as bytes and hands them to [`decode`].
 
+mod crypt;
 mod stack;
 mod values;
+pub use crypt::{CryptParams, NamedVolume};
 pub use stack::{md_uuid, StackParams};
 use values::boolean;
 
@@ -128,6 +130,8 @@ pub struct BootParams {
     pub overlay: bool,
     /// `rd.lvm*` and `rd.md*`: the LVM volumes and MD arrays to bring up.
     pub stack: StackParams,
+    /// `rd.luks*`, `cryptdevice=`, `cryptkey=`: the LUKS volumes to unlock.
+    pub crypt: CryptParams,
     /// Known words whose values made no sense, for the log.
     pub warnings: Vec<String>,
 }
@@ -190,6 +194,7 @@ impl Default for BootParams {
             run_timeout_secs: None,
             overlay: false,
             stack: StackParams::default(),
+            crypt: CryptParams::default(),
             warnings: Vec::new(),
         }
     }
@@ -347,7 +352,8 @@ pub fn strip_comments(text: &str) -> String {
 }
 
 fn apply(params: &mut BootParams, word: &Word<'_>) {
-    match stack::apply(&mut params.stack, word.key, word.value) {
+    let stack_word = stack::apply(&mut params.stack, word.key, word.value);
+    match stack_word.or_else(|| crypt::apply(&mut params.crypt, word.key, word.value)) {
         Some(Ok(())) => return,
         Some(Err(expected)) => return warn_value(params, word, expected),
         None => {}
