@@ -10,6 +10,7 @@
 #   stripe-a/b  VG "vgs" over both, LV "root" striped across them
 #   r5-a/b/c    RAID5 array "r5" (1.2)             r0-a/b  RAID0 array "r0" (1.2)
 #   mdlvm-a/b   RAID1 array "mdlvm" holding the PV of VG "vgmd", LV "root"
+#   luksmore    GPT, one LUKS2 volume on each partition (see below)
 # vg0 also has LV "swap", made with mkswap, for resume=. Every ext4 filesystem holds the
 # marker root of qemu/root-tree (shared as 9p tag "marker"), so that each can boot to its
 # init. /out/dm.txt gets the device-mapper devices lvm2 made: NAME UUID TABLE, one a line.
@@ -125,6 +126,58 @@ mkfs /dev/vgmd/root 5e1f0c2a-0000-4000-8000-00000000a004 mdlvm
 record_dm
 lvm vgchange -q -an vgmd
 mdadm --stop /dev/md/mdlvm
+
+# vdu: more LUKS2 volumes, one per GPT partition, each with ext4 (and the marker root)
+# inside, cheap to unlock unless said otherwise:
+#   1 "keyed"    pbkdf2-sha256, the passphrase in slot 0 and the key file below in slot 1
+#   2 "sect4k"   argon2i, 4096-byte encryption sectors
+#   3 "damaged"  pbkdf2, its primary header then damaged (the secondary is intact)
+#   4 "shared"   argon2id, the same passphrase as the luks2 disk
+#   5 "cryptlvm" pbkdf2, an LVM2 PV inside (VG "vgcrypt", LV "root"): Debian's layout
+#   6 "defaults" cryptsetup's defaults: argon2id timed on this VM (about 2 s), whatever
+#                memory and lanes it picks
+# The key file is 64 bytes, the same every time: printf of the text below, then padding.
+key_file=/tmp/baton-test.key
+printf '%-64s' 'baton-test-key-file' >"$key_file"
+more=$(disk 21)
+printf 'label: gpt\n size=24M\n size=24M\n size=24M\n size=24M\n size=40M\n size=24M\n' |
+    sfdisk -q "$more"
+part() { echo "$more$1"; }
+cheap=(--pbkdf pbkdf2 --hash sha256 --pbkdf-force-iterations 1000)
+more_luks() {
+    local n=$1 label=$2
+    shift 2
+    printf %s "$passphrase" | cryptsetup luksFormat --batch-mode --type luks2 --key-file - \
+        --uuid "$(printf '7a2c0b1e-3333-4000-8000-%012d' "$n")" --label "$label" "$@" "$(part "$n")"
+    printf %s "$passphrase" | cryptsetup open --key-file - "$(part "$n")" "test-$label"
+}
+more_fs() {
+    mkfs "/dev/mapper/test-$2" "$(printf '5e1f0c2a-0000-4000-8000-00000000d%03d' "$1")" "$2"
+    cryptsetup close "test-$2"
+}
+more_luks 1 keyed "${cheap[@]}"
+printf %s "$passphrase" | cryptsetup luksAddKey --batch-mode --key-file - "${cheap[@]}" \
+    "$(part 1)" "$key_file"
+more_fs 1 keyed
+more_luks 2 sect4k --sector-size 4096 --pbkdf argon2i --pbkdf-memory 16384 --pbkdf-force-iterations 4
+more_fs 2 sect4k
+more_luks 3 damaged "${cheap[@]}"
+more_fs 3 damaged
+# Bytes of the primary header's JSON area: its checksum no longer matches.
+printf 'DAMAGE' | dd of="$(part 3)" bs=1 seek=$((4096 + 512)) conv=notrunc status=none
+more_luks 4 shared --pbkdf argon2id --pbkdf-memory 32768 --pbkdf-force-iterations 4
+more_fs 4 shared
+more_luks 5 cryptlvm "${cheap[@]}"
+lvm pvcreate -q --uuid 1VGmLL-bt0n-pv05-aaaa-bbbb-cccc-dddd05 --norestorefile /dev/mapper/test-cryptlvm
+lvm vgcreate -q vgcrypt /dev/mapper/test-cryptlvm
+lvm lvcreate -q -n root -L 12M vgcrypt
+mkfs /dev/vgcrypt/root 5e1f0c2a-0000-4000-8000-00000000d005 cryptlvm
+lvm vgchange -q -an vgcrypt
+cryptsetup close test-cryptlvm
+more_luks 6 defaults
+more_fs 6 defaults
+cryptsetup luksDump "$(part 6)" >/out/defaults-dump.txt
+cryptsetup luksDump "$(part 1)" >/out/keyed-dump.txt
 
 sync
 echo BATON-VM-DONE

@@ -389,7 +389,13 @@ fn mount_new_root(
     let resume = resume_spec(params);
     let (found, resume_device) = {
         let _step = crate::init::timeline::phase("root_search");
-        root::wait_for_devices(&spec, resume.as_ref(), &params.stack, limit, loader)?
+        root::wait_for_devices(
+            &spec,
+            resume.as_ref(),
+            (&params.stack, &params.crypt),
+            limit,
+            loader,
+        )?
     };
     // Before anything is mounted from a disk: resuming over mounted filesystems would
     // corrupt them.

@@ -2,7 +2,7 @@
 //! appears and bringing up the storage stacks (LVM, MD) whose members show up. Mounting it
 //! is `root_mount`.
 
-use crate::cmdline::StackParams;
+use crate::cmdline::{CryptParams, StackParams};
 use crate::init::devices::Registry;
 use crate::init::modules::load::Loader;
 use crate::init::storage::stack::Stack;
@@ -35,24 +35,30 @@ pub fn wait_for_root(
     limit: Option<Duration>,
     loader: &mut Loader<'_>,
 ) -> Result<Found> {
-    wait_for_devices(spec, None, &StackParams::default(), limit, loader).map(|(root, _)| root)
+    let (stack, crypt) = (StackParams::default(), CryptParams::default());
+    wait_for_devices(spec, None, (&stack, &crypt), limit, loader).map(|(root, _)| root)
 }
 
 /// [`wait_for_root`], and then, when `resume=` names one, the device holding a hibernation
 /// image. That one is looked for only until every coldplug driver has loaded and the
 /// devices have settled (as `rootwait=0` waits for the root): a swap device that is not
 /// there by then is not coming, and a boot without hibernation must not wait for it.
-/// LVM and MD members met on the way are brought up as `stack` says.
+/// LVM and MD members and LUKS volumes met on the way are brought up as `stack` says.
 pub fn wait_for_devices(
     spec: &RootSpec,
     resume: Option<&RootSpec>,
-    stack: &StackParams,
+    stack: (&StackParams, &CryptParams),
     limit: Option<Duration>,
     loader: &mut Loader<'_>,
 ) -> Result<(Found, Option<Found>)> {
     let mut search = Search::start(loader);
-    search.stack = Some(Stack::new(stack, spec, resume));
-    let root = search.find("root", spec, limit).map_err(|seen| {
+    search.stack = Some(Stack::new(stack.0, stack.1, spec, resume));
+    let found = search.find("root", spec, limit);
+    // A volume named to be unlocked that could not be ends the search, with its reason.
+    if let Some(fatal) = search.stack.as_ref().and_then(Stack::fatal) {
+        return Err(anyhow::anyhow!("{fatal}"));
+    }
+    let root = found.map_err(|seen| {
         anyhow::anyhow!(
             "root device {spec} did not appear within {} s (block devices present: {seen}); check root= and that the image has the disk's driver, or add rootwait",
             limit.map_or(0, |l| l.as_secs()),
@@ -221,6 +227,9 @@ impl<'l, 'm> Search<'l, 'm> {
             let last_chance = gives_up(waited, limit, quiet);
             // Arrays still waiting for members start degraded at the last chance, if they can.
             let made = self.advance_stack(&records, quiet || last_chance, last_chance);
+            if self.stack.as_ref().and_then(Stack::fatal).is_some() {
+                return Err(String::new());
+            }
             if !made.is_empty() {
                 if let Some(found) = self.made_matching(what, spec, &made) {
                     return Ok(found);

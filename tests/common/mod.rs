@@ -168,6 +168,8 @@ pub struct Boot<'a> {
     pub bus: &'a str,
     pub append: String,
     pub input: Option<&'a str>,
+    /// A file (a FIFO) the serial console reads from instead, for a test that types.
+    pub input_file: Option<PathBuf>,
     pub monitor: Option<PathBuf>,
     pub timeout: u32,
     /// More qemu options (`-smp 4`).
@@ -183,6 +185,7 @@ impl<'a> Boot<'a> {
             bus: "virtio",
             append: append.to_owned(),
             input: None,
+            input_file: None,
             monitor: None,
             timeout: 90,
             qemu: Vec::new(),
@@ -213,6 +216,9 @@ impl<'a> Boot<'a> {
             let input_file = work_dir().join(format!("{name}.input"));
             fs::write(&input_file, text).unwrap();
             cmd.arg("--input").arg(&input_file);
+        }
+        if let Some(file) = &self.input_file {
+            cmd.arg("--input").arg(file);
         }
         if let Some(socket) = &self.monitor {
             cmd.arg("--monitor").arg(socket);

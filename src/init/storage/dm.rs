@@ -152,26 +152,32 @@ impl Control {
 }
 
 impl Control {
-    /// Creates device `name` (with `uuid`), loads `targets` as its table and resumes it:
-    /// the device is live when this returns. Returns its number; a device left half-made by
-    /// a failed step is removed again.
+    /// Creates device `name` (with `uuid`), loads `targets` as its table (read-only when
+    /// `read_only`) and resumes it: the device is live when this returns. Returns its
+    /// number; a device left half-made by a failed step is removed again. The buffers that
+    /// carried the table are zeroed before they are freed: a crypt table may hold a key.
     pub fn create(
         &self,
         name: &str,
         uuid: &str,
         targets: &[Target<'_>],
+        read_only: bool,
     ) -> Result<(u32, u32), String> {
         let count = u32::try_from(targets.len()).map_err(|_| "too many targets".to_owned())?;
-        let table = table_data(targets)?;
+        let mut table = table_data(targets)?;
         self.call(DM_DEV_CREATE, &mut message(name, uuid, 0, 0, &[])?)
             .map_err(|e| format!("cannot create device-mapper device {name}: {e}"))?;
+        let flags = if read_only { DM_READONLY_FLAG } else { 0 };
         let made = (|| {
-            self.call(DM_TABLE_LOAD, &mut message(name, "", 0, count, &table)?)
-                .map_err(|e| format!("the kernel refused {name}'s table: {e}"))?;
+            let mut load = message(name, "", flags, count, &table)?;
+            let loaded = self.call(DM_TABLE_LOAD, &mut load);
+            super::crypt::secret::wipe(&mut load);
+            loaded.map_err(|e| format!("the kernel refused {name}'s table: {e}"))?;
             // DM_DEV_SUSPEND without DM_SUSPEND_FLAG resumes: the table goes live.
             self.call(DM_DEV_SUSPEND, &mut message(name, "", 0, 0, &[])?)
                 .map_err(|e| format!("cannot resume {name}: {e}"))
         })();
+        super::crypt::secret::wipe(&mut table);
         match made {
             Ok(reply) => Ok(decode_dev(reply.dev)),
             Err(e) => {

@@ -3,6 +3,7 @@
 //! root search finds their members (`stack`), with the links and udev entries the real
 //! system expects (`nodes`). LUKS is to come.
 
+pub mod crypt;
 pub mod dm;
 pub mod lvm;
 pub mod md;

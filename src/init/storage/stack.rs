@@ -3,11 +3,12 @@
 //! array started, a VG's LVs activated). The devices made go through the search's probe
 //! like any disk, so LVM on MD, or MD on LVM, assembles in whatever order things appear.
 
+use super::crypt::bring_up::Crypt;
 use super::dm::Control;
 use super::lvm::bring_up::Lvm;
 use super::lvm::select::Selection;
 use super::md::bring_up::Md;
-use crate::cmdline::StackParams;
+use crate::cmdline::{CryptParams, StackParams};
 use crate::init::modules::load::Loader;
 use crate::rootspec::{Record, RootSpec};
 use std::collections::BTreeSet;
@@ -21,12 +22,18 @@ pub struct Stack {
     selection: Selection,
     lvm: Lvm,
     md: Md,
+    crypt: Crypt,
     /// Devices already read, by name and number (a name can come back as another device).
     looked: BTreeSet<(String, u32, u32)>,
 }
 
 impl Stack {
-    pub fn new(params: &StackParams, root: &RootSpec, resume: Option<&RootSpec>) -> Stack {
+    pub fn new(
+        params: &StackParams,
+        crypt: &CryptParams,
+        root: &RootSpec,
+        resume: Option<&RootSpec>,
+    ) -> Stack {
         let root = root.to_string();
         let resume = resume.map(ToString::to_string);
         let conf = MDADM_CONF
@@ -38,6 +45,7 @@ impl Stack {
             selection: Selection::new(params, Some(&root), resume.as_deref()),
             lvm: Lvm::default(),
             md: Md::new(params, conf),
+            crypt: Crypt::new(crypt),
             looked: BTreeSet::new(),
         }
     }
@@ -54,8 +62,28 @@ impl Stack {
         quiet: bool,
         last_chance: bool,
     ) -> Vec<String> {
+        let mut made = Vec::new();
+        // A module by name (`dm_mod`) or a personality by alias (`md-level-1`), in the
+        // kernel before the array or table that needs it: asked of the loader (which waits
+        // for one its threads are loading) unless it is built in.
+        let mut load = |what: &str| {
+            let by_alias = ["md-level-", "crypto-", "algif-"];
+            let names = if by_alias.iter().any(|prefix| what.starts_with(prefix)) {
+                loader.load_alias(what)
+            } else if built_in(what) {
+                return;
+            } else {
+                loader.load(what, "the storage stack");
+                vec![what.to_owned()]
+            };
+            loader.wait_for(&names);
+        };
         for record in records {
             let Some(fs) = &record.fs else { continue };
+            if fs.fstype == "crypto_LUKS" {
+                made.extend(self.crypt.open(record, &mut load));
+                continue;
+            }
             let key = (record.name.clone(), record.major, record.minor);
             let is_pv = fs.fstype == "LVM2_member";
             let is_md = fs.fstype == "linux_raid_member";
@@ -77,21 +105,7 @@ impl Stack {
                 self.md.add_member(&record.name, dev, &node);
             }
         }
-        // A module by name (`dm_mod`) or a personality by alias (`md-level-1`), in the
-        // kernel before the array or table that needs it: asked of the loader (which waits
-        // for one its threads are loading) unless it is built in.
-        let mut load = |what: &str| {
-            let names = if what.starts_with("md-level-") {
-                loader.load_alias(what)
-            } else if built_in(what) {
-                return;
-            } else {
-                loader.load(what, "the storage stack");
-                vec![what.to_owned()]
-            };
-            loader.wait_for(&names);
-        };
-        let mut made = self.md.start(quiet, last_chance, &mut load);
+        made.extend(self.md.start(quiet, last_chance, &mut load));
         let mut control = || {
             load("dm_mod");
             Control::open()
@@ -109,6 +123,12 @@ impl Stack {
         self.lvm
             .describe(&record.name)
             .or_else(|| self.md.describe(&record.name))
+            .or_else(|| self.crypt.describe(record))
+    }
+
+    /// Why the boot cannot go on: a volume named to be unlocked could not be.
+    pub fn fatal(&self) -> Option<&str> {
+        self.crypt.fatal()
     }
 
     /// Why wanted volumes did not come up, for the failure message.

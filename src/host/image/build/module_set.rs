@@ -15,7 +15,8 @@ use std::path::Path;
 
 /// What `--storage` carries: the drivers for the disks of virtual machines and PCs (virtio,
 /// SATA/IDE, NVMe, SCSI disks and CD-ROMs, USB storage and its host controllers, SD/MMC,
-/// Hyper-V, VMware and Xen disks), device-mapper and MD RAID, the filesystems a root is made of, and a VM's shared
+/// Hyper-V, VMware and Xen disks), device-mapper, MD RAID and dm-crypt with the ciphers LUKS
+/// volumes use, the keyboards a passphrase is typed on, the filesystems a root is made of, and a VM's shared
 /// host directories (9p, virtiofs) with the overlay that makes them writable. At boot only those
 /// the hardware and the root need are loaded. Paths are relative to the modules directory;
 /// a trailing `/` takes a whole directory, otherwise the path is a file-name prefix.
@@ -50,6 +51,23 @@ pub const STORAGE: &[&str] = &[
     "kernel/drivers/md/raid10.",
     "kernel/drivers/md/raid456.",
     "kernel/drivers/md/linear.",
+    // LUKS: dm-crypt; the kernel's ciphers for the keyslots, through AF_ALG; the modes and
+    // ciphers cryptsetup formats with (AES in XTS, or CBC with ESSIV for old volumes) and
+    // the CPU's AES instructions.
+    "kernel/drivers/md/dm-crypt.",
+    "kernel/crypto/af_alg.",
+    "kernel/crypto/algif_skcipher.",
+    "kernel/crypto/xts.",
+    "kernel/crypto/essiv.",
+    "kernel/crypto/ecb.",
+    "kernel/crypto/cbc.",
+    "kernel/arch/x86/crypto/aesni-intel.",
+    // The keyboards a passphrase is typed on: PS/2 (often built in) and USB HID behind the
+    // host controllers above.
+    "kernel/drivers/input/serio/i8042.",
+    "kernel/drivers/input/keyboard/atkbd.",
+    "kernel/drivers/hid/usbhid/",
+    "kernel/drivers/hid/hid-generic.",
     "kernel/fs/ext4/",
     "kernel/fs/xfs/",
     "kernel/fs/btrfs/",

@@ -121,7 +121,7 @@ impl Lvm {
                 params: &line.params,
             })
             .collect();
-        let dev = dm.create(&device.name, &device.uuid, &targets)?;
+        let dev = dm.create(&device.name, &device.uuid, &targets, false)?;
         let node = format!("dm-{}", dev.1);
         log::info!(
             "activated LV {}/{} as /dev/mapper/{} ({node})",

@@ -1,0 +1,322 @@
+//! Unlocking the LUKS volumes the root search meets, one at a time as they appear: the
+//! key file first if the volume has one, then the passphrases typed for other volumes this
+//! boot (one passphrase for several disks is asked once), then the prompt; the dm-crypt
+//! device made and announced as cryptsetup would.
+
+use super::mapping::{self, KeyRef, Mapping};
+use super::secret::Secret;
+use super::unlock::{self, Opened};
+use super::volumes::{self, Wanted};
+use super::{header, keyring, prompt};
+use crate::cmdline::CryptParams;
+use crate::crypttab::Key;
+use crate::init::storage::dm::{Control, Target};
+use crate::init::storage::nodes;
+use crate::luks::Volume;
+use crate::rootspec::Record;
+use std::time::Duration;
+
+/// Where `baton build` carries crypttab, and the most of it read.
+const CRYPTTAB: &str = "/etc/crypttab";
+const MAX_CRYPTTAB_BYTES: u64 = 64 * 1024;
+/// The most a key file may be (cryptsetup's default limit).
+const MAX_KEY_FILE: usize = 8 * 1024 * 1024;
+/// Passphrases kept for the next volume.
+const MAX_KEPT: usize = 8;
+/// Prompts when `tries=0` asks for no limit: still a bound.
+const UNLIMITED_TRIES: u32 = 1000;
+const DEFAULT_TRIES: u32 = 3;
+
+pub struct Crypt {
+    wanted: Vec<Wanted>,
+    timeout_secs: Option<u32>,
+    passphrases: Vec<Secret>,
+    /// Volumes dealt with, by UUID, and what became of them (for the messages).
+    done: Vec<(String, String)>,
+    /// A volume named to be unlocked that could not be: the boot cannot go on as asked.
+    fatal: Option<String>,
+}
+
+impl Crypt {
+    pub fn new(params: &CryptParams) -> Crypt {
+        let text = crate::bounded::read_bounded(CRYPTTAB, MAX_CRYPTTAB_BYTES)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let mut notes = Vec::new();
+        let wanted = volumes::wanted(params, &crate::crypttab::parse(&text), &mut notes);
+        for note in notes {
+            log::warn!("{note}");
+        }
+        Crypt {
+            wanted,
+            timeout_secs: params.timeout_secs,
+            passphrases: Vec::new(),
+            done: Vec::new(),
+            fatal: None,
+        }
+    }
+
+    /// Unlocks the volume `record` is, if it is wanted and not done yet. `load` puts a
+    /// module (or an alias's modules) in the kernel. Returns the kernel name of the
+    /// device made (`dm-3`).
+    pub fn open(&mut self, record: &Record, load: &mut dyn FnMut(&str)) -> Option<String> {
+        let uuid = record.fs.as_ref()?.uuid.clone()?.to_ascii_lowercase();
+        if self.fatal.is_some() || self.done.iter().any(|(u, _)| *u == uuid) {
+            return None;
+        }
+        let wanted = self.wanted.iter().find(|w| w.matches(record))?.clone();
+        let name = wanted.name_for(&uuid);
+        let result = self.unlock(record, &wanted, &name, load);
+        match result {
+            Ok(kernel_name) => {
+                self.done.push((uuid, format!("unlocked as {name}")));
+                Some(kernel_name)
+            }
+            Err(why) => {
+                let message = format!("cannot unlock {name} ({uuid}) on {}: {why}", record.name);
+                self.done.push((uuid, why));
+                self.fatal = Some(message);
+                None
+            }
+        }
+    }
+
+    fn unlock(
+        &mut self,
+        record: &Record,
+        wanted: &Wanted,
+        name: &str,
+        load: &mut dyn FnMut(&str),
+    ) -> Result<String, String> {
+        let device = std::fs::File::open(record.node())
+            .map_err(|e| format!("cannot open {}: {e}", record.node()))?;
+        let volume = header::read(&device).map_err(|e| e.to_string())?;
+        for warning in &volume.warnings {
+            log::warn!("{}: {warning}", record.name);
+        }
+        load_modules(&volume, load);
+        let opened = self.key_for(&device, &volume, wanted, name)?;
+        let dev = activate(record, &volume, wanted, name, &opened.key)?;
+        log::info!(
+            "unlocked {} ({}) with keyslot {} as /dev/mapper/{name}",
+            record.name,
+            volume.uuid,
+            opened.slot
+        );
+        Ok(format!("dm-{}", dev.1))
+    }
+
+    /// The volume key, from the key file, a passphrase typed before, or the prompt.
+    fn key_for(
+        &mut self,
+        device: &std::fs::File,
+        volume: &Volume,
+        wanted: &Wanted,
+        name: &str,
+    ) -> Result<Opened, String> {
+        let slot = wanted.options.key_slot;
+        if let Key::File(path) = &wanted.key {
+            let key = read_key_file(path, wanted)?;
+            match unlock::open(device, volume, key.as_slice(), slot)? {
+                Some(opened) => return Ok(opened),
+                None => log::warn!("key file {path} does not open {name}: asking for the passphrase"),
+            }
+        }
+        for known in &self.passphrases {
+            if let Some(opened) = unlock::open(device, volume, known.as_slice(), slot)? {
+                return Ok(opened);
+            }
+        }
+        let tries = match wanted.options.tries.unwrap_or(DEFAULT_TRIES) {
+            0 => UNLIMITED_TRIES,
+            n => n,
+        };
+        let timeout = wanted
+            .options
+            .timeout_secs
+            .or(self.timeout_secs)
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(u64::from(s)));
+        let question = format!(
+            "Please enter passphrase for disk {name} ({}): ",
+            volume.uuid
+        );
+        for attempt in 1..=tries {
+            log::info!("asking for the passphrase of {name} ({})", volume.uuid);
+            let typed = prompt::ask(&question, timeout).map_err(|why| match why {
+                prompt::NoAnswer::Timeout => format!(
+                    "no passphrase was typed within {} s",
+                    timeout.map_or(0, |t| t.as_secs())
+                ),
+                prompt::NoAnswer::Cancelled => "the passphrase prompt was cancelled".into(),
+                prompt::NoAnswer::Failed(why) => why,
+            })?;
+            if let Some(opened) = unlock::open(device, volume, typed.as_slice(), slot)? {
+                if self.passphrases.len() < MAX_KEPT {
+                    self.passphrases.push(typed);
+                }
+                return Ok(opened);
+            }
+            log::warn!("no key available with this passphrase for {name} (try {attempt} of {tries})");
+            prompt::say("No key available with this passphrase.\n");
+        }
+        Err(format!("no key available with the passphrases typed ({tries} tries)"))
+    }
+
+    /// What a LUKS device is to the search's messages.
+    pub fn describe(&self, record: &Record) -> Option<String> {
+        let fs = record.fs.as_ref()?;
+        if fs.fstype != "crypto_LUKS" {
+            return None;
+        }
+        let uuid = fs.uuid.as_deref().unwrap_or_default().to_ascii_lowercase();
+        if let Some((_, what)) = self.done.iter().find(|(u, _)| *u == uuid) {
+            return Some(format!("LUKS volume, {what}"));
+        }
+        if self.wanted.iter().any(|w| w.matches(record)) {
+            return Some("LUKS volume, to unlock".into());
+        }
+        Some("LUKS volume, not named to be unlocked (rd.luks.uuid=, rd.luks.name= or the image's crypttab)".into())
+    }
+
+    /// Why the boot cannot go on, once a named volume could not be unlocked.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
+    }
+}
+
+/// The kernel's pieces for this volume: dm-crypt, AF_ALG's skcipher, and the cipher's mode
+/// and algorithm by the aliases their modules carry (built-in ones need nothing).
+fn load_modules(volume: &Volume, load: &mut dyn FnMut(&str)) {
+    load("dm_crypt");
+    load("algif_skcipher");
+    let mut ciphers = vec![volume.segment.cipher.as_str()];
+    ciphers.extend(volume.keyslots.iter().map(|k| k.area.cipher.as_str()));
+    let mut asked: Vec<String> = Vec::new();
+    for spec in ciphers {
+        let mut parts = spec.split('-');
+        let (cipher, mode, iv) = (parts.next(), parts.next(), parts.next());
+        let essiv = iv.and_then(|iv| iv.strip_prefix("essiv:"));
+        let names = [cipher, mode, essiv.map(|_| "essiv"), essiv];
+        for alias in names.into_iter().flatten().map(|n| format!("crypto-{n}")) {
+            if !asked.contains(&alias) {
+                load(&alias);
+                asked.push(alias);
+            }
+        }
+    }
+}
+
+/// The key file's bytes, as much of them as `keyfile-offset`/`keyfile-size` say.
+fn read_key_file(path: &str, wanted: &Wanted) -> Result<Secret, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| format!("key file {path}: {e}"))?;
+    let mut key = Secret::with_capacity(MAX_KEY_FILE)?;
+    key.read_from(&mut file)
+        .map_err(|e| format!("key file {path}: {e}"))?;
+    let offset = usize::try_from(wanted.options.keyfile_offset.unwrap_or(0)).unwrap_or(usize::MAX);
+    let size = wanted
+        .options
+        .keyfile_size
+        .map_or(key.len().saturating_sub(offset), |s| {
+            usize::try_from(s).unwrap_or(usize::MAX)
+        });
+    if !key.keep(offset, size) {
+        return Err(format!(
+            "key file {path} is shorter than keyfile-offset and keyfile-size ask"
+        ));
+    }
+    Ok(key)
+}
+
+/// Makes the dm-crypt device, with the key in the kernel keyring for LUKS2 (or in hex when
+/// this kernel has no keyrings, and always for LUKS1, as cryptsetup does).
+fn activate(
+    record: &Record,
+    volume: &Volume,
+    wanted: &Wanted,
+    name: &str,
+    key: &Secret,
+) -> Result<(u32, u32), String> {
+    let device_bytes = crate::bounded::read_bounded(
+        &format!("/sys/class/block/{}/size", record.name),
+        64,
+    )
+    .ok()
+    .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok())
+    .ok_or_else(|| format!("cannot read the size of {}", record.name))?
+    .saturating_mul(512);
+    let segment = &volume.segment;
+    let offset_sectors = segment.offset / 512;
+    let length = mapping::length_sectors(
+        device_bytes,
+        offset_sectors,
+        segment.size,
+        segment.sector_size,
+    )?;
+    let description = keyring::description(&volume.uuid, 0);
+    let logon = (volume.version == 2)
+        .then(|| keyring::LogonKey::add(&description, key.as_slice()))
+        .and_then(|added| {
+            added
+                .map_err(|e| log::warn!("{e}: the key goes in the table"))
+                .ok()
+        });
+    let mut perf: Vec<&str> = wanted.options.perf.clone();
+    let flags = &segment.flags;
+    for (on, flag) in [
+        (flags.same_cpu_crypt, "same-cpu-crypt"),
+        (flags.submit_from_crypt_cpus, "submit-from-crypt-cpus"),
+        (flags.no_read_workqueue, "no-read-workqueue"),
+        (flags.no_write_workqueue, "no-write-workqueue"),
+    ] {
+        if on && !perf.contains(&flag) {
+            perf.push(flag);
+        }
+    }
+    let params = mapping::params(&Mapping {
+        cipher: &segment.cipher,
+        key_size: key.len(),
+        key: match logon {
+            Some(_) => KeyRef::Logon(&description),
+            None => KeyRef::Hex(key.as_slice()),
+        },
+        iv_tweak: segment.iv_tweak,
+        device: (record.major, record.minor),
+        offset_sectors,
+        sector_size: segment.sector_size,
+        discard: wanted.options.discard || flags.allow_discards,
+        perf: &perf,
+    });
+    let uuid = mapping::dm_uuid(volume.version, &volume.uuid, name);
+    let target = Target {
+        start: 0,
+        length,
+        kind: "crypt",
+        params: &params,
+    };
+    let made = Control::open().and_then(|dm| {
+        dm.create(
+            name,
+            &uuid,
+            std::slice::from_ref(&target),
+            wanted.options.read_only,
+        )
+    });
+    mapping::wipe_params(params);
+    drop(logon);
+    let dev = made?;
+    let kernel = format!("dm-{}", dev.1);
+    if let Err(e) = nodes::link(&format!("mapper/{name}"), &kernel) {
+        log::warn!("cannot link /dev/mapper/{name}: {e}");
+    }
+    let entry = nodes::DmEntry {
+        dev,
+        name,
+        uuid: &uuid,
+        lv: None,
+    };
+    if let Err(e) = nodes::write_dm_entry(&entry) {
+        log::warn!("cannot record {name} for udev: {e}");
+    }
+    Ok(dev)
+}

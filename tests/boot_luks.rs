@@ -1,0 +1,244 @@
+//! Roots on LUKS, unlocked by baton as PID 1, from the volumes the real cryptsetup made
+//! (common::stack_disks; see qemu/stack-disks.sh): passphrases typed on the serial console
+//! as the prompt appears (a wrong one first), key files, crypttab, one passphrase for two
+//! volumes, a damaged primary header, LVM inside LUKS, cryptsetup's own defaults, and
+//! three wrong passphrases ending in the configured action.
+
+mod common;
+
+use common::{assert_action, assert_has, kernel, kernel_new, marker, work_dir, Boot, Kernel};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const PASSPHRASE: &str = "baton-test-passphrase";
+const PROMPT: &str = "Please enter passphrase for disk ";
+/// The LUKS UUIDs stack-disks.sh gave the volumes.
+const LUKS2: &str = "7a2c0b1e-2222-4000-8000-000000000002";
+const LUKS1: &str = "7a2c0b1e-1111-4000-8000-000000000001";
+fn more(n: u32) -> String {
+    format!("7a2c0b1e-3333-4000-8000-{n:012}")
+}
+/// The ext4 filesystems inside them.
+fn fs_in_more(n: u32) -> String {
+    format!("5e1f0c2a-0000-4000-8000-00000000d{n:03}")
+}
+
+/// The storage image, with `files` (source text, path in the image) added.
+fn image(k: &Kernel, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let mut args = vec!["--storage".to_owned()];
+    let dir = work_dir().join(format!("luks-files-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, (text, dest)) in files.iter().enumerate() {
+        let src = dir.join(i.to_string());
+        std::fs::write(&src, text).unwrap();
+        args.push("--include".into());
+        args.push(format!("{}:{dest}", src.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::image(k, &format!("luks-{name}"), &args)
+}
+
+/// The key file stack-disks.sh added to the "keyed" volume: the text, padded to 64 bytes.
+fn key_file() -> String {
+    format!("{:<64}", "baton-test-key-file")
+}
+
+/// Boots with the serial console read from a FIFO, typing `answers` one by one, each once
+/// the console shows one more passphrase prompt than before. Returns the console.
+fn boot_answering(mut b: Boot<'_>, name: &str, answers: &[&str]) -> String {
+    let fifo = work_dir().join(format!("{name}.fifo"));
+    let _ = std::fs::remove_file(&fifo);
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Read and write: opening does not wait for qemu, and qemu never sees the end of input.
+    let mut typist = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&fifo)
+        .unwrap();
+    b.input_file = Some(fifo);
+    let (mut cmd, log_path) = b.command(name);
+    let _ = std::fs::remove_file(&log_path);
+    let mut child = cmd.spawn().unwrap();
+    for (i, answer) in answers.iter().enumerate() {
+        wait_for_prompts(&log_path, i + 1);
+        std::thread::sleep(Duration::from_millis(300));
+        typist.write_all(format!("{answer}\r").as_bytes()).unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "qemu/boot failed for {name}");
+    String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned()
+}
+
+fn wait_for_prompts(log: &Path, count: usize) {
+    let started = Instant::now();
+    loop {
+        let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
+        if text.matches(PROMPT).count() >= count {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "prompt {count} never came:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn boot<'a>(k: &'a Kernel, image: PathBuf, dir: &Path, disks: &[&str], append: &str) -> Boot<'a> {
+    let mut b = Boot::new(
+        k,
+        image,
+        dir.join(format!("{}.img", disks[0])),
+        &format!("{append} rd.emergency=poweroff"),
+    );
+    b.disks = disks.iter().map(|d| dir.join(format!("{d}.img"))).collect();
+    b.timeout = 240;
+    b
+}
+
+/// The passphrase must never reach the console, the log or dmesg.
+fn assert_secret_kept(log: &str) {
+    assert!(!log.contains(PASSPHRASE), "the passphrase is on the console:\n{log}");
+    assert!(!log.contains("baton-test-key-file"), "the key file is on the console");
+}
+
+#[test]
+fn typed_passphrases_on_both_kernels() {
+    let Some(dir) = common::stack_disks() else {
+        return;
+    };
+    for k in [kernel(), kernel_new()].into_iter().flatten() {
+        // LUKS2 (argon2id): a wrong passphrase, then the right one.
+        let b = boot(
+            &k,
+            image(&k, "plain", &[]),
+            dir,
+            &["luks2"],
+            &format!("root=UUID=5e1f0c2a-0000-4000-8000-00000000c002 rd.luks.uuid={LUKS2}"),
+        );
+        let log = boot_answering(b, &format!("luks2-typed-{}", k.tag), &["wrong", PASSPHRASE]);
+        assert_has(&log, &format!("{PROMPT}luks-{LUKS2} ({LUKS2}):"));
+        assert_has(&log, "No key available with this passphrase.");
+        assert_has(marker(&log), &format!("root=[/dev/mapper/luks-{LUKS2} ext4"));
+        assert_secret_kept(&log);
+        // LUKS1 (pbkdf2, cbc-essiv or xts), named by systemd's word.
+        let b = boot(
+            &k,
+            image(&k, "plain", &[]),
+            dir,
+            &["luks1"],
+            &format!("root=/dev/mapper/cryptold rd.luks.name={LUKS1}=cryptold"),
+        );
+        let log = boot_answering(b, &format!("luks1-typed-{}", k.tag), &[PASSPHRASE]);
+        assert_has(marker(&log), "root=[/dev/mapper/cryptold ext4");
+        assert_secret_kept(&log);
+    }
+}
+
+#[test]
+fn key_files_crypttab_and_one_passphrase_for_two() {
+    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+        return;
+    };
+    // A key file in the image, named by rd.luks.key: no prompt.
+    let img = image(&k, "keyed", &[(&key_file(), "/etc/keys/test.key")]);
+    let b = boot(
+        &k,
+        img,
+        dir,
+        &["luksmore"],
+        &format!(
+            "root=UUID={} rd.luks.uuid={} rd.luks.key={}=/etc/keys/test.key",
+            fs_in_more(1),
+            more(1),
+            more(1)
+        ),
+    );
+    let log = boot_answering(b, "luks-keyfile", &[]);
+    assert!(!log.contains(PROMPT), "{log}");
+    assert_has(marker(&log), &format!("root=[/dev/mapper/luks-{} ext4", more(1)));
+    assert_secret_kept(&log);
+    // crypttab names the root (4096-byte sectors, argon2i) and a second volume with the
+    // same passphrase: asked once, both unlocked.
+    let crypttab = format!(
+        "sect4k UUID={} none luks,discard\nshared UUID={} none luks\n",
+        more(2),
+        more(4)
+    );
+    let img = image(&k, "crypttab", &[(&crypttab, "/etc/crypttab")]);
+    let b = boot(
+        &k,
+        img,
+        dir,
+        &["luksmore"],
+        "root=/dev/mapper/sect4k rootwait=30",
+    );
+    let log = boot_answering(b, "luks-crypttab", &[PASSPHRASE]);
+    assert_has(marker(&log), "root=[/dev/mapper/sect4k ext4");
+    assert_eq!(log.matches(PROMPT).count(), 1, "{log}");
+    assert_has(&log, "as /dev/mapper/sect4k");
+    assert_secret_kept(&log);
+}
+
+#[test]
+fn damaged_header_lvm_inside_and_defaults() {
+    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+        return;
+    };
+    let img = image(&k, "plain", &[]);
+    // The primary header is damaged: the secondary opens it, with a warning.
+    let b = boot(
+        &k,
+        img.clone(),
+        dir,
+        &["luksmore"],
+        &format!("root=UUID={} rd.luks.uuid={}", fs_in_more(3), more(3)),
+    );
+    let log = boot_answering(b, "luks-damaged", &[PASSPHRASE]);
+    assert_has(&log, "secondary");
+    marker(&log);
+    // Debian's layout: LVM inside LUKS.
+    let b = boot(
+        &k,
+        img.clone(),
+        dir,
+        &["luksmore"],
+        &format!("root=/dev/vgcrypt/root rd.luks.uuid={}", more(5)),
+    );
+    let log = boot_answering(b, "luks-lvm", &[PASSPHRASE]);
+    assert_has(&log, "activated LV vgcrypt/root");
+    assert_has(marker(&log), "root=[/dev/vgcrypt/root ext4");
+    // cryptsetup's defaults, timed on the VM that made them.
+    let mut b = boot(
+        &k,
+        img,
+        dir,
+        &["luksmore"],
+        &format!("root=UUID={} rd.luks.uuid={}", fs_in_more(6), more(6)),
+    );
+    b.qemu = vec!["-m".into(), "1536".into()];
+    let log = boot_answering(b, "luks-defaults", &[PASSPHRASE]);
+    marker(&log);
+}
+
+#[test]
+fn three_wrong_passphrases_end_in_the_action() {
+    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+        return;
+    };
+    let b = boot(
+        &k,
+        image(&k, "plain", &[]),
+        dir,
+        &["luks1"],
+        &format!("root=/dev/mapper/cryptold rd.luks.name={LUKS1}=cryptold"),
+    );
+    let log = boot_answering(b, "luks-wrong", &["one", "two", "three"]);
+    assert_has(
+        &log,
+        &format!("cannot unlock cryptold ({LUKS1}) on vda: no key available with the passphrases typed (3 tries)"),
+    );
+    assert_action(&log, "poweroff");
+}

@@ -1,0 +1,138 @@
+//! The whole unlock path but the device-mapper: volumes the real cryptsetup formats in
+//! plain files (no kernel driver needed), opened by baton's header readers, key derivation
+//! and the kernel's ciphers through AF_ALG, and the volume key compared with the one
+//! `cryptsetup luksDump --dump-volume-key` prints. Skipped where the kernel refuses AF_ALG.
+
+use baton::init::storage::crypt::{header, unlock};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const PASSPHRASE: &str = "baton-unit-passphrase";
+
+fn volume(name: &str, args: &[&str]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("baton-luks-unlock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.img"));
+    let _ = std::fs::remove_file(&path);
+    std::fs::File::create(&path).unwrap().set_len(20 << 20).unwrap();
+    cryptsetup(&["luksFormat", "--batch-mode", "--key-file", "-"], args, &path);
+    path
+}
+
+fn cryptsetup(command: &[&str], args: &[&str], path: &Path) -> String {
+    let mut child = Command::new("cryptsetup")
+        .args(command)
+        .args(args)
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cryptsetup (scripts/deps installs cryptsetup-bin)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(PASSPHRASE.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "cryptsetup {command:?} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The volume key as luksDump prints it ("MK dump:" then hex bytes over lines).
+fn dumped_key(path: &Path) -> Vec<u8> {
+    let text = cryptsetup(
+        &["luksDump", "--dump-volume-key", "--batch-mode", "--key-file", "-"],
+        &[],
+        path,
+    );
+    let after = text.split_once("MK dump:").expect("a key dump").1;
+    after
+        .split_whitespace()
+        .take_while(|w| w.len() == 2 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|w| u8::from_str_radix(w, 16).unwrap())
+        .collect()
+}
+
+fn af_alg_works() -> bool {
+    let mut data = [0u8; 512];
+    baton::init::storage::crypt::afalg::decrypt(
+        "xts(aes)",
+        baton::init::storage::crypt::afalg::IvMode::Plain64,
+        &[1u8; 64],
+        &mut data,
+    )
+    .is_ok()
+}
+
+fn opens(path: &Path, passphrase: &str, slot: Option<u32>) -> Option<(Vec<u8>, u32)> {
+    let file = std::fs::File::open(path).unwrap();
+    let volume = header::read(&file).unwrap();
+    unlock::open(&file, &volume, passphrase.as_bytes(), slot)
+        .unwrap()
+        .map(|o| (o.key.as_slice().to_vec(), o.slot))
+}
+
+#[test]
+fn volumes_cryptsetup_formats_open_with_its_key() {
+    if !af_alg_works() {
+        eprintln!("AF_ALG is not available here: skipped");
+        return;
+    }
+    let cheap = ["--pbkdf-force-iterations", "1000"];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("luks2-pbkdf2-sha256", [&["--type", "luks2", "--pbkdf", "pbkdf2"][..], &cheap].concat()),
+        (
+            "luks2-pbkdf2-sha512-aes128",
+            [&["--type", "luks2", "--pbkdf", "pbkdf2", "--hash", "sha512", "--key-size", "256"][..], &cheap].concat(),
+        ),
+        (
+            "luks2-argon2id",
+            vec!["--type", "luks2", "--pbkdf", "argon2id", "--pbkdf-memory", "8192", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "4"],
+        ),
+        (
+            "luks2-argon2i-4k",
+            vec!["--type", "luks2", "--pbkdf", "argon2i", "--pbkdf-memory", "8192", "--pbkdf-force-iterations", "4", "--sector-size", "4096"],
+        ),
+        ("luks1-xts", [&["--type", "luks1"][..], &cheap].concat()),
+        (
+            "luks1-cbc-essiv",
+            [&["--type", "luks1", "--cipher", "aes-cbc-essiv:sha256", "--key-size", "256", "--hash", "sha1"][..], &cheap].concat(),
+        ),
+    ];
+    for (name, args) in cases {
+        let path = volume(name, &args);
+        let (key, slot) = opens(&path, PASSPHRASE, None).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(key, dumped_key(&path), "{name}");
+        assert_eq!(slot, 0, "{name}");
+        assert!(opens(&path, "not it", None).is_none(), "{name}");
+    }
+}
+
+#[test]
+fn a_second_slot_and_a_named_slot() {
+    if !af_alg_works() {
+        return;
+    }
+    let args = ["--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
+    let path = volume("two-slots", &args);
+    let key_file = path.with_extension("key");
+    std::fs::write(&key_file, b"second").unwrap();
+    // luksAddKey DEVICE NEWKEYFILE, the existing passphrase on standard input.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf %s {PASSPHRASE} | cryptsetup luksAddKey --batch-mode --key-file - --pbkdf pbkdf2 --pbkdf-force-iterations 1000 {} {}",
+            path.display(),
+            key_file.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let key = dumped_key(&path);
+    assert_eq!(opens(&path, "second", None), Some((key.clone(), 1)));
+    assert_eq!(opens(&path, "second", Some(1)), Some((key.clone(), 1)));
+    assert_eq!(opens(&path, "second", Some(0)), None);
+    assert_eq!(opens(&path, PASSPHRASE, Some(0)), Some((key, 0)));
+}
