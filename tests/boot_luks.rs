@@ -67,7 +67,10 @@ fn boot_answering(mut b: Boot<'_>, name: &str, answers: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(300));
         typist.write_all(format!("{answer}\r").as_bytes()).unwrap();
     }
-    assert!(child.wait().unwrap().success(), "qemu/boot failed for {name}");
+    assert!(
+        child.wait().unwrap().success(),
+        "qemu/boot failed for {name}"
+    );
     String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned()
 }
 
@@ -100,8 +103,14 @@ fn boot<'a>(k: &'a Kernel, image: PathBuf, dir: &Path, disks: &[&str], append: &
 
 /// The passphrase must never reach the console, the log or dmesg.
 fn assert_secret_kept(log: &str) {
-    assert!(!log.contains(PASSPHRASE), "the passphrase is on the console:\n{log}");
-    assert!(!log.contains("baton-test-key-file"), "the key file is on the console");
+    assert!(
+        !log.contains(PASSPHRASE),
+        "the passphrase is on the console:\n{log}"
+    );
+    assert!(
+        !log.contains("baton-test-key-file"),
+        "the key file is on the console"
+    );
 }
 
 #[test]
@@ -121,7 +130,10 @@ fn typed_passphrases_on_both_kernels() {
         let log = boot_answering(b, &format!("luks2-typed-{}", k.tag), &["wrong", PASSPHRASE]);
         assert_has(&log, &format!("{PROMPT}luks-{LUKS2} ({LUKS2}):"));
         assert_has(&log, "No key available with this passphrase.");
-        assert_has(marker(&log), &format!("root=[/dev/mapper/luks-{LUKS2} ext4"));
+        assert_has(
+            marker(&log),
+            &format!("root=[/dev/mapper/luks-{LUKS2} ext4"),
+        );
         assert_secret_kept(&log);
         // LUKS1 (pbkdf2, cbc-essiv or xts), named by systemd's word.
         let b = boot(
@@ -158,7 +170,10 @@ fn key_files_crypttab_and_one_passphrase_for_two() {
     );
     let log = boot_answering(b, "luks-keyfile", &[]);
     assert!(!log.contains(PROMPT), "{log}");
-    assert_has(marker(&log), &format!("root=[/dev/mapper/luks-{} ext4", more(1)));
+    assert_has(
+        marker(&log),
+        &format!("root=[/dev/mapper/luks-{} ext4", more(1)),
+    );
     assert_secret_kept(&log);
     // crypttab names the root (4096-byte sectors, argon2i) and a second volume with the
     // same passphrase: asked once, both unlocked.

@@ -14,8 +14,15 @@ fn volume(name: &str, args: &[&str]) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.img"));
     let _ = std::fs::remove_file(&path);
-    std::fs::File::create(&path).unwrap().set_len(20 << 20).unwrap();
-    cryptsetup(&["luksFormat", "--batch-mode", "--key-file", "-"], args, &path);
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(20 << 20)
+        .unwrap();
+    cryptsetup(
+        &["luksFormat", "--batch-mode", "--key-file", "-"],
+        args,
+        &path,
+    );
     path
 }
 
@@ -30,7 +37,12 @@ fn cryptsetup(command: &[&str], args: &[&str], path: &Path) -> String {
         .spawn()
         .expect("cryptsetup (scripts/deps installs cryptsetup-bin)");
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(PASSPHRASE.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSPHRASE.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -43,7 +55,13 @@ fn cryptsetup(command: &[&str], args: &[&str], path: &Path) -> String {
 /// The volume key as luksDump prints it ("MK dump:" then hex bytes over lines).
 fn dumped_key(path: &Path) -> Vec<u8> {
     let text = cryptsetup(
-        &["luksDump", "--dump-volume-key", "--batch-mode", "--key-file", "-"],
+        &[
+            "luksDump",
+            "--dump-volume-key",
+            "--batch-mode",
+            "--key-file",
+            "-",
+        ],
         &[],
         path,
     );
@@ -82,23 +100,74 @@ fn volumes_cryptsetup_formats_open_with_its_key() {
     }
     let cheap = ["--pbkdf-force-iterations", "1000"];
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        ("luks2-pbkdf2-sha256", [&["--type", "luks2", "--pbkdf", "pbkdf2"][..], &cheap].concat()),
+        (
+            "luks2-pbkdf2-sha256",
+            [&["--type", "luks2", "--pbkdf", "pbkdf2"][..], &cheap].concat(),
+        ),
         (
             "luks2-pbkdf2-sha512-aes128",
-            [&["--type", "luks2", "--pbkdf", "pbkdf2", "--hash", "sha512", "--key-size", "256"][..], &cheap].concat(),
+            [
+                &[
+                    "--type",
+                    "luks2",
+                    "--pbkdf",
+                    "pbkdf2",
+                    "--hash",
+                    "sha512",
+                    "--key-size",
+                    "256",
+                ][..],
+                &cheap,
+            ]
+            .concat(),
         ),
         (
             "luks2-argon2id",
-            vec!["--type", "luks2", "--pbkdf", "argon2id", "--pbkdf-memory", "8192", "--pbkdf-force-iterations", "4", "--pbkdf-parallel", "4"],
+            vec![
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "argon2id",
+                "--pbkdf-memory",
+                "8192",
+                "--pbkdf-force-iterations",
+                "4",
+                "--pbkdf-parallel",
+                "4",
+            ],
         ),
         (
             "luks2-argon2i-4k",
-            vec!["--type", "luks2", "--pbkdf", "argon2i", "--pbkdf-memory", "8192", "--pbkdf-force-iterations", "4", "--sector-size", "4096"],
+            vec![
+                "--type",
+                "luks2",
+                "--pbkdf",
+                "argon2i",
+                "--pbkdf-memory",
+                "8192",
+                "--pbkdf-force-iterations",
+                "4",
+                "--sector-size",
+                "4096",
+            ],
         ),
         ("luks1-xts", [&["--type", "luks1"][..], &cheap].concat()),
         (
             "luks1-cbc-essiv",
-            [&["--type", "luks1", "--cipher", "aes-cbc-essiv:sha256", "--key-size", "256", "--hash", "sha1"][..], &cheap].concat(),
+            [
+                &[
+                    "--type",
+                    "luks1",
+                    "--cipher",
+                    "aes-cbc-essiv:sha256",
+                    "--key-size",
+                    "256",
+                    "--hash",
+                    "sha1",
+                ][..],
+                &cheap,
+            ]
+            .concat(),
         ),
     ];
     for (name, args) in cases {
@@ -115,7 +184,14 @@ fn a_second_slot_and_a_named_slot() {
     if !af_alg_works() {
         return;
     }
-    let args = ["--type", "luks2", "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000"];
+    let args = [
+        "--type",
+        "luks2",
+        "--pbkdf",
+        "pbkdf2",
+        "--pbkdf-force-iterations",
+        "1000",
+    ];
     let path = volume("two-slots", &args);
     let key_file = path.with_extension("key");
     std::fs::write(&key_file, b"second").unwrap();

@@ -275,10 +275,11 @@ fn host_only_image_carries_what_this_machines_root_needs() {
     }
 }
 
-/// A system whose root is on a layer baton cannot bring up (dm-crypt, as its fstab and
-/// crypttab say) keeps the image it has: `baton update` names the layer and exits 1, and
-/// `baton check` says the same. Roots on LVM and MD RAID, and a plain root, are checked and
-/// written, the image carrying the system's mdadm.conf.
+/// A system whose root is on a layer baton cannot bring up (the network, as its fstab says,
+/// or a LUKS volume whose crypttab line wants a key script) keeps the image it has: `baton
+/// update` names the layer and exits 1, and `baton check` says the same. Roots on LUKS, LVM
+/// and MD RAID, and a plain root, are checked and written, the image carrying the system's
+/// mdadm.conf and the crypttab lines the root needs.
 #[test]
 fn an_image_that_could_not_boot_the_root_replaces_nothing() {
     let Some(k) = common::kernel() else { return };
@@ -303,12 +304,8 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    configure(
-        "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
-        "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n",
-        "",
-    );
-    let layer = "encrypted volume cryptroot (dm-crypt)";
+    configure("server:/export / nfs4 defaults 0 0\n", "", "");
+    let layer = "network (nfs4)";
     let result = update(&root);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert_eq!(result.status.code(), Some(1), "{stderr}");
@@ -326,9 +323,25 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+    // A LUKS root whose crypttab wants a key script: baton would leave it locked.
+    configure(
+        "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
+        "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,keyscript=decrypt_keyctl\n",
+        "",
+    );
+    let result = update(&root);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("key scripts need a shell"), "{stderr}");
+    assert_eq!(fs::read(&image).unwrap(), b"the image that booted");
     // Roots on LVM and MD (the image has device-mapper and md) and a plain root: checked
     // and written, with the system's mdadm.conf.
     let written = [
+        (
+            "/dev/mapper/cryptroot / ext4 defaults 0 1\n",
+            "",
+            "ok   encrypted volume cryptroot (LUKS): baton assembles it (dm_crypt, algif_skcipher there)",
+        ),
         (
             "/dev/mapper/vg0-root / ext4 errors=remount-ro 0 1\n",
             "",
@@ -345,8 +358,9 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
             "ok   filesystem ext4 from UUID=",
         ),
     ];
+    let crypttab = "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n";
     for (fstab, mdadm, line) in written {
-        configure(fstab, "", mdadm);
+        configure(fstab, crypttab, mdadm);
         let result = update(&root);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(result.status.success(), "{stderr}");
@@ -357,5 +371,6 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
         let listing = baton().arg("inspect").arg(&image).output().unwrap();
         let listing = String::from_utf8_lossy(&listing.stdout);
         assert!(listing.contains("etc/mdadm/mdadm.conf"), "{listing}");
+        assert!(listing.contains("etc/crypttab"), "{listing}");
     }
 }

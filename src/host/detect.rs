@@ -80,11 +80,23 @@ pub fn driver_modules(sys: &Path, major: u32, minor: u32) -> Vec<String> {
     modules
 }
 
+/// What unlocking a LUKS volume takes of the kernel, when these are modules.
+pub const CRYPT_MODULES: &[&str] = &["dm_crypt", "algif_skcipher", "xts", "essiv"];
+
 /// The modules a device-mapper device (`dm/`) or an MD array (`md/level`) needs.
 fn stack_modules(device: &Path) -> Vec<String> {
     let mut out = Vec::new();
     if device.join("dm").is_dir() {
         out.push("dm_mod".to_owned());
+        // A dm-crypt device (cryptsetup's DM UUID): the init unlocks it with dm-crypt and
+        // decrypts keyslots through AF_ALG; the modes LUKS formats with. Which cipher a
+        // volume uses is in its header, which only root can read: these cover AES in XTS
+        // (every cryptsetup default since 1.6) and CBC-ESSIV (older LUKS1).
+        let uuid = crate::bounded::read_bounded(&device.join("dm/uuid").display().to_string(), 256)
+            .unwrap_or_default();
+        if uuid.starts_with(b"CRYPT-") {
+            out.extend(CRYPT_MODULES.iter().map(|m| (*m).to_owned()));
+        }
     }
     if let Ok(level) =
         crate::bounded::read_bounded(&device.join("md/level").display().to_string(), 64)

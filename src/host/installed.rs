@@ -63,6 +63,7 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
     if mdadm_conf.exists() {
         includes.push((mdadm_conf, crate::host::image::build::MDADM_CONF.to_owned()));
     }
+    let files = crypttab_for_image(root, &mut includes)?;
     let modules = config.extra_modules.clone();
     let storage = match config.modules {
         ModuleSet::Generic => Storage::Common,
@@ -82,6 +83,7 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         storage,
         module_compression: ModuleCompression::Auto,
         includes,
+        files,
         shell: config.shell.as_ref().map(PathBuf::from),
         compression: Compression::parse_choice(&config.compress)?,
         init: None,
@@ -95,6 +97,49 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
             .map(Microcode::parse)
             .transpose()?,
     })
+}
+
+/// The system's crypttab lines the image needs (see `host::image_crypttab`), as a file for
+/// the image, with the key files they name added to `includes`. On the running system the
+/// root's own volumes are known from sysfs; for a tree, from its configuration alone.
+fn crypttab_for_image(
+    root: &Path,
+    includes: &mut Vec<(PathBuf, String)>,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let path = root.join("etc/crypttab");
+    let text = match crate::bounded::read_bounded(&path.display().to_string(), 256 * 1024) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => return Ok(Vec::new()),
+    };
+    let running = root == Path::new("/");
+    let root_names: Vec<String> = if running {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        crate::host::check::stack::running(&mountinfo, Path::new("/sys"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|layer| match layer {
+                crate::host::check::Layer::Crypt { name } => Some(name),
+                _ => None,
+            })
+            .collect()
+    } else {
+        // The tree's fstab: a root on /dev/mapper/NAME that crypttab sets up.
+        let fstab = std::fs::read_to_string(root.join("etc/fstab")).unwrap_or_default();
+        crate::host::check::stack::fstab_root(&fstab)
+            .and_then(|(source, _)| source.strip_prefix("/dev/mapper/").map(str::to_owned))
+            .filter(|name| crate::host::check::stack::crypttab_names(&text).contains(name))
+            .into_iter()
+            .collect()
+    };
+    let image = crate::host::image_crypttab::for_image(&text, &root_names, running)
+        .map_err(anyhow::Error::msg)?;
+    for key in &image.key_files {
+        includes.push((root.join(key.trim_start_matches('/')), key.clone()));
+    }
+    if image.text.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![("etc/crypttab".to_owned(), image.text.into_bytes())])
 }
 
 #[cfg(test)]

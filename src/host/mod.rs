@@ -10,6 +10,7 @@ pub mod config;
 pub mod detect;
 pub mod elf;
 pub mod image;
+pub mod image_crypttab;
 pub mod installed;
 pub mod modules;
 pub mod run_cache;

@@ -146,7 +146,7 @@ fn keyslots(h: &[u8], volume: &VolumeKey) -> Result<(Vec<Keyslot>, Vec<String>),
             )),
         }
     }
-    if let Some((a, b)) = overlapping(&keyslots) {
+    if let Some((a, b)) = overlapping(keyslots.iter().map(|k| (k.area.offset, k.area.size, k.id))) {
         return Err(invalid(format!("LUKS1 keyslots {a} and {b} overlap")));
     }
     if keyslots.is_empty() {

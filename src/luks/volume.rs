@@ -93,8 +93,9 @@ pub enum Priority {
 pub struct Area {
     /// Bytes from the start of the device.
     pub offset: u64,
-    /// Bytes to read: the split key (key_size × stripes) rounded up to whole 512-byte
-    /// sectors (LUKS1), or the area's length in the header (LUKS2, at least that).
+    /// Bytes to read and decrypt: the split key (key_size × stripes) rounded up to whole
+    /// 512-byte sectors, as cryptsetup reads it. LUKS2's area may be longer (luksDump's "Area
+    /// length"); it is checked to hold this much.
     pub size: u64,
     /// cryptsetup's form, `aes-xts-plain64`; see [`kernel_cipher`](super::kernel_cipher).
     pub cipher: String,
@@ -205,20 +206,14 @@ pub(crate) fn sort_keyslots(keyslots: &mut [Keyslot]) {
     keyslots.sort_by_key(|k| (std::cmp::Reverse(k.priority), k.id));
 }
 
-/// Two keyslots whose areas share a byte, if any.
-pub(crate) fn overlapping(keyslots: &[Keyslot]) -> Option<(u32, u32)> {
-    let mut areas: Vec<(u64, u64, u32)> = keyslots
-        .iter()
-        .map(|k| {
-            (
-                k.area.offset,
-                k.area.offset.saturating_add(k.area.size),
-                k.id,
-            )
-        })
+/// Two keyslots whose areas share a byte, if any, of areas as (offset, length, keyslot).
+pub(crate) fn overlapping(areas: impl IntoIterator<Item = (u64, u64, u32)>) -> Option<(u32, u32)> {
+    let mut spans: Vec<(u64, u64, u32)> = areas
+        .into_iter()
+        .map(|(offset, len, id)| (offset, offset.saturating_add(len), id))
         .collect();
-    areas.sort_unstable();
-    areas.windows(2).find_map(|pair| match pair {
+    spans.sort_unstable();
+    spans.windows(2).find_map(|pair| match pair {
         [(_, end, a), (start, _, b)] if start < end => Some(((*a).min(*b), (*a).max(*b))),
         _ => None,
     })

@@ -84,13 +84,12 @@ fn builtin_names(text: &str) -> BTreeSet<String> {
 /// the init can assemble it, and the check then lets it through.
 fn supported(layer: &Layer) -> bool {
     match layer {
-        Layer::Filesystem { .. } | Layer::Disk { .. } | Layer::Lvm { .. } | Layer::Md { .. } => {
-            true
-        }
-        Layer::Crypt { .. }
-        | Layer::DeviceMapper { .. }
-        | Layer::Network { .. }
-        | Layer::MultiDevice { .. } => false,
+        Layer::Filesystem { .. }
+        | Layer::Disk { .. }
+        | Layer::Lvm { .. }
+        | Layer::Md { .. }
+        | Layer::Crypt { .. } => true,
+        Layer::DeviceMapper { .. } | Layer::Network { .. } | Layer::MultiDevice { .. } => false,
     }
 }
 
@@ -107,9 +106,6 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
     let pass = |line: String| Finding { ok: true, line };
     if !supported(layer) {
         return fail(match layer {
-            Layer::Crypt { name } => format!(
-                "root is on the encrypted volume {name} (dm-crypt): baton cannot unlock it yet; {KEEP}"
-            ),
             Layer::DeviceMapper { name, kind } => format!(
                 "root is on the device-mapper device {name} ({kind}): baton cannot set it up; {KEEP}"
             ),
@@ -119,9 +115,11 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
             Layer::MultiDevice { fstype, devices } => format!(
                 "root is a {fstype} filesystem on {devices} devices: baton does not gather a multi-device filesystem yet; {KEEP}"
             ),
-            Layer::Filesystem { .. } | Layer::Disk { .. } | Layer::Lvm { .. } | Layer::Md { .. } => {
-                String::new()
-            }
+            Layer::Filesystem { .. }
+            | Layer::Disk { .. }
+            | Layer::Lvm { .. }
+            | Layer::Md { .. }
+            | Layer::Crypt { .. } => String::new(),
         });
     }
     match layer {
@@ -163,6 +161,11 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
                 ))
             }
         }
+        Layer::Crypt { name } => needs(
+            image,
+            &format!("encrypted volume {name} (LUKS)"),
+            &["dm_crypt", "algif_skcipher"],
+        ),
         Layer::Lvm { vg, lv } => {
             needs(image, &format!("LVM logical volume {vg}/{lv}"), &["dm_mod"])
         }

@@ -30,6 +30,7 @@ pub(crate) struct Layout {
 /// Every `luks2` keyslot, checked, and a warning for each keyslot of another type.
 pub(crate) fn parse(keyslots: &Obj, layout: Layout) -> Result<(Vec<Keyslot>, Vec<String>), Error> {
     let mut all = Vec::new();
+    let mut areas = Vec::new();
     let mut warnings = Vec::new();
     for (key, value) in keyslots.members() {
         let id = numbered(key, MAX_KEYSLOT).ok_or_else(|| {
@@ -40,14 +41,19 @@ pub(crate) fn parse(keyslots: &Obj, layout: Layout) -> Result<(Vec<Keyslot>, Vec
         })?;
         let k = Obj::new(value, format!("keyslot {id}"))?;
         match k.str("type")? {
-            "luks2" => all.push(keyslot(id, &k, layout)?),
+            "luks2" => {
+                let (keyslot, area_len) = keyslot(id, &k, layout)?;
+                areas.push((keyslot.area.offset, area_len, id));
+                all.push(keyslot);
+            }
             other => warnings.push(format!(
                 "LUKS2 keyslot {id} is of type {}: skipped",
                 shown(other)
             )),
         }
     }
-    if let Some((a, b)) = overlapping(&all) {
+    // Whole areas, as the header gives them, not only the parts a key takes.
+    if let Some((a, b)) = overlapping(areas) {
         return Err(invalid(format!("LUKS2 keyslots {a} and {b} overlap")));
     }
     Ok((all, warnings))
@@ -78,7 +84,8 @@ pub(crate) fn key_size(keyslots: &[Keyslot]) -> Result<u32, Error> {
     }
 }
 
-fn keyslot(id: u32, k: &Obj, layout: Layout) -> Result<Keyslot, Error> {
+/// A keyslot, and its area's length in the header.
+fn keyslot(id: u32, k: &Obj, layout: Layout) -> Result<(Keyslot, u64), Error> {
     let key_size = k.int32("key_size", KEY_BYTES)?;
     let priority = match k.opt("priority") {
         None => Priority::Normal,
@@ -90,20 +97,17 @@ fn keyslot(id: u32, k: &Obj, layout: Layout) -> Result<Keyslot, Error> {
     };
     let af = af(id, &k.obj("af")?)?;
     let kdf = kdf(id, &k.obj("kdf")?)?;
-    let area = area(
-        id,
-        &k.obj("area")?,
-        split_key_bytes(key_size, af.stripes),
-        layout,
-    )?;
-    Ok(Keyslot {
+    let split_bytes = split_key_bytes(key_size, af.stripes);
+    let (area, area_len) = area(id, &k.obj("area")?, split_bytes, layout)?;
+    let keyslot = Keyslot {
         id,
         priority,
         key_size,
         area,
         kdf,
         af,
-    })
+    };
+    Ok((keyslot, area_len))
 }
 
 fn af(id: u32, af: &Obj) -> Result<Af, Error> {
@@ -149,8 +153,8 @@ fn kdf(id: u32, kdf: &Obj) -> Result<Kdf, Error> {
 }
 
 /// The keyslot's area: raw, after both header copies, within the keyslots area and large
-/// enough for a split key of `split_bytes`.
-fn area(id: u32, area: &Obj, split_bytes: u64, layout: Layout) -> Result<Area, Error> {
+/// enough for a split key of `split_bytes`; and its length in the header.
+fn area(id: u32, area: &Obj, split_bytes: u64, layout: Layout) -> Result<(Area, u64), Error> {
     let kind = area.str("type")?;
     if kind != "raw" {
         return Err(unsupported(format!(
@@ -177,10 +181,11 @@ fn area(id: u32, area: &Obj, split_bytes: u64, layout: Layout) -> Result<Area, E
             layout.keyslots_end
         )));
     }
-    Ok(Area {
+    let area = Area {
         offset,
-        size,
+        size: split_bytes,
         cipher: area.name("encryption")?,
         key_size: area.int32("key_size", KEY_BYTES)?,
-    })
+    };
+    Ok((area, size))
 }

@@ -54,6 +54,26 @@ fn add_host_storage_config(
     Ok(())
 }
 
+/// Names the key files the image carries for its crypttab: whoever can read the image can
+/// read them (the image is written 0600 for that reason).
+fn say_key_files(image: &crate::host::image::entry::Image) {
+    let Some(crate::host::image::entry::Body::File(text)) =
+        image.get("etc/crypttab").map(|e| &e.body)
+    else {
+        return;
+    };
+    for entry in crate::crypttab::parse(&String::from_utf8_lossy(text)).entries {
+        if let crate::crypttab::Key::File(path) = entry.key {
+            if image.get(path.trim_start_matches('/')).is_some() {
+                crate::host::detect::warn(&format!(
+                    "the image carries the key file {path} of {}: anyone who can read the image can unlock it (it is written 0600)",
+                    entry.name
+                ));
+            }
+        }
+    }
+}
+
 /// Where the init reads mdadm.conf (and where Debian keeps it).
 pub const MDADM_CONF: &str = "etc/mdadm/mdadm.conf";
 
@@ -82,6 +102,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         include::add_include(&mut image, src, dest)
             .with_context(|| format!("failed to include {} as {dest}", src.display()))?;
     }
+    for (dest, contents) in &opts.files {
+        image.insert(dest, Entry::file(0o644, contents.clone()))?;
+    }
+    say_key_files(&image);
     add_host_storage_config(&mut image, opts, added.storage)?;
     // Written last so --include cannot replace it by accident.
     image.insert(

@@ -17,6 +17,9 @@ pub struct BuildOptions {
     pub module_compression: ModuleCompression,
     /// (source on the host, destination in the image)
     pub includes: Vec<(PathBuf, String)>,
+    /// (destination in the image, contents): files made for the image (`update`'s
+    /// crypttab), added after the includes.
+    pub files: Vec<(String, Vec<u8>)>,
     pub shell: Option<PathBuf>,
     /// `--compress`; `None` chooses for the kernel (see [`Compression::default_for`]).
     pub compression: Option<Compression>,
@@ -44,6 +47,7 @@ impl BuildOptions {
             storage: Storage::None,
             module_compression: ModuleCompression::Auto,
             includes: Vec::new(),
+            files: Vec::new(),
             shell: None,
             compression: None,
             init: None,

@@ -86,8 +86,14 @@ mod tests {
 
     #[test]
     fn ivs() {
-        assert_eq!(iv_for(0x1_0000_0002, IvMode::Plain)[..8], [2, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(iv_for(0x1_0000_0002, IvMode::Plain64)[..8], [2, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            iv_for(0x1_0000_0002, IvMode::Plain)[..8],
+            [2, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            iv_for(0x1_0000_0002, IvMode::Plain64)[..8],
+            [2, 0, 0, 0, 1, 0, 0, 0]
+        );
     }
 
     /// The host's kernel, when it lets us: decrypting what the kernel encrypted.

@@ -119,7 +119,9 @@ impl Crypt {
             let key = read_key_file(path, wanted)?;
             match unlock::open(device, volume, key.as_slice(), slot)? {
                 Some(opened) => return Ok(opened),
-                None => log::warn!("key file {path} does not open {name}: asking for the passphrase"),
+                None => {
+                    log::warn!("key file {path} does not open {name}: asking for the passphrase")
+                }
             }
         }
         for known in &self.passphrases {
@@ -157,10 +159,14 @@ impl Crypt {
                 }
                 return Ok(opened);
             }
-            log::warn!("no key available with this passphrase for {name} (try {attempt} of {tries})");
+            log::warn!(
+                "no key available with this passphrase for {name} (try {attempt} of {tries})"
+            );
             prompt::say("No key available with this passphrase.\n");
         }
-        Err(format!("no key available with the passphrases typed ({tries} tries)"))
+        Err(format!(
+            "no key available with the passphrases typed ({tries} tries)"
+        ))
     }
 
     /// What a LUKS device is to the search's messages.
@@ -237,14 +243,12 @@ fn activate(
     name: &str,
     key: &Secret,
 ) -> Result<(u32, u32), String> {
-    let device_bytes = crate::bounded::read_bounded(
-        &format!("/sys/class/block/{}/size", record.name),
-        64,
-    )
-    .ok()
-    .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok())
-    .ok_or_else(|| format!("cannot read the size of {}", record.name))?
-    .saturating_mul(512);
+    let device_bytes =
+        crate::bounded::read_bounded(&format!("/sys/class/block/{}/size", record.name), 64)
+            .ok()
+            .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("cannot read the size of {}", record.name))?
+            .saturating_mul(512);
     let segment = &volume.segment;
     let offset_sectors = segment.offset / 512;
     let length = mapping::length_sectors(

@@ -24,7 +24,10 @@ pub fn read(device: &std::fs::File) -> Result<Volume, Error> {
         .and_then(|b| b.try_into().ok())
         .map(u64::from_be_bytes)
         .filter(|size| luks2::SECONDARY_OFFSETS.contains(size));
-    let largest = luks2::SECONDARY_OFFSETS.last().copied().unwrap_or(0x40_0000);
+    let largest = luks2::SECONDARY_OFFSETS
+        .last()
+        .copied()
+        .unwrap_or(0x40_0000);
     let want = stated.unwrap_or(largest).saturating_mul(2);
     let mut both = vec![0u8; usize::try_from(want).unwrap_or(0)];
     let got = read_up_to(device, &mut both)

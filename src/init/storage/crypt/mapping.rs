@@ -100,7 +100,9 @@ fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         for nibble in [b >> 4, b & 15] {
-            out.push(char::from(DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+            out.push(char::from(
+                DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0'),
+            ));
         }
     }
     out

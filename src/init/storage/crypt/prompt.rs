@@ -84,7 +84,9 @@ pub fn ask(text: &str, timeout: Option<Duration>) -> Result<Secret, NoAnswer> {
     loop {
         let wait = match deadline {
             Some(end) => match end.checked_duration_since(Instant::now()) {
-                Some(left) => PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX)),
+                Some(left) => {
+                    PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX))
+                }
                 None => return Err(NoAnswer::Timeout),
             },
             None => PollTimeout::from(u16::MAX),
@@ -95,7 +97,11 @@ pub fn ask(text: &str, timeout: Option<Duration>) -> Result<Secret, NoAnswer> {
             .collect();
         match poll(&mut fds, wait) {
             Ok(_) | Err(nix::Error::EINTR) => {}
-            Err(e) => return Err(NoAnswer::Failed(format!("cannot wait for the consoles: {e}"))),
+            Err(e) => {
+                return Err(NoAnswer::Failed(format!(
+                    "cannot wait for the consoles: {e}"
+                )))
+            }
         }
         let ready: Vec<bool> = fds
             .iter()
@@ -163,7 +169,8 @@ fn open_consoles() -> Result<Vec<Console>, NoAnswer> {
         let saved = termios::tcgetattr(file.as_fd()).ok();
         if let Some(saved) = &saved {
             let mut raw = saved.clone();
-            raw.local_flags.remove(LocalFlags::ECHO | LocalFlags::ICANON);
+            raw.local_flags
+                .remove(LocalFlags::ECHO | LocalFlags::ICANON);
             raw.local_flags.remove(LocalFlags::ECHONL);
             for (index, value) in [
                 (SpecialCharacterIndices::VMIN, 1),
@@ -188,7 +195,10 @@ fn open_consoles() -> Result<Vec<Console>, NoAnswer> {
 /// screen's `tty0` (whichever VT is in front) asked through it.
 pub fn console_devices(proc_consoles: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for name in proc_consoles.lines().filter_map(|l| l.split_whitespace().next()) {
+    for name in proc_consoles
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+    {
         let path = format!("/dev/{name}");
         if crate::rootspec::is_kernel_name(name) && !out.contains(&path) {
             out.push(path);
@@ -207,9 +217,8 @@ mod tests {
     #[test]
     fn line_editing() {
         let mut line = Secret::with_capacity(16).unwrap();
-        let mut feed = |bytes: &[u8], line: &mut Secret| {
-            bytes.iter().map(|b| edit(line, *b)).last().unwrap()
-        };
+        let mut feed =
+            |bytes: &[u8], line: &mut Secret| bytes.iter().map(|b| edit(line, *b)).last().unwrap();
         assert_eq!(feed(b"wrong\x15pas", &mut line), Edit::Continue);
         assert_eq!(feed(b"x\x7fs\x08s\r", &mut line), Edit::Done);
         assert_eq!(line.as_slice(), b"pass");

@@ -65,7 +65,10 @@ pub fn wanted(params: &CryptParams, crypttab: &Crypttab, notes: &mut Vec<String>
             RootSpec::Uuid(u) => Some(u.to_ascii_lowercase()),
             _ => None,
         };
-        if let Some(known) = out.iter_mut().find(|w| same_device(&w.device, &volume.device)) {
+        if let Some(known) = out
+            .iter_mut()
+            .find(|w| same_device(&w.device, &volume.device))
+        {
             if volume.name.is_some() {
                 known.name = volume.name.clone();
             }
@@ -88,7 +91,10 @@ pub fn wanted(params: &CryptParams, crypttab: &Crypttab, notes: &mut Vec<String>
         let options = match parse_options(&lists.join(","), notes) {
             Ok(options) => options,
             Err(why) => {
-                notes.push(format!("LUKS volume {} is left locked: {why}", volume.device));
+                notes.push(format!(
+                    "LUKS volume {} is left locked: {why}",
+                    volume.device
+                ));
                 continue;
             }
         };
@@ -154,6 +160,9 @@ mod tests {
         assert!(wanted(&parse("rd.luks.crypttab=0").crypt, &tab, &mut notes).is_empty());
         let w = wanted(&parse("").crypt, &tab, &mut notes);
         assert_eq!(w.len(), 1);
-        assert!(notes.iter().any(|n| n.contains("bad is left locked")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("bad is left locked")),
+            "{notes:?}"
+        );
     }
 }
