@@ -79,6 +79,16 @@ pub fn af_merge(
         });
     }
 
+    merge(hash, split, key_len, stripes, out);
+    // The hash states of the last diffusion hold part of d.
+    crate::scrub_stack();
+    Ok(())
+}
+
+/// The merge itself, on checked lengths. Never inlined, so that its frame (with the hash
+/// states) is below [`af_merge`]'s, where the scrub reaches.
+#[inline(never)]
+fn merge(hash: Hash, split: &[u8], key_len: usize, stripes: u32, out: &mut [u8]) {
     // `out` is the running value d, so no other buffer ever holds the key.
     out.fill(0);
     let mut chunks = split.chunks_exact(key_len);
@@ -89,7 +99,6 @@ pub fn af_merge(
     if let Some(last) = chunks.next() {
         xor_into(out, last);
     }
-    Ok(())
 }
 
 /// Replaces each digest-sized block i of `data` by H(be32(i) || block), the last block

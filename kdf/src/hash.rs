@@ -7,7 +7,7 @@
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
-/// The largest digest of any [`Hash`], for stack buffers that fit them all.
+/// The largest digest of any [`enum@Hash`], for stack buffers that fit them all.
 pub(crate) const MAX_DIGEST_LEN: usize = 64;
 
 /// A hash that LUKS headers name for PBKDF2 (`hash` in LUKS1, `"hash"` in a LUKS2

@@ -28,7 +28,7 @@ pub use argon2::{argon2, Argon2Error, Argon2Kind, Argon2Params};
 pub use hash::Hash;
 pub use pbkdf2::pbkdf2;
 
-pub(crate) use wipe::{wipe, wipe_words};
+pub(crate) use wipe::{scrub_stack, wipe, wipe_words};
 
 #[cfg(test)]
 pub(crate) mod testutil {

@@ -9,7 +9,8 @@ use sha2::{Sha256, Sha512};
 ///
 /// `out` belongs to the caller, who decides where the key lives and wipes it. The
 /// intermediate values U_i are wiped here before returning; the HMAC states (keyed with
-/// the password) cannot be, as the RustCrypto cores offer no way to wipe them.
+/// the password) cannot be wiped in place, as the RustCrypto cores offer no way to, so
+/// the stack they were on is overwritten afterwards (best effort).
 ///
 /// Zero iterations count as one (the first U is always computed), as in the `pbkdf2`
 /// crate; LUKS headers never carry fewer than 1000. RFC 8018 limits the output to
@@ -20,9 +21,12 @@ pub fn pbkdf2(hash: Hash, password: &[u8], salt: &[u8], iterations: u32, out: &m
         Hash::Sha256 => derive::<Hmac<Sha256>>(password, salt, iterations, out),
         Hash::Sha512 => derive::<Hmac<Sha512>>(password, salt, iterations, out),
     }
+    crate::scrub_stack();
 }
 
-/// RFC 8018's F for each block of `out`; one instantiation per hash.
+/// RFC 8018's F for each block of `out`; one instantiation per hash. Never inlined, so
+/// that its frame (with the HMAC states) is below [`pbkdf2()`]'s, where the scrub reaches.
+#[inline(never)]
 fn derive<M: Mac + Clone + hmac::digest::KeyInit>(
     password: &[u8],
     salt: &[u8],

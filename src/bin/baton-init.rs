@@ -59,6 +59,9 @@ fn run(args: &[OsString]) -> u8 {
         if let Some(applet) = baton::init::applets::by_name(argv0) {
             return baton::init::applets::run(applet, rest);
         }
+        if argv0.as_encoded_bytes().ends_with(b"luks-open") {
+            return baton::init::storage::crypt::open_tool::run(rest);
+        }
     }
     // Run by hand on a live system, the boot would mount over /proc and /dev and try to
     // switch roots: refuse before doing anything.

@@ -2,7 +2,10 @@
 //!
 //! This is the loop the user waits for at the passphrase prompt, so it is written for
 //! the optimiser: fixed-size arrays indexed only by constants (macro-expanded), so there
-//! is no bounds check and every permutation works on 16 words it can keep in registers.
+//! is no bounds check and every permutation works on 16 words it can keep in registers,
+//! four at a time. This portable version is what CPUs without AVX2 run; `avx2.rs` has
+//! the same function for those with it (most x86-64 CPUs since 2013–2015), about 1.5
+//! times as fast.
 
 /// 128 64-bit words: one block of Argon2's memory.
 #[derive(Clone, Copy)]

@@ -41,7 +41,8 @@ struct Position {
     slice: u32,
 }
 
-/// The segments of finished slices, shared with every lane during a slice.
+/// The segments outside the slice being computed, shared with every lane during it (in
+/// the first pass, those of later slices are still zero and never referred to).
 struct View<'a> {
     geometry: &'a Geometry,
     /// Indexed by lane * 4 + slice; `None` for the slice being computed.
@@ -118,9 +119,11 @@ fn fill_slice(
 
     let workers = threads.clamp(1, geometry.lanes);
     if workers == 1 {
-        return current
+        let result = current
             .into_iter()
             .try_for_each(|(lane, segment)| fill_segment(&view, position, lane, segment));
+        crate::scrub_stack();
+        return result;
     }
     // The lanes go to whichever thread asks next. Should a thread fail to start, the
     // others (at least this one) take its lanes: the result does not depend on who
@@ -132,7 +135,10 @@ fn fill_slice(
             let Some((lane, segment)) = next else {
                 return Ok(());
             };
-            fill_segment(&view, position, lane, segment)?;
+            let result = fill_segment(&view, position, lane, segment);
+            // The compression's working block is on this thread's stack.
+            crate::scrub_stack();
+            result?;
         }
     };
     std::thread::scope(|scope| {
@@ -148,6 +154,11 @@ fn fill_slice(
 }
 
 /// Computes `segment`, the current slice of `lane`, with AVX2 where the CPU has it.
+///
+/// Never inlined, so that its frames are below its caller's, where the caller's scrub
+/// of the stack reaches: the last compression's working block is there, and the block
+/// it computed can be recovered from it.
+#[inline(never)]
 fn fill_segment(
     view: &View<'_>,
     position: Position,
@@ -159,6 +170,9 @@ fn fill_segment(
         // SAFETY: `avx2` is only set where the CPU has AVX2.
         return unsafe { fill_segment_avx2(view, position, lane, segment) };
     }
+    // Only x86-64 has a vectorised compression (the flag is never set elsewhere).
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = view.geometry.avx2;
     fill_segment_body::<false>(view, position, lane, segment)
 }
 
@@ -224,6 +238,9 @@ fn fill_segment_body<const AVX2: bool>(
 
     let xor = position.pass > 0;
     let mut addresses = Addresses::new(geometry, position, lane);
+    // In data-dependent addressing, the next block's reference as computed early (for
+    // the prefetch) by the previous iteration.
+    let mut known: Option<(u32, u32)> = None;
     for index in first..geometry.segment_len {
         let (done, rest) = segment
             .split_at_mut_checked(index as usize)
@@ -235,8 +252,8 @@ fn fill_segment_body<const AVX2: bool>(
             .ok_or(Argon2Error::Internal)?;
         let next = index + 1;
         let more = next < geometry.segment_len;
-        let locate = |index, pseudo_random| {
-            let (ref_lane, ref_index) = reference(geometry, position, lane, index, pseudo_random);
+        // Block `ref_index` of lane `ref_lane`: in this segment, one of those done.
+        let lookup = |(ref_lane, ref_index): (u32, u32)| {
             let (ref_slice, ref_offset) = split_index(geometry, ref_index);
             if ref_lane == lane && ref_slice == position.slice {
                 done.get(ref_offset as usize)
@@ -248,24 +265,32 @@ fn fill_segment_body<const AVX2: bool>(
             if index as usize % ADDRESSES_PER_BLOCK == 0 || index == first {
                 addresses.next::<AVX2>();
             }
-            let reference = locate(index, addresses.word(index)?);
-            let reference = reference.ok_or(Argon2Error::Internal)?;
+            let reference = reference_for(geometry, position, lane, index, addresses.word(index)?);
+            let reference = lookup(reference).ok_or(Argon2Error::Internal)?;
             // The next reference is known already: have it loaded while this block is
             // computed (unless it is the first of a new address block).
             if more && next as usize % ADDRESSES_PER_BLOCK != 0 {
-                if let Some(block) = locate(next, addresses.word(next)?) {
+                let upcoming = reference_for(geometry, position, lane, next, addresses.word(next)?);
+                if let Some(block) = lookup(upcoming) {
                     block.prefetch();
                 }
             }
             g::<AVX2>(previous, reference, current, xor, |_| ());
         } else {
-            let reference = locate(index, previous.0[0]).ok_or(Argon2Error::Internal)?;
+            let reference = known
+                .take()
+                .unwrap_or_else(|| reference_for(geometry, position, lane, index, previous.0[0]));
+            let reference = lookup(reference).ok_or(Argon2Error::Internal)?;
             // The next reference depends on this block's first word: load it as soon as
             // that word is known. (It is never this block, which is the next one's
             // previous block, so `done` covers this segment's candidates.)
             g::<AVX2>(previous, reference, current, xor, |word| {
-                if let Some(block) = locate(next, word).filter(|_| more) {
-                    block.prefetch();
+                if more {
+                    let upcoming = reference_for(geometry, position, lane, next, word);
+                    if let Some(block) = lookup(upcoming) {
+                        block.prefetch();
+                    }
+                    known = Some(upcoming);
                 }
             });
         }
@@ -276,7 +301,7 @@ fn fill_segment_body<const AVX2: bool>(
 /// The reference block for block `index` of the current segment of `lane`, as (lane,
 /// index within that lane), from the 64-bit pseudo-random value (RFC 9106, section 3.4.2).
 #[inline(always)]
-fn reference(
+fn reference_for(
     geometry: &Geometry,
     position: Position,
     lane: u32,
@@ -301,9 +326,10 @@ fn reference(
     } else {
         lane_len - segment_len
     };
-    // The own lane adds this segment's blocks but the previous; another lane's last block
-    // is excluded while this segment's first block is computed. Never below 1: lanes have
-    // at least 8 blocks, and the first slice of the first pass starts at index 2.
+    // The own lane adds this segment's blocks but the previous one. In another lane, the
+    // last finished block is left out while this segment's first block is computed. Never
+    // below 1: lanes have at least 8 blocks, and the first slice of the first pass starts
+    // at index 2.
     let area = if ref_lane == lane {
         finished + index - 1
     } else if index == 0 {

@@ -150,6 +150,8 @@ pub(crate) fn argon2_keyed(
         associated,
     };
     let result = derive(params, &inputs, out, simd_available());
+    // The BLAKE2b states of H0 and H' cannot be wiped in place: wipe where they were.
+    crate::scrub_stack();
     if result.is_err() {
         crate::wipe(out);
     }
@@ -173,7 +175,9 @@ fn simd_available() -> bool {
 }
 
 /// Argon2, with the vectorised compression if `simd` (which the caller has checked the
-/// CPU supports).
+/// CPU supports). Never inlined, so that its frame is below [`argon2_keyed`]'s, where
+/// the scrub reaches.
+#[inline(never)]
 fn derive(
     params: &Argon2Params,
     inputs: &Inputs<'_>,
@@ -186,7 +190,7 @@ fn derive(
         secret,
         associated,
     } = *inputs;
-    let mut geometry = check(params, salt, out)?;
+    let mut geometry = check(params, inputs, out)?;
     geometry.avx2 = simd;
     let input = H0Input {
         lanes: params.lanes,
@@ -233,7 +237,7 @@ impl Scratch {
 }
 
 /// Checks every parameter against RFC 9106's bounds and computes the memory's shape.
-fn check(params: &Argon2Params, salt: &[u8], out: &[u8]) -> Result<Geometry, Argon2Error> {
+fn check(params: &Argon2Params, inputs: &Inputs<'_>, out: &[u8]) -> Result<Geometry, Argon2Error> {
     let lanes = params.lanes;
     if lanes == 0 || lanes > MAX_LANES {
         return Err(Argon2Error::Lanes { lanes });
@@ -250,8 +254,16 @@ fn check(params: &Argon2Params, salt: &[u8], out: &[u8]) -> Result<Geometry, Arg
     if out.len() < MIN_OUTPUT_LEN || u32::try_from(out.len()).is_err() {
         return Err(Argon2Error::OutputLength { len: out.len() });
     }
-    if salt.len() < MIN_SALT_LEN || u32::try_from(salt.len()).is_err() {
-        return Err(Argon2Error::SaltLength { len: salt.len() });
+    let salt = inputs.salt.len();
+    if salt < MIN_SALT_LEN || u32::try_from(salt).is_err() {
+        return Err(Argon2Error::SaltLength { len: salt });
+    }
+    let others = [inputs.password, inputs.secret, inputs.associated];
+    if others
+        .iter()
+        .any(|input| u32::try_from(input.len()).is_err())
+    {
+        return Err(Argon2Error::InputTooLong);
     }
     // m' = 4p * floor(m / 4p): at least 8p blocks, at most m.
     let lane_len = params.memory_kib / (SLICES * lanes) * SLICES;
@@ -266,7 +278,7 @@ fn check(params: &Argon2Params, salt: &[u8], out: &[u8]) -> Result<Geometry, Arg
     })
 }
 
-/// B[i][0] = H'^1024(H0 || LE32(0) || LE32(i)) and B[i][1] likewise with 1, per lane.
+/// `B[i][0] = H'^1024(H0 || LE32(0) || LE32(i))` and `B[i][1]` likewise with 1, per lane.
 fn first_blocks(
     memory: &mut Memory,
     geometry: &Geometry,

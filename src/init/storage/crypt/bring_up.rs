@@ -3,15 +3,13 @@
 //! boot (one passphrase for several disks is asked once), then the prompt; the dm-crypt
 //! device made and announced as cryptsetup would.
 
-use super::mapping::{self, KeyRef, Mapping};
+use super::activate::activate;
 use super::secret::Secret;
 use super::unlock::{self, Opened};
 use super::volumes::{self, Wanted};
-use super::{header, keyring, prompt};
+use super::{header, prompt};
 use crate::cmdline::CryptParams;
 use crate::crypttab::Key;
-use crate::init::storage::dm::{Control, Target};
-use crate::init::storage::nodes;
 use crate::luks::Volume;
 use crate::rootspec::Record;
 use std::time::Duration;
@@ -214,7 +212,7 @@ fn load_modules(volume: &Volume, load: &mut dyn FnMut(&str)) {
 }
 
 /// The key file's bytes, as much of them as `keyfile-offset`/`keyfile-size` say.
-fn read_key_file(path: &str, wanted: &Wanted) -> Result<Secret, String> {
+pub fn read_key_file(path: &str, wanted: &Wanted) -> Result<Secret, String> {
     let mut file = std::fs::File::open(path).map_err(|e| format!("key file {path}: {e}"))?;
     let mut key = Secret::with_capacity(MAX_KEY_FILE)?;
     key.read_from(&mut file)
@@ -232,95 +230,4 @@ fn read_key_file(path: &str, wanted: &Wanted) -> Result<Secret, String> {
         ));
     }
     Ok(key)
-}
-
-/// Makes the dm-crypt device, with the key in the kernel keyring for LUKS2 (or in hex when
-/// this kernel has no keyrings, and always for LUKS1, as cryptsetup does).
-fn activate(
-    record: &Record,
-    volume: &Volume,
-    wanted: &Wanted,
-    name: &str,
-    key: &Secret,
-) -> Result<(u32, u32), String> {
-    let device_bytes =
-        crate::bounded::read_bounded(&format!("/sys/class/block/{}/size", record.name), 64)
-            .ok()
-            .and_then(|b| String::from_utf8_lossy(&b).trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("cannot read the size of {}", record.name))?
-            .saturating_mul(512);
-    let segment = &volume.segment;
-    let offset_sectors = segment.offset / 512;
-    let length = mapping::length_sectors(
-        device_bytes,
-        offset_sectors,
-        segment.size,
-        segment.sector_size,
-    )?;
-    let description = keyring::description(&volume.uuid, 0);
-    let logon = (volume.version == 2)
-        .then(|| keyring::LogonKey::add(&description, key.as_slice()))
-        .and_then(|added| {
-            added
-                .map_err(|e| log::warn!("{e}: the key goes in the table"))
-                .ok()
-        });
-    let mut perf: Vec<&str> = wanted.options.perf.clone();
-    let flags = &segment.flags;
-    for (on, flag) in [
-        (flags.same_cpu_crypt, "same-cpu-crypt"),
-        (flags.submit_from_crypt_cpus, "submit-from-crypt-cpus"),
-        (flags.no_read_workqueue, "no-read-workqueue"),
-        (flags.no_write_workqueue, "no-write-workqueue"),
-    ] {
-        if on && !perf.contains(&flag) {
-            perf.push(flag);
-        }
-    }
-    let params = mapping::params(&Mapping {
-        cipher: &segment.cipher,
-        key_size: key.len(),
-        key: match logon {
-            Some(_) => KeyRef::Logon(&description),
-            None => KeyRef::Hex(key.as_slice()),
-        },
-        iv_tweak: segment.iv_tweak,
-        device: (record.major, record.minor),
-        offset_sectors,
-        sector_size: segment.sector_size,
-        discard: wanted.options.discard || flags.allow_discards,
-        perf: &perf,
-    });
-    let uuid = mapping::dm_uuid(volume.version, &volume.uuid, name);
-    let target = Target {
-        start: 0,
-        length,
-        kind: "crypt",
-        params: &params,
-    };
-    let made = Control::open().and_then(|dm| {
-        dm.create(
-            name,
-            &uuid,
-            std::slice::from_ref(&target),
-            wanted.options.read_only,
-        )
-    });
-    mapping::wipe_params(params);
-    drop(logon);
-    let dev = made?;
-    let kernel = format!("dm-{}", dev.1);
-    if let Err(e) = nodes::link(&format!("mapper/{name}"), &kernel) {
-        log::warn!("cannot link /dev/mapper/{name}: {e}");
-    }
-    let entry = nodes::DmEntry {
-        dev,
-        name,
-        uuid: &uuid,
-        lv: None,
-    };
-    if let Err(e) = nodes::write_dm_entry(&entry) {
-        log::warn!("cannot record {name} for udev: {e}");
-    }
-    Ok(dev)
 }
