@@ -563,7 +563,7 @@ fn log_loaded_modules() {
         .lines()
         .filter_map(|l| l.split(' ').next().map(str::to_owned))
         .collect();
-    loaded.sort();
+    loaded.sort_unstable();
     log::info!("loaded {} modules: {}", loaded.len(), loaded.join(" "));
 }
 

@@ -188,7 +188,7 @@ mod tests {
             .into_iter()
             .map(|e| (e.name_str().unwrap().to_owned(), e.kind))
             .collect();
-        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names.len(), 2);
         assert_eq!(names[0].0, "file");

@@ -524,7 +524,7 @@ fn coldplug_tiers() -> Vec<Vec<String>> {
             }
         }
     }
-    aliases.sort();
+    aliases.sort_unstable();
     aliases.dedup();
     let mut tiers: Vec<Vec<String>> = vec![Vec::new(); 3];
     for alias in aliases {

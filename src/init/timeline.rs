@@ -74,7 +74,10 @@ pub fn snapshot() -> Vec<Event> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
-    events.sort_by_key(|e| (e.start_us, e.end_us));
+    // Ties by name: the same order every time, without a stable sort.
+    events.sort_unstable_by(|a, b| {
+        (a.start_us, a.end_us, &a.name).cmp(&(b.start_us, b.end_us, &b.name))
+    });
     events
 }
 

@@ -203,7 +203,7 @@ pub(crate) fn is_name(s: &str) -> bool {
 
 /// Orders keyslots as [`Volume::keyslots`] says.
 pub(crate) fn sort_keyslots(keyslots: &mut [Keyslot]) {
-    keyslots.sort_by_key(|k| (std::cmp::Reverse(k.priority), k.id));
+    keyslots.sort_unstable_by_key(|k| (std::cmp::Reverse(k.priority), k.id));
 }
 
 /// Two keyslots whose areas share a byte, if any, of areas as (offset, length, keyslot).

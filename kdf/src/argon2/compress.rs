@@ -155,7 +155,11 @@ fn xor_rotate(x: &Quad, y: &Quad, n: u32) -> Quad {
 /// The permutation P on 16 words v_0..v_15 (eight 16-byte registers S_i = v_{2i+1} ||
 /// v_{2i}): GB on the columns (v0, v4, v8, v12)..(v3, v7, v11, v15), then on the
 /// diagonals (v0, v5, v10, v15), (v1, v6, v11, v12), (v2, v7, v8, v13), (v3, v4, v9, v14).
-#[inline(always)]
+///
+/// Not inlined: the sixteen copies a block's compression would hold are some 16 KB of
+/// the init's code, for a few percent of speed (the words pass through memory between the
+/// calls; the AVX2 compression, which fast machines use, is not affected).
+#[inline(never)]
 fn permute(v: &mut [u64; 16]) {
     let mut a = [v[0], v[1], v[2], v[3]];
     let mut b = [v[4], v[5], v[6], v[7]];

@@ -109,12 +109,14 @@ impl<'m> Loader<'m> {
                 }
             }
         }
+        // Inserted one by one: collecting into a map sorts with a stable sort, whose code
+        // the init would carry only for this.
+        let mut modules = BTreeMap::new();
+        for m in &manifest.modules {
+            modules.insert(m.name.as_str(), m);
+        }
         Loader {
-            modules: manifest
-                .modules
-                .iter()
-                .map(|m| (m.name.as_str(), m))
-                .collect(),
+            modules,
             aliases: &manifest.aliases,
             shared,
             threads: handles,
@@ -426,7 +428,7 @@ pub fn matching(aliases: &[(String, String)], alias: &str) -> Vec<String> {
         })
         .map(|(_, name)| name.clone())
         .collect();
-    names.sort();
+    names.sort_unstable();
     names.dedup();
     names
 }

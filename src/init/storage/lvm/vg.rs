@@ -139,7 +139,7 @@ fn parse_lv(name: &str, lv: &Section) -> Result<Lv, String> {
             kind,
         });
     }
-    segments.sort_by_key(|s| s.start_extent);
+    segments.sort_unstable_by_key(|s| s.start_extent);
     Ok(Lv {
         name: name.to_owned(),
         id: lv.str("id").ok_or(format!("LV {name}: no id"))?.to_owned(),

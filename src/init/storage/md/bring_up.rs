@@ -157,9 +157,14 @@ impl Md {
         load(&format!("md-level-{}", newest.level));
         // Members in slot order, spares last, as mdadm adds them.
         let mut members: Vec<&SeenMember> = array.members.clone();
-        members.sort_by_key(|s| match s.member.role {
-            Role::Active(slot) => u64::from(slot),
-            _ => u64::MAX,
+        // Spares (all u64::MAX) keep no order of their own: by name, so the sort need
+        // not be stable (the init carries one sort algorithm, not two).
+        members.sort_unstable_by_key(|s| {
+            let slot = match s.member.role {
+                Role::Active(slot) => u64::from(slot),
+                _ => u64::MAX,
+            };
+            (slot, s.name.clone())
         });
         let devices: Vec<(String, (u32, u32))> =
             members.iter().map(|s| (s.name.clone(), s.dev)).collect();
