@@ -6,7 +6,11 @@
 # after the host), with LV "root" holding the image's filesystem and LV "swap_1" a swap area.
 # With three disks, the PV is instead a RAID1 array (metadata 1.2, /dev/md/0, array UUID
 # ba7000ba:00000000:00000000:00000001, as the test's mdadm.conf names it) of vda2 and vdb2,
-# the installer's "RAID1, then LVM on it", made with the real mdadm.
+# the installer's "RAID1, then LVM on it", made with the real mdadm. With BATON_LAYOUT=luks
+# in the environment (a test prepends it to this script), vda2 is first made a LUKS2 volume
+# with cryptsetup's defaults (UUID 7a2c0b1e-5555-4000-8000-000000000001, passphrase
+# baton-test-passphrase), opened as vda2_crypt, and the PV is inside it: the installer's
+# "Guided - use entire disk and set up encrypted LVM".
 set -euo pipefail
 trap 'echo "BATON-VM-FAILED at line $LINENO: $BASH_COMMAND"' ERR
 
@@ -22,6 +26,12 @@ if [ -b /dev/vdc ]; then
         --uuid=ba7000ba:00000000:00000000:00000001 --name=0 --homehost=baton-bookworm \
         /dev/vda2 /dev/vdb2 </dev/null
     pv=/dev/md/0 image=/dev/vdc
+elif [ "${BATON_LAYOUT:-}" = luks ]; then
+    modprobe -a dm-crypt af_alg algif_skcipher xts
+    printf %s baton-test-passphrase | cryptsetup luksFormat --batch-mode --type luks2 \
+        --uuid 7a2c0b1e-5555-4000-8000-000000000001 --key-file - /dev/vda2
+    printf %s baton-test-passphrase | cryptsetup open --key-file - /dev/vda2 vda2_crypt
+    pv=/dev/mapper/vda2_crypt image=/dev/vdb
 else
     pv=/dev/vda2 image=/dev/vdb
 fi
@@ -33,6 +43,9 @@ lvm lvcreate -q -n swap_1 -L 64m "$vg"
 dd if="$image" of="/dev/$vg/root" bs=4M conv=fsync status=none
 mkswap -q "/dev/$vg/swap_1"
 lvm vgchange -q -an "$vg"
-[ "$pv" = /dev/vda2 ] || mdadm --stop /dev/md/0
+case "$pv" in
+    /dev/md/*) mdadm --stop /dev/md/0 ;;
+    /dev/mapper/*) cryptsetup close vda2_crypt ;;
+esac
 sync
 echo BATON-VM-DONE

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::{assert_action, assert_has, kernel, kernel_new, marker, work_dir, Boot, Kernel};
-use std::io::Write;
+use common::{
+    assert_action, assert_has, kernel, kernel_new, marker, work_dir, Boot, Kernel, Typist,
+};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 const PASSPHRASE: &str = "baton-test-passphrase";
 const PROMPT: &str = "Please enter passphrase for disk ";
@@ -44,49 +44,19 @@ fn key_file() -> String {
     format!("{:<64}", "baton-test-key-file")
 }
 
-/// Boots with the serial console read from a FIFO, typing `answers` one by one, each once
-/// the console shows one more passphrase prompt than before. Returns the console.
+/// Boots, typing `answers` at the passphrase prompts as they come. Returns the console.
 fn boot_answering(mut b: Boot<'_>, name: &str, answers: &[&str]) -> String {
-    let fifo = work_dir().join(format!("{name}.fifo"));
-    let _ = std::fs::remove_file(&fifo);
-    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
-    // Read and write: opening does not wait for qemu, and qemu never sees the end of input.
-    let mut typist = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(&fifo)
-        .unwrap();
-    b.input_file = Some(fifo);
+    let mut typist = Typist::new(name);
+    b.input_file = Some(typist.path.clone());
     let (mut cmd, log_path) = b.command(name);
     let _ = std::fs::remove_file(&log_path);
     let mut child = cmd.spawn().unwrap();
-    for (i, answer) in answers.iter().enumerate() {
-        wait_for_prompts(&log_path, i + 1);
-        std::thread::sleep(Duration::from_millis(300));
-        typist.write_all(format!("{answer}\r").as_bytes()).unwrap();
-    }
+    typist.answer(&log_path, PROMPT, answers);
     assert!(
         child.wait().unwrap().success(),
         "qemu/boot failed for {name}"
     );
     String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned()
-}
-
-fn wait_for_prompts(log: &Path, count: usize) {
-    let started = Instant::now();
-    loop {
-        let text = String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned();
-        if text.matches(PROMPT).count() >= count {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "prompt {count} never came:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn boot<'a>(k: &'a Kernel, image: PathBuf, dir: &Path, disks: &[&str], append: &str) -> Boot<'a> {

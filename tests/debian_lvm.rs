@@ -39,6 +39,11 @@ udevadm settle
     echo "BATON-JOURNALCTL status=$?"
     grep -E ' lvm\[| lvm-activate|vgchange' /run/baton-journal.txt | head -n 20 |
         sed 's/^/BATON-LVMLOG /'
+    if [ -s /etc/crypttab ]; then
+        systemctl is-active systemd-cryptsetup@vda2_crypt.service | sed 's/^/BATON-CRYPTUNIT /'
+        cryptsetup status vda2_crypt 2>&1 | sed 's/^/BATON-CRYPTSTATUS /'
+        grep -E 'systemd-cryptsetup\[' /run/baton-journal.txt | head -n 10 | sed 's/^/BATON-CRYPTLOG /'
+    fi
 } >/run/baton-stack.txt 2>&1
 exit 0
 "#;
@@ -60,16 +65,32 @@ WantedBy=multi-user.target
 /// partition 2, which the VM makes the PV holding `root_img`'s filesystem and swap; with
 /// `raid`, a second disk laid out alike, partition 2 of each a RAID1 member and the array
 /// the PV.
-fn lvm_disks(dir: &Path, boot_img: &Path, root_img: &Path, raid: bool) -> Vec<PathBuf> {
+fn lvm_disks(dir: &Path, boot_img: &Path, root_img: &Path, layout: Layout) -> Vec<PathBuf> {
     let mut disks = vec![partitioned(dir, "disk-a.img", boot_img, root_img, true)];
-    if raid {
+    if layout == Layout::RaidLvm {
         // The second disk's first partition stays empty: one /boot, as its UUID says.
         disks.push(partitioned(dir, "disk-b.img", boot_img, root_img, false));
     }
+    // The encrypted layout: the same script, told so by its environment.
+    let script = dir.join("lvm-install-disk.sh");
+    let text = fs::read_to_string(common::repo().join("qemu/lvm-install-disk.sh")).unwrap();
+    let export = match layout {
+        Layout::LuksLvm => "export BATON_LAYOUT=luks\n",
+        _ => "",
+    };
+    fs::write(
+        &script,
+        text.replacen(
+            "set -euo pipefail\n",
+            &format!("set -euo pipefail\n{export}"),
+            1,
+        ),
+    )
+    .unwrap();
     let made = Command::new(common::repo().join("qemu/in-stack-vm"))
         .arg("--out")
         .arg(dir.join("vm"))
-        .arg(common::repo().join("qemu/lvm-install-disk.sh"))
+        .arg(&script)
         .args(&disks)
         .arg(root_img)
         .status()
@@ -94,7 +115,8 @@ fn partitioned(
     let boot_mib = mib(boot_img);
     let disk = dir.join(name);
     let _ = fs::remove_file(&disk);
-    let total = 1 + boot_mib + mib(root_img) + 64 + 16;
+    // Room for swap (64 MiB), lvm2's metadata and a LUKS2 header (16 MiB) on partition 2.
+    let total = 1 + boot_mib + mib(root_img) + 64 + 40;
     fs::File::create(&disk)
         .unwrap()
         .set_len(total << 20)
@@ -137,10 +159,30 @@ fn lines<'a>(log: &'a str, tag: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// How the installer laid out the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Lvm,
+    RaidLvm,
+    LuksLvm,
+}
+
 #[test]
 fn guided_lvm_install_boots_through_batons_image() {
     if can_run() {
-        install_and_boot("debian-lvm", false);
+        install_and_boot("debian-lvm", Layout::Lvm);
+    }
+}
+
+/// "Guided - use entire disk and set up encrypted LVM": the PV inside a LUKS2 volume on
+/// partition 2 (cryptsetup's defaults), crypttab naming it as the installer does,
+/// cryptsetup installed. The image carries that crypttab line; baton asks once on the
+/// serial console, and in the booted system systemd-cryptsetup finds the volume active
+/// (no second prompt, its unit active) and cryptsetup calls it its own.
+#[test]
+fn encrypted_lvm_install_boots_with_one_prompt() {
+    if can_run() {
+        install_and_boot("debian-luks-lvm", Layout::LuksLvm);
     }
 }
 
@@ -151,7 +193,7 @@ fn guided_lvm_install_boots_through_batons_image() {
 #[test]
 fn raid1_lvm_install_boots_through_batons_image() {
     if can_run() {
-        install_and_boot("debian-raid-lvm", true);
+        install_and_boot("debian-raid-lvm", Layout::RaidLvm);
     }
 }
 
@@ -161,7 +203,12 @@ MAILADDR root
 ARRAY /dev/md/0 metadata=1.2 UUID=ba7000ba:00000000:00000000:00000001 name=baton-bookworm:0
 ";
 
-fn install_and_boot(name: &str, raid: bool) {
+/// The crypttab Debian's installer writes for the encrypted layout.
+const CRYPTTAB: &str = "vda2_crypt UUID=7a2c0b1e-5555-4000-8000-000000000001 none luks,discard\n";
+const PASSPHRASE: &str = "baton-test-passphrase";
+
+fn install_and_boot(name: &str, layout: Layout) {
+    let raid = layout == Layout::RaidLvm;
     let tree = tree();
     let kver = tree.get("kernel").to_owned();
     let root = scratch(name);
@@ -178,12 +225,17 @@ fn install_and_boot(name: &str, raid: bool) {
     )
     .unwrap();
     let deb = copy_package(&root);
-    let packages = if raid {
-        fs::create_dir_all(root.join("etc/mdadm")).unwrap();
-        fs::write(root.join("etc/mdadm/mdadm.conf"), MDADM_CONF).unwrap();
-        "lvm2 mdadm"
-    } else {
-        "lvm2"
+    let packages = match layout {
+        Layout::RaidLvm => {
+            fs::create_dir_all(root.join("etc/mdadm")).unwrap();
+            fs::write(root.join("etc/mdadm/mdadm.conf"), MDADM_CONF).unwrap();
+            "lvm2 mdadm"
+        }
+        Layout::LuksLvm => {
+            fs::write(root.join("etc/crypttab"), CRYPTTAB).unwrap();
+            "lvm2 cryptsetup-bin"
+        }
+        Layout::Lvm => "lvm2",
     };
     let out = apt(&root, &format!("install -y {packages} {deb}"));
     assert_eq!(dpkg_state(&root, "baton"), "ii", "{out}");
@@ -193,6 +245,14 @@ fn install_and_boot(name: &str, raid: bool) {
         &check,
         "ok   LVM logical volume baton-bookworm-vg/root: baton assembles it",
     );
+    if layout == Layout::LuksLvm {
+        let listing = in_tree(
+            &root,
+            &[],
+            &format!("baton inspect /boot/initrd.img-{kver}"),
+        );
+        assert_has(&listing, "etc/crypttab");
+    }
 
     fs::write(root.join("usr/local/sbin/baton-stack-report"), STACK_REPORT).unwrap();
     Command::new("chmod")
@@ -218,7 +278,7 @@ fn install_and_boot(name: &str, raid: bool) {
     make_ext4(&root.join("boot"), &boot_img, BOOT_UUID, "boot");
     let root_img = dir.join("root.img");
     make_ext4(&root, &root_img, tree.get("uuid"), "root");
-    let disks = lvm_disks(&dir, &boot_img, &root_img, raid);
+    let disks = lvm_disks(&dir, &boot_img, &root_img, layout);
     fs::remove_file(&root_img).unwrap();
 
     let log = boot_disks(
@@ -228,7 +288,38 @@ fn install_and_boot(name: &str, raid: bool) {
         name,
         &disks,
         &format!("root={VG_ROOT} ro"),
+        if layout == Layout::LuksLvm {
+            &[PASSPHRASE]
+        } else {
+            &[]
+        },
     );
+    if layout == Layout::LuksLvm {
+        assert_eq!(
+            log.matches("Please enter passphrase for disk ").count(),
+            1,
+            "{log}"
+        );
+        assert_has(&log, "as /dev/mapper/vda2_crypt");
+        assert!(
+            !log.contains(PASSPHRASE),
+            "the passphrase reached the console"
+        );
+        assert_eq!(lines(&log, "BATON-CRYPTUNIT "), ["active"], "{log}");
+        let status = lines(&log, "BATON-CRYPTSTATUS ");
+        assert!(
+            status.iter().any(|l| l.contains("is active and is in use"))
+                && status
+                    .iter()
+                    .any(|l| l.starts_with("type:") && l.contains("LUKS2")),
+            "cryptsetup status: {status:?}"
+        );
+        let crypt_log = lines(&log, "BATON-CRYPTLOG ");
+        assert!(
+            crypt_log.iter().any(|l| l.contains("already active")),
+            "systemd-cryptsetup did not find the volume active: {crypt_log:?}"
+        );
+    }
     if raid {
         assert_has(&log, "baton: started RAID1 baton-bookworm:0");
         assert_has(&log, "as /dev/md0");
@@ -255,9 +346,11 @@ fn install_and_boot(name: &str, raid: bool) {
             "lvs: {lvs:?}\n{log}"
         );
     }
-    // The two devices baton made, and no other: lvm2 adopted them.
+    // The devices baton made (the two LVs, and the LUKS volume under them), and no
+    // other: lvm2 and cryptsetup adopted them.
     let dm = lines(&log, "BATON-DM ");
-    assert_eq!(dm.len(), 2, "{dm:?}\n{log}");
+    let made = if layout == Layout::LuksLvm { 3 } else { 2 };
+    assert_eq!(dm.len(), made, "{dm:?}\n{log}");
     let udev = lines(&log, "BATON-UDEV ");
     assert!(
         udev.contains(&"DM_UDEV_PRIMARY_SOURCE_FLAG=1") && !udev.contains(&"SYSTEMD_READY=0"),

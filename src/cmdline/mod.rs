@@ -351,12 +351,22 @@ pub fn strip_comments(text: &str) -> String {
         .join(" ")
 }
 
-fn apply(params: &mut BootParams, word: &Word<'_>) {
+/// The storage stack's and LUKS's words; false when `word` is neither's.
+fn apply_storage(params: &mut BootParams, word: &Word<'_>) -> bool {
     let stack_word = stack::apply(&mut params.stack, word.key, word.value);
     match stack_word.or_else(|| crypt::apply(&mut params.crypt, word.key, word.value)) {
-        Some(Ok(())) => return,
-        Some(Err(expected)) => return warn_value(params, word, expected),
-        None => {}
+        Some(Ok(())) => true,
+        Some(Err(expected)) => {
+            warn_value(params, word, expected);
+            true
+        }
+        None => false,
+    }
+}
+
+fn apply(params: &mut BootParams, word: &Word<'_>) {
+    if apply_storage(params, word) {
+        return;
     }
     match (word.key, word.value) {
         ("root", Some(v)) => params.root = non_empty(v),

@@ -111,25 +111,30 @@ fn crypttab_for_image(
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => return Ok(Vec::new()),
     };
-    let running = root == Path::new("/");
-    let root_names: Vec<String> = if running {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        crate::host::check::stack::running(&mountinfo, Path::new("/sys"))
-            .unwrap_or_default()
+    // The running system, when / is this machine's mounted root; a tree, or a chroot
+    // (where no mount of / is visible), is known from its configuration alone.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let running_stack = (root == Path::new("/"))
+        .then(|| crate::host::check::stack::running(&mountinfo, Path::new("/sys")).ok())
+        .flatten();
+    let running = running_stack.is_some();
+    let root_names: Vec<String> = match running_stack {
+        Some(layers) => layers
             .into_iter()
             .filter_map(|layer| match layer {
                 crate::host::check::Layer::Crypt { name } => Some(name),
                 _ => None,
             })
-            .collect()
-    } else {
-        // The tree's fstab: a root on /dev/mapper/NAME that crypttab sets up.
-        let fstab = std::fs::read_to_string(root.join("etc/fstab")).unwrap_or_default();
-        crate::host::check::stack::fstab_root(&fstab)
-            .and_then(|(source, _)| source.strip_prefix("/dev/mapper/").map(str::to_owned))
-            .filter(|name| crate::host::check::stack::crypttab_names(&text).contains(name))
-            .into_iter()
-            .collect()
+            .collect(),
+        None => {
+            // The fstab: a root on /dev/mapper/NAME that crypttab sets up.
+            let fstab = std::fs::read_to_string(root.join("etc/fstab")).unwrap_or_default();
+            crate::host::check::stack::fstab_root(&fstab)
+                .and_then(|(source, _)| source.strip_prefix("/dev/mapper/").map(str::to_owned))
+                .filter(|name| crate::host::check::stack::crypttab_names(&text).contains(name))
+                .into_iter()
+                .collect()
+        }
     };
     let image = crate::host::image_crypttab::for_image(&text, &root_names, running)
         .map_err(anyhow::Error::msg)?;

@@ -3,7 +3,7 @@
 //! linux-image-amd64), copied for each test, changed with apt in a chroot (qemu/in-tree),
 //! and booted under qemu from its own /boot until systemd reports how the boot went.
 
-use super::{repo, work_dir, Boot, Kernel};
+use super::{repo, work_dir, Boot, Kernel, Typist};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -264,6 +264,7 @@ pub fn boot(root: &Path, kver: &str, tag: &'static str, name: &str) -> String {
         name,
         std::slice::from_ref(&disk),
         &format!("root=UUID={uuid}"),
+        &[],
     );
     fs::remove_file(&disk).unwrap();
     log
@@ -293,6 +294,7 @@ pub fn boot_disks(
     name: &str,
     disks: &[PathBuf],
     append: &str,
+    passphrases: &[&str],
 ) -> String {
     let kernel = kernel_of(root, kver, tag);
     let mut boot = Boot::new(
@@ -304,9 +306,16 @@ pub fn boot_disks(
     boot.disks = disks.to_vec();
     // systemd's whole boot under TCG: about 20 s with baton's image, 35 s with stock.
     boot.timeout = 300;
+    let mut typist = (!passphrases.is_empty()).then(|| Typist::new(name));
+    boot.input_file = typist.as_ref().map(|t| t.path.clone());
     let (mut cmd, log) = boot.command(name);
+    let _ = fs::remove_file(&log);
     let start = Instant::now();
-    let status = cmd.args(["--memory", "1024"]).status().unwrap();
+    let mut child = cmd.args(["--memory", "1024"]).spawn().unwrap();
+    if let Some(typist) = &mut typist {
+        typist.answer(&log, "Please enter passphrase for disk ", passphrases);
+    }
+    let status = child.wait().unwrap();
     let took = start.elapsed().as_secs_f64();
     assert!(status.success(), "qemu/boot failed for {name}");
     let log = String::from_utf8_lossy(&fs::read(&log).unwrap()).into_owned();

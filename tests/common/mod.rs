@@ -561,3 +561,53 @@ pub fn hot_add_disk(socket: &Path, disk: &Path, id: &str) {
     .unwrap();
     until_prompt(&mut monitor);
 }
+
+/// Types into a VM's serial console: a FIFO qemu reads its console input from (set it as
+/// the boot's `input_file`), and answers typed as prompts appear on the console log.
+pub struct Typist {
+    pub path: PathBuf,
+    fifo: fs::File,
+}
+
+impl Typist {
+    pub fn new(name: &str) -> Typist {
+        let path = work_dir().join(format!("{name}.fifo"));
+        let _ = fs::remove_file(&path);
+        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Read and write: opening does not wait for qemu, and qemu never sees the end of
+        // its input.
+        let fifo = fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        Typist { path, fifo }
+    }
+
+    /// Types `answers` one by one, each once the console log at `log` shows `prompt` one
+    /// more time than before (at most 3 minutes each), then Enter.
+    pub fn answer(&mut self, log: &Path, prompt: &str, answers: &[&str]) {
+        use std::io::Write;
+        for (i, answer) in answers.iter().enumerate() {
+            let started = std::time::Instant::now();
+            loop {
+                let text = String::from_utf8_lossy(&fs::read(log).unwrap_or_default()).into_owned();
+                if text.matches(prompt).count() > i {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(180),
+                    "prompt {} never came:\n{text}",
+                    i + 1
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            self.fifo
+                .write_all(format!("{answer}\r").as_bytes())
+                .unwrap();
+        }
+    }
+}

@@ -93,6 +93,26 @@ fn supported(layer: &Layer) -> bool {
     }
 }
 
+/// Why a layer [`supported`] refuses cannot come up, and what to do.
+fn unsupported_line(layer: &Layer) -> String {
+    match layer {
+        Layer::DeviceMapper { name, kind } => format!(
+            "root is on the device-mapper device {name} ({kind}): baton cannot set it up; {KEEP}"
+        ),
+        Layer::Network { fstype } => format!(
+            "root is on the network ({fstype}): baton cannot mount a network root; {KEEP}"
+        ),
+        Layer::MultiDevice { fstype, devices } => format!(
+            "root is a {fstype} filesystem on {devices} devices: baton does not gather a multi-device filesystem yet; {KEEP}"
+        ),
+        Layer::Filesystem { .. }
+        | Layer::Disk { .. }
+        | Layer::Lvm { .. }
+        | Layer::Md { .. }
+        | Layer::Crypt { .. } => String::new(),
+    }
+}
+
 /// What to tell the user of a layer baton cannot bring up.
 const KEEP: &str = "keep this system on its current initramfs generator (initramfs-tools or dracut) until baton supports it";
 
@@ -105,22 +125,7 @@ fn finding(layer: &Layer, image: &Capabilities) -> Finding {
     let fail = |line: String| Finding { ok: false, line };
     let pass = |line: String| Finding { ok: true, line };
     if !supported(layer) {
-        return fail(match layer {
-            Layer::DeviceMapper { name, kind } => format!(
-                "root is on the device-mapper device {name} ({kind}): baton cannot set it up; {KEEP}"
-            ),
-            Layer::Network { fstype } => format!(
-                "root is on the network ({fstype}): baton cannot mount a network root; {KEEP}"
-            ),
-            Layer::MultiDevice { fstype, devices } => format!(
-                "root is a {fstype} filesystem on {devices} devices: baton does not gather a multi-device filesystem yet; {KEEP}"
-            ),
-            Layer::Filesystem { .. }
-            | Layer::Disk { .. }
-            | Layer::Lvm { .. }
-            | Layer::Md { .. }
-            | Layer::Crypt { .. } => String::new(),
-        });
+        return fail(unsupported_line(layer));
     }
     match layer {
         Layer::Filesystem { fstype, source } => {

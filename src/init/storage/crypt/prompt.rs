@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn line_editing() {
         let mut line = Secret::with_capacity(16).unwrap();
-        let mut feed =
+        let feed =
             |bytes: &[u8], line: &mut Secret| bytes.iter().map(|b| edit(line, *b)).last().unwrap();
         assert_eq!(feed(b"wrong\x15pas", &mut line), Edit::Continue);
         assert_eq!(feed(b"x\x7fs\x08s\r", &mut line), Edit::Done);
