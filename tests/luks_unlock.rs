@@ -92,6 +92,7 @@ fn here_or_in_a_vm(test: &str) -> bool {
         return false;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The volumes are made on a tmpfs in the VM: cryptsetup's direct I/O fails on 9p.
     let dir = std::env::temp_dir().join(format!("baton-luks-vm-{test}-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::copy(std::env::current_exe().unwrap(), dir.join("bin/tests")).unwrap();
@@ -101,7 +102,8 @@ fn here_or_in_a_vm(test: &str) -> bool {
         format!(
             "#!/bin/bash\nset -e\nmkdir -p /t\nmount -t 9p -o trans=virtio,version=9p2000.L,ro bin /t\n\
              modprobe -a af_alg algif_skcipher xts essiv cbc ecb\n\
-             BATON_IN_VM=1 /t/tests --exact {test} --nocapture --test-threads 1\necho BATON-VM-DONE\n"
+             mkdir -p /run/t\nmount -t tmpfs tmpfs /run/t\n\
+             TMPDIR=/run/t BATON_IN_VM=1 /t/tests --exact {test} --nocapture --test-threads 1\necho BATON-VM-DONE\n"
         ),
     )
     .unwrap();
