@@ -227,3 +227,67 @@ fn three_wrong_passphrases_end_in_the_action() {
     );
     assert_action(&log, "poweroff");
 }
+
+/// A boot that fails after the volume is unlocked (here: the wrong filesystem type) and is
+/// tried again from the rescue shell finds the opened volume as a device like any other:
+/// no second unlock, no "device busy".
+#[test]
+fn a_retry_finds_the_volume_unlocked() {
+    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+        return;
+    };
+    let key = work_dir().join("luks-retry.key");
+    std::fs::write(&key, key_file()).unwrap();
+    let include = format!("{}:/etc/keys/test.key", key.display());
+    let img = common::image(
+        &k,
+        "luks-retry",
+        &[
+            "--storage",
+            "--shell",
+            "/bin/busybox",
+            "--include",
+            &include,
+        ],
+    );
+    let mut b = boot(
+        &k,
+        img,
+        dir,
+        &["luksmore"],
+        &format!(
+            "root=UUID={} rootfstype=vfat rd.luks.uuid={} rd.luks.key={}=/etc/keys/test.key",
+            fs_in_more(1),
+            more(1),
+            more(1)
+        ),
+    );
+    b.append = b
+        .append
+        .replace("rd.emergency=poweroff", "rd.emergency=shell");
+    let mut typist = Typist::new("luks-retry");
+    b.input_file = Some(typist.path.clone());
+    let (mut cmd, log_path) = b.command("luks-retry");
+    let _ = std::fs::remove_file(&log_path);
+    let mut child = cmd.spawn().unwrap();
+    typist.answer(
+        &log_path,
+        "starting the rescue shell",
+        &["exit", "busybox poweroff -f"],
+    );
+    assert!(child.wait().unwrap().success());
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    assert_eq!(
+        log.matches("with keyslot 1 as /dev/mapper/").count(),
+        1,
+        "{log}"
+    );
+    assert_has(&log, "rescue shell exited; trying the boot again");
+    assert_eq!(
+        log.matches(&format!("root UUID={} is dm-0", fs_in_more(1)))
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("resource busy"), "{log}");
+}

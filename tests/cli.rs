@@ -52,7 +52,8 @@ fn init_binary() -> PathBuf {
 fn init_is_static_and_small() {
     let init = init_binary();
     let size = fs::metadata(&init).unwrap().len();
-    assert!(size <= 500 * 1000, "the init is {size} bytes, over 500 KB");
+    // The bound LUKS (issue 21) set: its key derivation is built for speed.
+    assert!(size <= 600 * 1000, "the init is {size} bytes, over 600 KB");
     let bytes = fs::read(&init).unwrap();
     let elf = baton::host::elf::Elf::parse(&bytes).unwrap();
     assert!(
