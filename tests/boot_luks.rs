@@ -105,15 +105,20 @@ fn typed_passphrases_on_both_kernels() {
             &format!("root=[/dev/mapper/luks-{LUKS2} ext4"),
         );
         assert_secret_kept(&log);
-        // LUKS1 (pbkdf2, cbc-essiv or xts), named by systemd's word.
+        // LUKS1 (pbkdf2, xts), named by systemd's word.
         let b = boot(
             &k,
             image(&k, "plain", &[]),
             dir,
             &["luks1"],
-            &format!("root=/dev/mapper/cryptold rd.luks.name={LUKS1}=cryptold"),
+            // A key file the image does not have: the prompt instead, as systemd does.
+            &format!(
+                "root=/dev/mapper/cryptold rd.luks.name={LUKS1}=cryptold rd.luks.key=/etc/keys/none.key"
+            ),
         );
         let log = boot_answering(b, &format!("luks1-typed-{}", k.tag), &[PASSPHRASE]);
+        assert_has(&log, "key file /etc/keys/none.key: ");
+        assert_has(&log, "asking for the passphrase of cryptold");
         assert_has(marker(&log), "root=[/dev/mapper/cryptold ext4");
         assert_secret_kept(&log);
     }

@@ -114,12 +114,15 @@ impl Crypt {
     ) -> Result<Opened, String> {
         let slot = wanted.options.key_slot;
         if let Key::File(path) = &wanted.key {
-            let key = read_key_file(path, wanted)?;
-            match unlock::open(device, volume, key.as_slice(), slot)? {
-                Some(opened) => return Ok(opened),
-                None => {
-                    log::warn!("key file {path} does not open {name}: asking for the passphrase")
-                }
+            // As systemd-cryptsetup: a key file that is missing or wrong leaves the prompt.
+            match read_key_file(path, wanted) {
+                Ok(key) => match unlock::open(device, volume, key.as_slice(), slot)? {
+                    Some(opened) => return Ok(opened),
+                    None => log::warn!(
+                        "key file {path} does not open {name}: asking for the passphrase"
+                    ),
+                },
+                Err(why) => log::warn!("{why}: asking for the passphrase of {name}"),
             }
         }
         for known in &self.passphrases {

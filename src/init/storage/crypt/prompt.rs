@@ -143,7 +143,7 @@ pub fn say(text: &str) {
         paths.push("/dev/console".into());
     }
     for path in paths {
-        if let Ok(mut file) = std::fs::File::options().write(true).open(&path) {
+        if let Ok(mut file) = open_console(&path, false) {
             let _ = file.write_all(text.as_bytes());
         }
     }
@@ -159,7 +159,7 @@ fn open_consoles() -> Result<Vec<Console>, NoAnswer> {
     }
     let mut consoles = Vec::new();
     for path in paths {
-        let file = match std::fs::File::options().read(true).write(true).open(&path) {
+        let file = match open_console(&path, true) {
             Ok(file) => file,
             Err(e) => {
                 log::warn!("cannot ask for a passphrase on {path}: {e}");
@@ -170,7 +170,7 @@ fn open_consoles() -> Result<Vec<Console>, NoAnswer> {
         if let Some(saved) = &saved {
             let mut raw = saved.clone();
             raw.local_flags
-                .remove(LocalFlags::ECHO | LocalFlags::ICANON);
+                .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
             raw.local_flags.remove(LocalFlags::ECHONL);
             for (index, value) in [
                 (SpecialCharacterIndices::VMIN, 1),
@@ -189,6 +189,17 @@ fn open_consoles() -> Result<Vec<Console>, NoAnswer> {
         return Err(NoAnswer::Failed("no console to ask on".into()));
     }
     Ok(consoles)
+}
+
+/// A console, opened without becoming PID 1's controlling terminal (which would carry over
+/// to the real init, and keep the rescue shell from taking the terminal for itself).
+fn open_console(path: &str, read: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .read(read)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
 }
 
 /// The device of each console /proc/consoles lists (`ttyS0`, `tty0`), as paths; the
