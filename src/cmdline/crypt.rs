@@ -2,7 +2,7 @@
 //! systemd's `luks.*`, which its initrd also reads), and Arch's `cryptdevice=` and
 //! `cryptkey=`. A volume no word and no crypttab line names is never touched.
 
-use super::values::boolean;
+use super::values::{push_named as push, switch};
 use crate::crypttab::{device_spec, key_file, Key};
 use crate::rootspec::RootSpec;
 
@@ -45,9 +45,6 @@ impl Default for CryptParams {
     }
 }
 
-/// At most this many volumes, keys and option lists.
-const MAX_NAMED: usize = 64;
-
 /// Applies `key`[=`value`] if it is one of LUKS's words: `None` when it is not,
 /// `Err(expected)` when its value makes no sense.
 pub(super) fn apply(
@@ -57,20 +54,8 @@ pub(super) fn apply(
 ) -> Option<Result<(), &'static str>> {
     let key = key.strip_prefix("rd.").unwrap_or(key);
     Some(match (key, value) {
-        ("luks", _) => match value.map_or(Some(true), boolean) {
-            Some(on) => {
-                crypt.enabled = on;
-                Ok(())
-            }
-            None => Err("0 or 1"),
-        },
-        ("luks.crypttab", _) => match value.map_or(Some(true), boolean) {
-            Some(on) => {
-                crypt.crypttab = on;
-                Ok(())
-            }
-            None => Err("0 or 1"),
-        },
+        ("luks", _) => switch(&mut crypt.enabled, value),
+        ("luks.crypttab", _) => switch(&mut crypt.crypttab, value),
         ("luks.uuid", Some(v)) => match uuid(v) {
             Some(uuid) => add_volume(crypt, RootSpec::Uuid(uuid), None, ""),
             None => Err("a LUKS UUID"),
@@ -133,16 +118,6 @@ fn add_volume(
             options: options.to_owned(),
         },
     )
-}
-
-fn push<T: PartialEq>(list: &mut Vec<T>, item: T) -> Result<(), &'static str> {
-    if !list.contains(&item) {
-        if list.len() == MAX_NAMED {
-            return Err("fewer names (64 at most)");
-        }
-        list.push(item);
-    }
-    Ok(())
 }
 
 /// A LUKS UUID as the words write it: dracut allows a `luks-` prefix; compared lower-case.

@@ -1,7 +1,7 @@
 //! The storage stack's words, with dracut's names: which LVM volumes to activate and which
 //! MD arrays to assemble.
 
-use super::values::boolean;
+use super::values::{push_named as push, switch};
 
 /// What the command line says of LVM and MD RAID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,10 +34,6 @@ impl Default for StackParams {
     }
 }
 
-/// At most this many names per list: a command line is 2 KiB to 64 KiB, and no machine
-/// needs more volumes named than this to boot.
-const MAX_NAMED: usize = 64;
-
 /// Applies the word `key`[=`value`] if it is one of the stack's: `None` when it is not,
 /// `Err(expected)` when its value makes no sense (the word is then ignored).
 pub(super) fn apply(
@@ -45,17 +41,10 @@ pub(super) fn apply(
     key: &str,
     value: Option<&str>,
 ) -> Option<Result<(), &'static str>> {
-    let on_off = |set: &mut bool| match value.map_or(Some(true), boolean) {
-        Some(on) => {
-            *set = on;
-            Ok(())
-        }
-        None => Err("0 or 1"),
-    };
     Some(match (key, value) {
-        ("rd.lvm", _) => on_off(&mut stack.lvm),
-        ("rd.md", _) => on_off(&mut stack.md),
-        ("rd.md.conf", _) => on_off(&mut stack.md_conf),
+        ("rd.lvm", _) => switch(&mut stack.lvm, value),
+        ("rd.md", _) => switch(&mut stack.md, value),
+        ("rd.md.conf", _) => switch(&mut stack.md_conf, value),
         ("rd.lvm.vg", Some(vg)) if !vg.is_empty() && !vg.contains('/') => {
             push(&mut stack.lvm_vgs, vg.to_owned())
         }
@@ -72,16 +61,6 @@ pub(super) fn apply(
         },
         _ => return None,
     })
-}
-
-fn push<T: PartialEq>(list: &mut Vec<T>, item: T) -> Result<(), &'static str> {
-    if !list.contains(&item) {
-        if list.len() == MAX_NAMED {
-            return Err("fewer names (64 at most)");
-        }
-        list.push(item);
-    }
-    Ok(())
 }
 
 /// An array UUID as mdadm prints it (`0a1b2c3d:...`), or as blkid does (dashed), reduced to
