@@ -29,6 +29,7 @@
 pub mod bounded;
 pub mod cmdline;
 pub mod crypttab;
+pub mod keymap;
 pub mod luks;
 pub mod manifest;
 pub mod modules;

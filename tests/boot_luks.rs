@@ -126,13 +126,19 @@ fn typed_passphrases_on_both_kernels() {
 
 #[test]
 fn key_files_crypttab_and_one_passphrase_for_two() {
-    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+    let Some(dir) = common::stack_disks() else {
         return;
     };
+    for k in [kernel(), kernel_new()].into_iter().flatten() {
+        key_file_and_crypttab(&k, dir);
+    }
+}
+
+fn key_file_and_crypttab(k: &Kernel, dir: &Path) {
     // A key file in the image, named by rd.luks.key: no prompt.
-    let img = image(&k, "keyed", &[(&key_file(), "/etc/keys/test.key")]);
+    let img = image(k, "keyed", &[(&key_file(), "/etc/keys/test.key")]);
     let b = boot(
-        &k,
+        k,
         img,
         dir,
         &["luksmore"],
@@ -143,7 +149,7 @@ fn key_files_crypttab_and_one_passphrase_for_two() {
             more(1)
         ),
     );
-    let log = boot_answering(b, "luks-keyfile", &[]);
+    let log = boot_answering(b, &format!("luks-keyfile-{}", k.tag), &[]);
     assert!(!log.contains(PROMPT), "{log}");
     assert_has(
         marker(&log),
@@ -157,15 +163,15 @@ fn key_files_crypttab_and_one_passphrase_for_two() {
         more(2),
         more(4)
     );
-    let img = image(&k, "crypttab", &[(&crypttab, "/etc/crypttab")]);
+    let img = image(k, "crypttab", &[(&crypttab, "/etc/crypttab")]);
     let b = boot(
-        &k,
+        k,
         img,
         dir,
         &["luksmore"],
         "root=/dev/mapper/sect4k rootwait=30",
     );
-    let log = boot_answering(b, "luks-crypttab", &[PASSPHRASE]);
+    let log = boot_answering(b, &format!("luks-crypttab-{}", k.tag), &[PASSPHRASE]);
     assert_has(marker(&log), "root=[/dev/mapper/sect4k ext4");
     assert_eq!(log.matches(PROMPT).count(), 1, "{log}");
     assert_has(&log, "as /dev/mapper/sect4k");
@@ -295,4 +301,59 @@ fn a_retry_finds_the_volume_unlocked() {
         "{log}"
     );
     assert!(!log.contains("resource busy"), "{log}");
+}
+
+/// The keyboard's layout at the prompt. The image carries the German keymap as Debian's
+/// console-setup keeps it (`update` takes it from the system; `--keymap` names the same
+/// file here), and the passphrase is typed key by key on the PS/2 keyboard, on the screen's
+/// console: the German '-' is the key a US layout has '/' on, so only the loaded keymap
+/// types the passphrase the volume was made with.
+#[test]
+fn a_german_keyboard_types_its_passphrase() {
+    let (Some(k), Some(dir)) = (kernel(), common::stack_disks()) else {
+        return;
+    };
+    let keymap = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/keymap/cached_UTF-8_del.kmap.gz"
+    );
+    let img = common::image(&k, "luks-keymap", &["--storage", "--keymap", keymap]);
+    let socket = work_dir().join("luks-keymap.monitor");
+    let _ = std::fs::remove_file(&socket);
+    // The screen's console too (the last console= stays /dev/console, the serial line).
+    let mut b = boot(
+        &k,
+        img,
+        dir,
+        &["luks1"],
+        &format!(
+            "root=/dev/mapper/cryptold rd.luks.name={LUKS1}=cryptold console=tty0 console=ttyS0"
+        ),
+    );
+    b.monitor = Some(socket.clone());
+    let (mut cmd, log_path) = b.command("luks-keymap");
+    let _ = std::fs::remove_file(&log_path);
+    let mut child = cmd.spawn().unwrap();
+    common::wait_for_console(&log_path, PROMPT, std::time::Duration::from_secs(180));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut monitor = common::Monitor::connect(&socket);
+    for c in PASSPHRASE.chars() {
+        // qemu names keys by their US legends.
+        let key = match c {
+            '-' => "slash".to_owned(),
+            'y' => "z".to_owned(),
+            'z' => "y".to_owned(),
+            c => c.to_string(),
+        };
+        monitor.run(&format!("sendkey {key}"));
+    }
+    monitor.run("sendkey ret");
+    assert!(child.wait().unwrap().success());
+    let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    assert_has(&log, "console keymap loaded (128 keymaps)");
+    assert_has(marker(&log), "root=[/dev/mapper/cryptold ext4");
+    // The unlock is on the timeline, the wait for the passphrase apart.
+    assert_has(&log, "unlock:cryptold ");
+    assert_has(&log, "passphrase:cryptold ");
+    assert_secret_kept(&log);
 }

@@ -85,3 +85,23 @@ fn run(args: &[OsString]) -> u8 {
     }
     baton::init::boot::run(args.get(1..).unwrap_or_default().to_vec())
 }
+
+/// Replaces musl's `pthread_setname_np`, the only caller of its printf in the init: to name
+/// another thread it formats `/proc/self/task/%d/comm`, and that pulls in 8 KB of printf and
+/// float formatting. Rust's threads only ever name themselves (the module loaders are
+/// `loadN`), which needs no path: `prctl(PR_SET_NAME)`, as musl does for that case.
+#[no_mangle]
+extern "C" fn pthread_setname_np(thread: libc::pthread_t, name: *const c_char) -> c_int {
+    // SAFETY: pthread_self has no preconditions.
+    if thread != unsafe { libc::pthread_self() } {
+        return libc::ENOSYS;
+    }
+    // SAFETY: `name` is the caller's NUL-terminated string; the kernel copies at most 16
+    // bytes of it.
+    match unsafe { libc::prctl(libc::PR_SET_NAME, name) } {
+        0 => 0,
+        _ => std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EINVAL),
+    }
+}

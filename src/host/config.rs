@@ -35,6 +35,9 @@ pub struct Config {
     pub shell: Option<String>,
     /// `microcode`: all, host or none; unset, host for `modules=host` and all otherwise.
     pub microcode: Option<String>,
+    /// `keymap`: the console keymap (a name, a file of the system, or none); unset, the
+    /// system's own (vconsole.conf, console-setup).
+    pub keymap: Option<String>,
 }
 
 impl Default for Config {
@@ -47,6 +50,7 @@ impl Default for Config {
             cmdline: Vec::new(),
             shell: None,
             microcode: None,
+            keymap: None,
         }
     }
 }
@@ -139,7 +143,8 @@ fn set(config: &mut Config, key: &str, append: bool, value: &str) -> Result<(), 
             "all" | "host" | "none" => config.microcode = Some(value.to_owned()),
             other => return Err(format!("microcode={other:?}: expected all, host or none")),
         },
-        "modules" | "compress" | "shell" | "microcode" => {
+        "keymap" if !append => config.keymap = (!value.is_empty()).then(|| value.to_owned()),
+        "modules" | "compress" | "shell" | "microcode" | "keymap" => {
             return Err(format!("{key} takes one value: use {key}=, not {key}+="))
         }
         other => return Err(format!("unknown setting {other:?}")),
@@ -227,6 +232,10 @@ mod tests {
         assert_eq!(config.microcode.as_deref(), Some("none"));
         apply(&mut config, "conf.d/40.conf", "microcode=").unwrap();
         assert_eq!(config.microcode, None);
+        apply(&mut config, "conf.d/50.conf", "keymap=fr-latin1").unwrap();
+        assert_eq!(config.keymap.as_deref(), Some("fr-latin1"));
+        apply(&mut config, "conf.d/60.conf", "keymap=").unwrap();
+        assert_eq!(config.keymap, None);
     }
 
     #[test]

@@ -161,7 +161,73 @@ pub fn detect(root: &Path) -> Result<Vec<String>, String> {
     }
     let mut modules = vec![mount.fstype.clone()];
     modules.extend(driver_modules(Path::new("/sys"), mount.major, mount.minor));
+    // A root behind a passphrase: the keyboards it is typed on.
+    if modules.iter().any(|m| m == "dm_crypt") {
+        for module in keyboard_modules(Path::new("/sys")) {
+            if !modules.contains(&module) {
+                modules.push(module);
+            }
+        }
+    }
     Ok(modules)
+}
+
+/// The keyboards a passphrase can be typed on, whichever is plugged in at boot: PS/2 and
+/// USB HID behind any of the USB host controllers.
+pub const KEYBOARD_MODULES: &[&str] = &[
+    "i8042",
+    "atkbd",
+    "usbhid",
+    "hid_generic",
+    "xhci_pci",
+    "ehci_pci",
+    "ohci_pci",
+    "uhci_hcd",
+];
+
+/// Input devices looked at, at most.
+const MAX_INPUTS: usize = 256;
+
+/// [`KEYBOARD_MODULES`], and the drivers behind each keyboard the sysfs at `sys` shows (a
+/// vendor's HID driver, a controller of another kind), walked up as a disk's are.
+pub fn keyboard_modules(sys: &Path) -> Vec<String> {
+    let mut modules: Vec<String> = KEYBOARD_MODULES.iter().map(|m| (*m).to_owned()).collect();
+    let Ok(inputs) = std::fs::read_dir(sys.join("class/input")) else {
+        return modules;
+    };
+    for input in inputs.filter_map(|e| e.ok()).take(MAX_INPUTS) {
+        if !is_keyboard(&input.path()) {
+            continue;
+        }
+        let mut dir = std::fs::canonicalize(input.path()).ok();
+        for _ in 0..MAX_DEPTH {
+            let Some(here) = dir else { break };
+            if !here.starts_with(sys) {
+                break;
+            }
+            if let Some(module) = module_of(&here.join("driver")) {
+                if !modules.contains(&module) {
+                    modules.push(module);
+                }
+            }
+            dir = here.parent().map(Path::to_path_buf);
+        }
+    }
+    modules
+}
+
+/// An input device that reports keys and repeats them: a keyboard, as the kernel's own
+/// keyboard handler sees one (a mouse has buttons but no autorepeat).
+fn is_keyboard(input: &Path) -> bool {
+    const EV_KEY: u64 = 1 << 1;
+    const EV_REP: u64 = 1 << 20;
+    crate::bounded::read_bounded(&input.join("capabilities/ev").display().to_string(), 64)
+        .ok()
+        .and_then(|bytes| {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            u64::from_str_radix(text.split_whitespace().last()?, 16).ok()
+        })
+        .is_some_and(|ev| ev & EV_KEY != 0 && ev & EV_REP != 0)
 }
 
 /// The LVs the running system's root and swap devices are, as `rd.lvm.lv=VG/LV` words for
@@ -309,6 +375,60 @@ mod tests {
         // A driver built into the running kernel: its name stands for its module.
         std::fs::remove_file(base.join("bus/pci/drivers/virtio-pci/module")).unwrap();
         assert_eq!(driver_modules(&base, 254, 1), ["virtio_blk", "virtio_pci"]);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// A PS/2 keyboard (atkbd, built in) and mouse behind i8042, and a USB keyboard with a
+    /// vendor HID driver behind xhci.
+    #[test]
+    fn keyboards_and_their_drivers() {
+        let base = std::env::temp_dir().join(format!("baton-kbd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let serio = base.join("devices/platform/i8042/serio0");
+        let mouse = base.join("devices/platform/i8042/serio1");
+        let usb = base.join("devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0");
+        let hid = usb.join("0003:046D:C31C.0001");
+        for (device, ev) in [
+            (serio.join("input/input0"), "120013\n"),
+            (mouse.join("input/input1"), "7\n"),
+            (hid.join("input/input2"), "1f\n"),
+            (hid.join("input/input3"), "12001f\n"),
+        ] {
+            std::fs::create_dir_all(device.join("capabilities")).unwrap();
+            std::fs::write(device.join("capabilities/ev"), ev).unwrap();
+            std::fs::create_dir_all(base.join("class/input")).unwrap();
+            symlink(
+                &device,
+                base.join("class/input").join(device.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+        for (device, driver) in [
+            (&serio, "serio/drivers/atkbd"),
+            (&mouse, "serio/drivers/psmouse"),
+            (&hid, "hid/drivers/logitech-hidpp-device"),
+            (
+                &usb.parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .to_path_buf(),
+                "pci/drivers/xhci_hcd",
+            ),
+        ] {
+            std::fs::create_dir_all(base.join("bus").join(driver)).unwrap();
+            symlink(base.join("bus").join(driver), device.join("driver")).unwrap();
+        }
+        let found = keyboard_modules(&base);
+        assert_eq!(&found[..KEYBOARD_MODULES.len()], KEYBOARD_MODULES);
+        assert_eq!(
+            &found[KEYBOARD_MODULES.len()..],
+            ["logitech_hidpp_device", "xhci_hcd"],
+            "{found:?}"
+        );
+        assert!(keyboard_modules(&base.join("none")).len() == KEYBOARD_MODULES.len());
         std::fs::remove_dir_all(&base).unwrap();
     }
 

@@ -96,7 +96,22 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
             .as_deref()
             .map(Microcode::parse)
             .transpose()?,
+        keymap: keymap_choice(config, root),
     })
+}
+
+/// `keymap=` of the configuration: none, a name or a file of the system; unset, the one
+/// the system set up.
+fn keymap_choice(config: &Config, root: &Path) -> crate::host::keymap::Choice {
+    use crate::host::keymap::Choice;
+    match config.keymap.as_deref() {
+        None => Choice::System(root.to_owned()),
+        Some("none") => Choice::None,
+        Some(path) if path.starts_with('/') => {
+            Choice::Given(root.join(&path[1..]).display().to_string())
+        }
+        Some(name) => Choice::Given(name.to_owned()),
+    }
 }
 
 /// The system's crypttab lines the image needs (see `host::image_crypttab`), as a file for
@@ -221,6 +236,24 @@ mod tests {
         };
         let opts = build_options(&none, &root, "6.1.0-1-amd64", 0).unwrap();
         assert_eq!(opts.microcode, Some(Microcode::None));
+        // Keymap: unset, the system's; keymap= a name, a file of the system, or none.
+        use crate::host::keymap::Choice;
+        assert_eq!(opts.keymap, Choice::System(root.clone()));
+        for (value, choice) in [
+            ("none", Choice::None),
+            ("de", Choice::Given("de".into())),
+            (
+                "/etc/my.kmap",
+                Choice::Given(root.join("etc/my.kmap").display().to_string()),
+            ),
+        ] {
+            let config = Config {
+                keymap: Some(value.into()),
+                ..config.clone()
+            };
+            let opts = build_options(&config, &root, "6.1.0-1-amd64", 0).unwrap();
+            assert_eq!(opts.keymap, choice, "keymap={value}");
+        }
         std::fs::write(root.join("etc/baton/conf.d/30-c.conf"), "colour=blue\n").unwrap();
         let err = read_config(&root).unwrap_err().to_string();
         assert!(

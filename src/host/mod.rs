@@ -12,6 +12,7 @@ pub mod elf;
 pub mod image;
 pub mod image_crypttab;
 pub mod installed;
+pub mod keymap;
 pub mod modules;
 pub mod run_cache;
 pub mod timeline;

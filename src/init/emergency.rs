@@ -57,6 +57,7 @@ pub fn console_line(line: &str) {
 /// Fails only when the shell could not be started at all (so the caller does not loop).
 pub fn run_shell(shell: &str) -> Result<(), String> {
     use nix::sys::wait::{waitpid, WaitStatus};
+    crate::init::keymap::load_once();
     let child = spawn_on_console(&[shell.into()], &crate::init::switch::environment(), false)
         .map_err(|errno| format!("failed to run the rescue shell {shell}: {errno}"))?;
     loop {

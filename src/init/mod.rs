@@ -8,7 +8,8 @@
 //! by a host, `resume` for hibernation), `caps` and `switch` (checks, the move onto the new
 //! root), `rmrf` and `deferred` (emptying the initramfs), `consoles`, `run` (`baton.run`)
 //! and `emergency` (every failure ends there). Beneath them: `kmsg` (the log), `timeline`,
-//! `spawn` (forking without allocating), `dirents` (bounded directory reads) and `alloc`.
+//! `spawn` (forking without allocating), `dirents` (bounded directory reads), `keymap` (the
+//! console keymap, loaded before the first question) and `alloc`.
 //!
 //! The storage stack between the disks and the root (device-mapper, LVM, MD RAID, LUKS) gets
 //! a folder of its own here, `storage/`, as the init learns it.
@@ -23,6 +24,7 @@ pub mod devices;
 pub mod dirents;
 pub mod emergency;
 pub mod inputs;
+pub mod keymap;
 pub mod kmsg;
 pub mod modprobe;
 pub mod modules;

@@ -518,22 +518,35 @@ pub fn wait_for_console(path: &Path, needle: &str, limit: std::time::Duration) {
     }
 }
 
-/// Plugs `disk` (copy-on-write) into the running VM whose monitor is at `socket`, as a
-/// virtio-blk PCI device named `id`.
-pub fn hot_add_disk(socket: &Path, disk: &Path, id: &str) {
-    use std::io::{Read, Write};
-    let mut monitor = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    monitor
-        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
-        .unwrap();
-    // Each command's reply ends with the next prompt; the monitor is left only once it has
-    // answered, or a command still in its input would be dropped with the connection.
-    let until_prompt = |monitor: &mut std::os::unix::net::UnixStream| {
+/// qemu's human monitor of a running VM (`Boot::monitor`), one command at a time.
+pub struct Monitor(std::os::unix::net::UnixStream);
+
+impl Monitor {
+    pub fn connect(socket: &Path) -> Monitor {
+        let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut monitor = Monitor(stream);
+        monitor.until_prompt();
+        monitor
+    }
+
+    /// Runs `command` and returns what the monitor answered. Each answer ends with the
+    /// next prompt: waiting for it keeps a command from being dropped with the connection.
+    pub fn run(&mut self, command: &str) -> String {
+        use std::io::Write;
+        writeln!(self.0, "{command}").unwrap();
+        self.until_prompt()
+    }
+
+    fn until_prompt(&mut self) -> String {
+        use std::io::Read;
         let started = std::time::Instant::now();
         let mut said = Vec::new();
         let mut buf = [0u8; 4096];
         while started.elapsed() < std::time::Duration::from_secs(10) {
-            if let Ok(n) = monitor.read(&mut buf) {
+            if let Ok(n) = self.0.read(&mut buf) {
                 said.extend_from_slice(&buf[..n]);
             }
             if String::from_utf8_lossy(&said).contains("\n(qemu)") {
@@ -544,22 +557,21 @@ pub fn hot_add_disk(socket: &Path, disk: &Path, id: &str) {
             "the monitor did not answer: {}",
             String::from_utf8_lossy(&said)
         );
-    };
-    until_prompt(&mut monitor);
-    writeln!(
-        monitor,
+    }
+}
+
+/// Plugs `disk` (copy-on-write) into the running VM whose monitor is at `socket`, as a
+/// virtio-blk PCI device named `id`.
+pub fn hot_add_disk(socket: &Path, disk: &Path, id: &str) {
+    let mut monitor = Monitor::connect(socket);
+    let reply = monitor.run(&format!(
         "drive_add 0 if=none,id={id}-drive,file={},format=raw,snapshot=on",
         disk.display()
-    )
-    .unwrap();
-    let reply = until_prompt(&mut monitor);
+    ));
     assert!(reply.contains("OK"), "drive_add: {reply}");
-    writeln!(
-        monitor,
+    monitor.run(&format!(
         "device_add virtio-blk-pci,drive={id}-drive,id={id}"
-    )
-    .unwrap();
-    until_prompt(&mut monitor);
+    ));
 }
 
 /// Types into a VM's serial console: a FIFO qemu reads its console input from (set it as

@@ -8,6 +8,7 @@ use crate::host::image::build::{
 };
 use crate::host::image::compress::{parse_size, Compression, Limits};
 use crate::host::image::microcode::Microcode;
+use crate::host::keymap;
 use crate::host::update::{Kernels, UpdateOptions};
 use crate::host::vm::RunOptions;
 use crate::transport::Transport;
@@ -116,6 +117,11 @@ pub struct BuildArgs {
     /// machine's CPUs only; the default with --host) or none.
     #[arg(long, value_name = "WHICH", value_parser = ["all", "host", "none"])]
     pub microcode: Option<String>,
+    /// The console keymap loaded before a passphrase prompt or the rescue shell: a name
+    /// loadkeys knows (de, fr-latin1), a keymap file, or none. Default: this system's
+    /// (/etc/vconsole.conf, console-setup) with --host, else none (the US layout).
+    #[arg(long, value_name = "NAME|PATH|none", value_parser = keymap)]
+    pub keymap: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -321,12 +327,25 @@ impl BuildArgs {
             .microcode
             .as_deref()
             .and_then(|m| Microcode::parse(m).ok());
+        opts.keymap = match (self.keymap, self.host) {
+            (Some(none), _) if none == "none" => keymap::Choice::None,
+            (Some(given), _) => keymap::Choice::Given(given),
+            (None, true) => keymap::Choice::System(PathBuf::from("/")),
+            (None, false) => keymap::Choice::None,
+        };
         opts
     }
 }
 
 fn include(spec: &str) -> Result<(PathBuf, String), String> {
     parse_include(spec).map_err(|e| format!("{e:#}"))
+}
+
+fn keymap(value: &str) -> Result<String, String> {
+    match value {
+        "" => Err("expected a keymap name, a file or none".to_owned()),
+        given => Ok(given.to_owned()),
+    }
 }
 
 fn size(value: &str) -> Result<u64, String> {
@@ -486,6 +505,20 @@ mod tests {
             FirmwareSource::Dir(PathBuf::from("/srv/fw"))
         );
         assert_eq!(o.microcode, Some(Microcode::Host));
+        use crate::host::keymap::Choice;
+        assert_eq!(build("build -o x").keymap, Choice::None);
+        assert_eq!(
+            build("build -o x --host").keymap,
+            Choice::System(PathBuf::from("/"))
+        );
+        assert_eq!(
+            build("build -o x --host --keymap none").keymap,
+            Choice::None
+        );
+        assert_eq!(
+            build("build -o x --keymap fr-latin1").keymap,
+            Choice::Given("fr-latin1".into())
+        );
         let o = build("build -o x --firmware-dir=none --microcode=none");
         assert_eq!(o.firmware_dir, FirmwareSource::None);
         assert_eq!(o.microcode, Some(Microcode::None));

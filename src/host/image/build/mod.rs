@@ -106,6 +106,9 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         image.insert(dest, Entry::file(0o644, contents.clone()))?;
     }
     say_key_files(&image);
+    if let Some(keymap) = crate::host::keymap::for_image(&opts.keymap)? {
+        image.insert(crate::keymap::IMAGE_PATH, Entry::file(0o644, keymap))?;
+    }
     add_host_storage_config(&mut image, opts, added.storage)?;
     // Written last so --include cannot replace it by accident.
     image.insert(

@@ -2,6 +2,7 @@
 
 use crate::host::image::compress::Compression;
 use crate::host::image::microcode::Microcode;
+use crate::host::keymap;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -34,6 +35,8 @@ pub struct BuildOptions {
     /// `--microcode`: which CPU microcode the early archive carries. `None`: the host's for a
     /// host-only image (`Storage::Host`), else all of it.
     pub microcode: Option<Microcode>,
+    /// `--keymap`: the console keymap loaded before a passphrase prompt.
+    pub keymap: keymap::Choice,
 }
 
 impl BuildOptions {
@@ -55,6 +58,7 @@ impl BuildOptions {
             mtime,
             firmware_dir: FirmwareSource::BesideModules,
             microcode: None,
+            keymap: keymap::Choice::None,
         }
     }
 }

@@ -86,6 +86,9 @@ impl Crypt {
         name: &str,
         load: &mut dyn FnMut(&str),
     ) -> Result<String, String> {
+        // On the timeline: the whole unlock, and within it the wait for a passphrase, so
+        // the machine's share (key derivation, the mapping) is the difference.
+        let _step = crate::init::timeline::phase(&format!("unlock:{name}"));
         let device = std::fs::File::open(record.node())
             .map_err(|e| format!("cannot open {}: {e}", record.node()))?;
         let volume = header::read(&device).map_err(|e| e.to_string())?;
@@ -146,7 +149,10 @@ impl Crypt {
         );
         for attempt in 1..=tries {
             log::info!("asking for the passphrase of {name} ({})", volume.uuid);
-            let typed = prompt::ask(&question, timeout).map_err(|why| match why {
+            let waiting = crate::init::timeline::phase(&format!("passphrase:{name}"));
+            let answer = prompt::ask(&question, timeout);
+            drop(waiting);
+            let typed = answer.map_err(|why| match why {
                 prompt::NoAnswer::Timeout => format!(
                     "no passphrase was typed within {} s",
                     timeout.map_or(0, |t| t.as_secs())

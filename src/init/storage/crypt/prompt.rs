@@ -75,6 +75,7 @@ impl Drop for Console {
 /// Writes `text` on every console and returns the first line typed on one of them, or
 /// why none came within `timeout`.
 pub fn ask(text: &str, timeout: Option<Duration>) -> Result<Secret, NoAnswer> {
+    crate::init::keymap::load_once();
     let mut consoles = open_consoles()?;
     for console in &mut consoles {
         let _ = console.file.write_all(text.as_bytes());
