@@ -279,7 +279,7 @@ fn host_only_image_carries_what_this_machines_root_needs() {
 /// or a LUKS volume whose crypttab line wants a key script) keeps the image it has: `baton
 /// update` names the layer and exits 1, and `baton check` says the same. Roots on LUKS, LVM
 /// and MD RAID, and a plain root, are checked and written, the image carrying the system's
-/// mdadm.conf and the crypttab lines the root needs.
+/// mdadm.conf, the crypttab lines the root needs and console-setup's keymap.
 #[test]
 fn an_image_that_could_not_boot_the_root_replaces_nothing() {
     let Some(k) = common::kernel() else { return };
@@ -359,6 +359,17 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
         ),
     ];
     let crypttab = "cryptroot UUID=0f1e2d3c-0000-4000-8000-000000000000 none luks,discard\n";
+    // Debian's console-setup keeps the keyboard's keymap compiled for the console: the
+    // image carries it for the passphrase prompt.
+    fs::create_dir_all(root.join("etc/console-setup")).unwrap();
+    fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/keymap/cached_UTF-8_del.kmap.gz"
+        ),
+        root.join("etc/console-setup/cached_UTF-8_del.kmap.gz"),
+    )
+    .unwrap();
     for (fstab, mdadm, line) in written {
         configure(fstab, crypttab, mdadm);
         let result = update(&root);
@@ -372,5 +383,6 @@ fn an_image_that_could_not_boot_the_root_replaces_nothing() {
         let listing = String::from_utf8_lossy(&listing.stdout);
         assert!(listing.contains("etc/mdadm/mdadm.conf"), "{listing}");
         assert!(listing.contains("etc/crypttab"), "{listing}");
+        assert!(listing.contains("etc/baton/keymap"), "{listing}");
     }
 }
