@@ -63,21 +63,27 @@ pub fn driver_modules(sys: &Path, major: u32, minor: u32) -> Vec<String> {
         if let Ok(slaves) = std::fs::read_dir(device.join("slaves")) {
             pending.extend(slaves.filter_map(|s| s.ok()).map(|s| s.path()));
         }
-        let mut dir: Option<PathBuf> = Some(device);
-        for _ in 0..MAX_DEPTH {
-            let Some(here) = dir else { break };
-            if !here.starts_with(sys) {
-                break;
-            }
-            if let Some(module) = module_of(&here.join("driver")) {
-                if !modules.contains(&module) {
-                    modules.push(module);
-                }
-            }
-            dir = here.parent().map(Path::to_path_buf);
-        }
+        add_ancestors_drivers(sys, device, &mut modules);
     }
     modules
+}
+
+/// Adds to `modules` the module behind the bound driver of `device` and of each of its
+/// parents (the disk, its controller, the bus bridge), as far as sysfs goes.
+fn add_ancestors_drivers(sys: &Path, device: PathBuf, modules: &mut Vec<String>) {
+    let mut dir: Option<PathBuf> = Some(device);
+    for _ in 0..MAX_DEPTH {
+        let Some(here) = dir else { break };
+        if !here.starts_with(sys) {
+            break;
+        }
+        if let Some(module) = module_of(&here.join("driver")) {
+            if !modules.contains(&module) {
+                modules.push(module);
+            }
+        }
+        dir = here.parent().map(Path::to_path_buf);
+    }
 }
 
 /// What unlocking a LUKS volume takes of the kernel, when these are modules.
@@ -199,18 +205,8 @@ pub fn keyboard_modules(sys: &Path) -> Vec<String> {
         if !is_keyboard(&input.path()) {
             continue;
         }
-        let mut dir = std::fs::canonicalize(input.path()).ok();
-        for _ in 0..MAX_DEPTH {
-            let Some(here) = dir else { break };
-            if !here.starts_with(sys) {
-                break;
-            }
-            if let Some(module) = module_of(&here.join("driver")) {
-                if !modules.contains(&module) {
-                    modules.push(module);
-                }
-            }
-            dir = here.parent().map(Path::to_path_buf);
+        if let Ok(device) = std::fs::canonicalize(input.path()) {
+            add_ancestors_drivers(sys, device, &mut modules);
         }
     }
     modules
