@@ -107,10 +107,10 @@ fn keymap_choice(config: &Config, root: &Path) -> crate::host::keymap::Choice {
     match config.keymap.as_deref() {
         None => Choice::System(root.to_owned()),
         Some("none") => Choice::None,
-        Some(path) if path.starts_with('/') => {
-            Choice::Given(root.join(&path[1..]).display().to_string())
-        }
-        Some(name) => Choice::Given(name.to_owned()),
+        Some(given) => match given.strip_prefix('/') {
+            Some(path) => Choice::Given(root.join(path).display().to_string()),
+            None => Choice::Given(given.to_owned()),
+        },
     }
 }
 

@@ -147,8 +147,13 @@ pub fn console_setup_cached(names: &[String]) -> Option<&str> {
 /// NAME.map, NAME.map.gz (or .kmap) under a tree's keymap directories.
 fn find_in_tree(root: &Path, name: &str) -> Option<PathBuf> {
     if name.contains('/') {
-        let path = root.join(name.trim_start_matches('/'));
-        return path.is_file().then_some(path);
+        // A path of the tree's own, never one that climbs out of it.
+        let rel = Path::new(name.trim_start_matches('/'));
+        let inside = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let path = root.join(rel);
+        return (inside && path.is_file()).then_some(path);
     }
     let wanted: Vec<String> = ["map", "map.gz", "kmap", "kmap.gz"]
         .iter()
