@@ -87,8 +87,11 @@ fn lvm_disks(dir: &Path, boot_img: &Path, root_img: &Path, layout: Layout) -> Ve
         ),
     )
     .unwrap();
+    // The encrypted layout writes the whole root through dm-crypt with the generic AES
+    // (137 s in the VM on an idle machine): beside the other lane's VMs on two cores it
+    // outlasted in-stack-vm's default 300 s on a fresh machine. A bound, not a budget.
     let made = Command::new(common::repo().join("qemu/in-stack-vm"))
-        .arg("--out")
+        .args(["--timeout", "900", "--out"])
         .arg(dir.join("vm"))
         .arg(&script)
         .args(&disks)
