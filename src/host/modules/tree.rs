@@ -25,6 +25,44 @@ pub struct ModuleTree {
     /// The kernel's config, when it is beside the tree: it names what filesystems request
     /// at mount time.
     config: Option<KernelConfig>,
+    /// A kernel build tree after `make` (see [`BuildTree`]) rather than a modules directory.
+    build_tree: Option<BuildTree>,
+}
+
+/// A kernel source tree where `make` left the modules beside their sources: they are listed
+/// in its `modules.order` (`drivers/block/virtio_blk.o`, `.ko` since 6.2) and named here as
+/// an installed kernel names them (`kernel/drivers/block/virtio_blk.ko`), so the module sets
+/// and the image's layout are the same as for `make modules_install`'s directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BuildTree {
+    /// `include/config/kernel.release`.
+    release: Option<String>,
+}
+
+/// Bounds on a build tree's `modules.order`: Debian's 6.12 lists about 4,000 modules.
+const MAX_ORDER_BYTES: u64 = 4 << 20;
+const MAX_ORDER_LINES: usize = 65_536;
+
+/// The modules `modules.order` lists, as paths relative to the tree (`.o` read as `.ko`):
+/// only plain relative paths, each once.
+pub fn parse_modules_order(text: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for line in text.lines().take(MAX_ORDER_LINES).map(str::trim) {
+        let line = line.strip_prefix("kernel/").unwrap_or(line);
+        let ko = match line.strip_suffix(".o") {
+            Some(stem) => format!("{stem}.ko"),
+            None if line.ends_with(".ko") => line.to_owned(),
+            None => continue,
+        };
+        let path = PathBuf::from(ko);
+        let plain = path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if plain && !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    out
 }
 
 impl ModuleTree {
@@ -38,6 +76,9 @@ impl ModuleTree {
             .with_context(|| format!("failed to open modules directory {}", root.display()))?;
         if !meta.is_dir() {
             anyhow::bail!("modules directory {} is not a directory", root.display());
+        }
+        if is_build_tree(root) {
+            return Self::open_build_tree(root);
         }
         let mut files = BTreeMap::new();
         let mut found = Vec::new();
@@ -68,11 +109,61 @@ impl ModuleTree {
             infos: BTreeMap::new(),
             aliases: None,
             config,
+            build_tree: None,
         })
+    }
+
+    /// A kernel build tree: its modules from `modules.order`, its built-ins from
+    /// `modules.builtin`, its config from `.config`.
+    fn open_build_tree(root: &Path) -> Result<Self> {
+        let order = root.join("modules.order");
+        let text = crate::bounded::read_bounded(&order.display().to_string(), MAX_ORDER_BYTES)
+            .with_context(|| format!("failed to read {}", order.display()))?;
+        let mut files = BTreeMap::new();
+        for rel in parse_modules_order(&String::from_utf8_lossy(&text)) {
+            let Some(name) = rel
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(modinfo::name_from_file)
+            else {
+                continue;
+            };
+            if root.join(&rel).is_file() {
+                files.entry(name).or_insert(Path::new("kernel").join(rel));
+            }
+        }
+        let release = std::fs::read_to_string(root.join("include/config/kernel.release"))
+            .ok()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty() && !r.contains('/') && r != "..");
+        let config = std::fs::read_to_string(root.join(".config"))
+            .ok()
+            .map(|text| KernelConfig::parse(&text));
+        Ok(ModuleTree {
+            root: root.to_owned(),
+            files,
+            builtin: read_builtin(&root.join("modules.builtin"))?,
+            infos: BTreeMap::new(),
+            aliases: None,
+            config,
+            build_tree: Some(BuildTree { release }),
+        })
+    }
+
+    /// Where the module at `rel` (as [`Self::relative_path`] names it) is on disk: in a
+    /// build tree, beside its sources, without the `kernel/` an installed tree has.
+    fn disk_path(&self, rel: &Path) -> PathBuf {
+        match &self.build_tree {
+            Some(_) => self.root.join(rel.strip_prefix("kernel").unwrap_or(rel)),
+            None => self.root.join(rel),
+        }
     }
 
     /// The kernel release this tree belongs to: its directory name.
     pub fn kernel_release(&self) -> Option<String> {
+        if let Some(tree) = &self.build_tree {
+            return tree.release.clone();
+        }
         self.root
             .file_name()
             .and_then(|n| n.to_str())
@@ -102,7 +193,7 @@ impl ModuleTree {
             .files
             .get(module)
             .with_context(|| format!("module {module} not found"))?;
-        Ok(self.root.join(rel))
+        Ok(self.disk_path(rel))
     }
 
     /// The module file's bytes as they are on disk, compressed or not.
@@ -166,7 +257,7 @@ impl ModuleTree {
             .files
             .iter()
             .filter(|(name, _)| !self.infos.contains_key(*name))
-            .map(|(name, rel)| (name.clone(), self.root.join(rel)))
+            .map(|(name, rel)| (name.clone(), self.disk_path(rel)))
             .collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -285,6 +376,12 @@ impl Catalog for ModuleTree {
     }
 }
 
+/// A kernel source tree after `make` (its `Makefile` and `modules.order`), not an installed
+/// modules directory (which has no Makefile; its `build` link points to one).
+fn is_build_tree(root: &Path) -> bool {
+    root.join("Makefile").is_file() && root.join("modules.order").is_file()
+}
+
 fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let dir = root.join(rel);
     let entries =
@@ -350,5 +447,59 @@ alias a b c\n";
         assert!(set.contains("ext4"));
         assert!(set.contains("virtio_pci"));
         assert_eq!(set.len(), 2);
+    }
+
+    #[test]
+    fn modules_order_paths() {
+        let text = "drivers/block/virtio_blk.o\nfs/ext4/ext4.ko\nkernel/net/9p/9pnet.o\n\
+                    ../escape.o\n/abs/x.o\nfs/ext4/ext4.o\nREADME\n";
+        assert_eq!(
+            parse_modules_order(text),
+            [
+                PathBuf::from("drivers/block/virtio_blk.ko"),
+                PathBuf::from("fs/ext4/ext4.ko"),
+                PathBuf::from("net/9p/9pnet.ko"),
+            ]
+        );
+    }
+
+    /// A tree as `make` leaves it: the modules beside their sources, named as an installed
+    /// tree names them.
+    #[test]
+    fn a_kernel_build_tree() {
+        let root = std::env::temp_dir().join(format!("baton-kbuild-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["drivers/block", "fs/ext4", "include/config", "kernel/sched"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("Makefile"), "VERSION = 6\n").unwrap();
+        std::fs::write(
+            root.join("modules.order"),
+            "drivers/block/virtio_blk.o\nfs/ext4/ext4.o\nfs/missing/gone.o\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("modules.builtin"), "kernel/fs/ext2/ext2.ko\n").unwrap();
+        std::fs::write(root.join("include/config/kernel.release"), "6.13.0-rc1+\n").unwrap();
+        std::fs::write(root.join(".config"), "CONFIG_MODULES=y\n").unwrap();
+        std::fs::write(root.join("drivers/block/virtio_blk.ko"), b"blk").unwrap();
+        std::fs::write(root.join("fs/ext4/ext4.ko"), b"ext4").unwrap();
+        // A stray .ko that modules.order does not list is not the tree's.
+        std::fs::write(root.join("kernel/sched/stray.ko"), b"x").unwrap();
+        let tree = ModuleTree::open(&root).unwrap();
+        assert_eq!(tree.kernel_release().as_deref(), Some("6.13.0-rc1+"));
+        assert_eq!(
+            tree.names_under(&["kernel/drivers/block/", "kernel/fs/ext4/ext4"]),
+            ["ext4", "virtio_blk"]
+        );
+        assert_eq!(
+            tree.relative_path("virtio_blk"),
+            Some(Path::new("kernel/drivers/block/virtio_blk.ko"))
+        );
+        assert_eq!(tree.read_module_file("ext4").unwrap(), b"ext4");
+        assert!(tree.relative_path("gone").is_none());
+        assert!(tree.relative_path("stray").is_none());
+        assert!(tree.builtin.contains("ext2"));
+        assert!(tree.config().unwrap().is_set("CONFIG_MODULES"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
