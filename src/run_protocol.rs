@@ -1,9 +1,9 @@
-//! How `baton run` and the init's `baton.run` talk: the command goes into the image as
-//! /etc/baton/run (its arguments separated by NUL bytes, since the kernel command line
-//! cannot carry a double quote or a newline), and how it ended comes back on the virtio
-//! serial port `baton.status` as one line: `exit N`, `signal N`, `timeout N` (the limit in
-//! seconds) or `notrun ERRNO`. [`parse_status`] reads that line back on the host and
-//! [`exit_code`] turns it into a process's exit status.
+//! How `baton run` and the init's `baton.run` talk: the command, and where and how it runs,
+//! go into the image as /etc/baton/run ([`Spec`], NUL-separated records, since the kernel
+//! command line cannot carry a double quote or a newline); its streams travel on virtio
+//! serial ports; how it ended comes back on the port `baton.status` as one line: `exit N`,
+//! `signal N`, `timeout N` (the limit in seconds) or `notrun ERRNO`. [`parse_status`] reads
+//! that line back on the host and [`exit_code`] turns it into a process's exit status.
 
 use std::ffi::OsString;
 
@@ -27,7 +27,19 @@ pub enum Outcome {
     TimedOut(u32),
     /// It could not be started: the errno of the exec.
     NotRun(i32),
+    /// What it needed could not be made ready (a share, a port, a user): why.
+    Refused(String),
 }
+
+/// What `baton run` ends with for its own failures, as timeout(1) does: distinct from any
+/// status of the command's.
+pub const OWN_FAILURE: u8 = 125;
+/// The port the host's stdin comes in on.
+pub const STDIN_PORT: &str = "baton.stdin";
+/// The port the command's stdout goes out on.
+pub const STDOUT_PORT: &str = "baton.stdout";
+/// The port the command's stderr goes out on.
+pub const STDERR_PORT: &str = "baton.stderr";
 
 impl Outcome {
     /// The status port's line.
@@ -37,6 +49,8 @@ impl Outcome {
             Outcome::Signaled(n) => format!("signal {n}"),
             Outcome::TimedOut(secs) => format!("timeout {secs}"),
             Outcome::NotRun(errno) => format!("notrun {errno}"),
+            // One line: the reader takes the first.
+            Outcome::Refused(why) => format!("error {}", why.replace(['\n', '\r'], " ")),
         }
     }
 
@@ -55,6 +69,7 @@ impl Outcome {
                 "baton: {command} could not be run: {}",
                 nix::errno::Errno::from_raw(*errno).desc()
             ),
+            Outcome::Refused(why) => format!("baton: cannot run {command}: {why}"),
         }
     }
 }
@@ -67,6 +82,7 @@ pub fn parse_status(line: &str) -> Option<Outcome> {
         "signal" => number.parse().ok().map(Outcome::Signaled),
         "timeout" => number.parse().ok().map(Outcome::TimedOut),
         "notrun" => number.parse().ok().map(Outcome::NotRun),
+        "error" => Some(Outcome::Refused(number.to_owned())),
         _ => None,
     }
 }
@@ -81,35 +97,246 @@ pub fn exit_code(outcome: &Outcome) -> u8 {
         Outcome::TimedOut(_) => 124,
         Outcome::NotRun(errno) if *errno == libc::ENOENT => 127,
         Outcome::NotRun(_) => 126,
+        Outcome::Refused(_) => i32::from(OWN_FAILURE),
     };
     u8::try_from(code & 0xff).unwrap_or(1)
 }
 
-/// The command file's arguments: NUL-separated, the last NUL optional. Empty arguments in
-/// the middle are kept (`sh -c ''`).
-pub fn parse_command_file(bytes: &[u8]) -> Vec<OsString> {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
-    if bytes.is_empty() {
-        return Vec::new();
-    }
-    bytes
-        .split(|&b| b == 0)
-        .take(MAX_ARGS)
-        .map(|a| OsString::from_vec(a.to_vec()))
-        .collect()
+/// How the command's standard streams reach the host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Streams {
+    /// The console's terminal, for stdin, stdout and stderr alike (`baton.run -- CMD` on a
+    /// kernel command line).
+    #[default]
+    Console,
+    /// The virtio serial ports [`STDIN_PORT`], [`STDOUT_PORT`] and [`STDERR_PORT`]: the
+    /// host's own streams, byte for byte, each apart.
+    Ports,
+    /// The first virtio console (`hvc0`), a terminal the host's terminal drives: its size
+    /// and type as the host's.
+    Terminal { rows: u16, cols: u16, term: String },
 }
 
-/// The command file for `args` (the inverse of [`parse_command_file`]). Arguments cannot
-/// hold a NUL byte, as no exec can take one.
-pub fn command_file(args: &[OsString]) -> Vec<u8> {
+/// How a host directory is offered to the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareKind {
+    /// Writable, changes reaching the host.
+    ReadWrite,
+    /// Read-only (on the host's side too).
+    ReadOnly,
+    /// Writable in the guest over a read-only share: changes go to a tmpfs.
+    Overlay,
+}
+
+impl ShareKind {
+    fn word(self) -> &'static str {
+        match self {
+            ShareKind::ReadWrite => "rw",
+            ShareKind::ReadOnly => "ro",
+            ShareKind::Overlay => "overlay",
+        }
+    }
+}
+
+/// A host directory shared under `tag`, mounted on `guest` (an absolute path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub kind: ShareKind,
+    pub tag: String,
+    pub guest: OsString,
+}
+
+/// Everything about the command `baton run` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Spec {
+    /// The command and its arguments; empty: the user's shell.
+    pub command: Vec<OsString>,
+    /// Where it starts (default `/`).
+    pub cwd: Option<OsString>,
+    /// Whom it runs as, by name (default root).
+    pub user: Option<OsString>,
+    /// Directories mounted before it starts, in this order.
+    pub shares: Vec<Share>,
+    pub streams: Streams,
+    /// Configure the first network interface for qemu's user network.
+    pub network: bool,
+}
+
+/// A bound on the records of a spec file.
+const MAX_RECORDS: usize = MAX_ARGS + 256;
+/// A bound on the shares of one run.
+pub const MAX_SHARES: usize = 64;
+
+/// The spec file: NUL-terminated records `KEY=VALUE`, `arg=` once per argument in order.
+/// Values may hold any byte but NUL (arguments with newlines, paths with `=`).
+pub fn spec_file(spec: &Spec) -> Vec<u8> {
     use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
-    for arg in args {
-        out.extend_from_slice(arg.as_bytes());
+    let mut record = |key: &str, value: &[u8]| {
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'=');
+        out.extend_from_slice(value);
         out.push(0);
+    };
+    for arg in &spec.command {
+        record("arg", arg.as_bytes());
+    }
+    if let Some(cwd) = &spec.cwd {
+        record("cwd", cwd.as_bytes());
+    }
+    if let Some(user) = &spec.user {
+        record("user", user.as_bytes());
+    }
+    for share in &spec.shares {
+        let mut value = format!("{} {} ", share.kind.word(), share.tag).into_bytes();
+        value.extend_from_slice(share.guest.as_bytes());
+        record("share", &value);
+    }
+    match &spec.streams {
+        Streams::Console => {}
+        Streams::Ports => record("streams", b"ports"),
+        Streams::Terminal { rows, cols, term } => {
+            record("streams", b"terminal");
+            record("rows", rows.to_string().as_bytes());
+            record("cols", cols.to_string().as_bytes());
+            record("term", term.as_bytes());
+        }
+    }
+    if spec.network {
+        record("network", b"user");
     }
     out
+}
+
+/// Reads a spec file back (the inverse of [`spec_file`]). Unknown keys are errors: the
+/// file is written by the same baton that reads it.
+pub fn parse_spec_file(bytes: &[u8]) -> Result<Spec, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut spec = Spec::default();
+    let (mut terminal, mut rows, mut cols, mut term) = (false, 0u16, 0u16, String::new());
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Ok(spec);
+    }
+    for (n, record) in bytes.split(|&b| b == 0).enumerate() {
+        if n >= MAX_RECORDS {
+            return Err(format!("more than {MAX_RECORDS} records"));
+        }
+        let at = record.iter().position(|&b| b == b'=');
+        let (key, value) = match at {
+            Some(at) => (
+                record.get(..at).unwrap_or_default(),
+                record.get(at + 1..).unwrap_or_default(),
+            ),
+            None => {
+                return Err(format!(
+                    "a record without '=': {:?}",
+                    String::from_utf8_lossy(record)
+                ))
+            }
+        };
+        let text = || {
+            std::str::from_utf8(value)
+                .map_err(|_| format!("{} is not UTF-8", String::from_utf8_lossy(key)))
+        };
+        let number = |what: &str| -> Result<u16, String> {
+            text()?.parse().map_err(|_| {
+                format!(
+                    "{what} is not a number: {:?}",
+                    String::from_utf8_lossy(value)
+                )
+            })
+        };
+        match key {
+            b"arg" => {
+                if spec.command.len() >= MAX_ARGS {
+                    return Err(format!("more than {MAX_ARGS} arguments"));
+                }
+                spec.command
+                    .push(std::ffi::OsStr::from_bytes(value).to_owned());
+            }
+            b"cwd" => spec.cwd = Some(absolute(value, "cwd")?),
+            b"user" => spec.user = Some(std::ffi::OsStr::from_bytes(value).to_owned()),
+            b"share" => {
+                if spec.shares.len() >= MAX_SHARES {
+                    return Err(format!("more than {MAX_SHARES} shares"));
+                }
+                spec.shares.push(parse_share(value)?);
+            }
+            b"streams" => match value {
+                b"ports" => spec.streams = Streams::Ports,
+                b"terminal" => terminal = true,
+                _ => {
+                    return Err(format!(
+                        "unknown streams {:?}",
+                        String::from_utf8_lossy(value)
+                    ))
+                }
+            },
+            b"rows" => rows = number("rows")?,
+            b"cols" => cols = number("cols")?,
+            b"term" => term = text()?.to_owned(),
+            b"network" if value == b"user" => spec.network = true,
+            _ => {
+                return Err(format!(
+                    "unknown record {:?}",
+                    String::from_utf8_lossy(record)
+                ))
+            }
+        }
+    }
+    if terminal {
+        spec.streams = Streams::Terminal { rows, cols, term };
+    }
+    Ok(spec)
+}
+
+/// `KIND TAG PATH`.
+fn parse_share(value: &[u8]) -> Result<Share, String> {
+    let mut words = value.splitn(3, |&b| b == b' ');
+    let kind = match words.next() {
+        Some(b"rw") => ShareKind::ReadWrite,
+        Some(b"ro") => ShareKind::ReadOnly,
+        Some(b"overlay") => ShareKind::Overlay,
+        _ => {
+            return Err(format!(
+                "a share of unknown kind: {:?}",
+                String::from_utf8_lossy(value)
+            ))
+        }
+    };
+    let tag = words
+        .next()
+        .and_then(|t| std::str::from_utf8(t).ok())
+        .filter(|t| !t.is_empty() && t.len() <= 36)
+        .ok_or_else(|| {
+            format!(
+                "a share without a tag: {:?}",
+                String::from_utf8_lossy(value)
+            )
+        })?;
+    let guest = absolute(words.next().unwrap_or_default(), "a share's path")?;
+    Ok(Share {
+        kind,
+        tag: tag.to_owned(),
+        guest,
+    })
+}
+
+/// An absolute path without `..`, as a value.
+fn absolute(value: &[u8], what: &str) -> Result<OsString, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(value));
+    let parent = path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir);
+    if !path.is_absolute() || parent {
+        return Err(format!(
+            "{what} is not an absolute path without '..': {}",
+            path.display()
+        ));
+    }
+    Ok(path.as_os_str().to_owned())
 }
 
 #[cfg(test)]
@@ -124,6 +351,7 @@ mod tests {
             Outcome::Signaled(9),
             Outcome::TimedOut(30),
             Outcome::NotRun(libc::ENOENT),
+            Outcome::Refused("no user me in /etc/passwd".into()),
         ] {
             assert_eq!(parse_status(&outcome.status_line()), Some(outcome.clone()));
         }
@@ -140,6 +368,7 @@ mod tests {
         assert_eq!(exit_code(&Outcome::TimedOut(5)), 124);
         assert_eq!(exit_code(&Outcome::NotRun(libc::ENOENT)), 127);
         assert_eq!(exit_code(&Outcome::NotRun(libc::EACCES)), 126);
+        assert_eq!(exit_code(&Outcome::Refused("x".into())), 125);
     }
 
     #[test]
@@ -155,13 +384,61 @@ mod tests {
     }
 
     #[test]
-    fn command_files_round_trip() {
-        let args: Vec<OsString> = ["sh", "-c", "echo \"hi\"\nexit 7", ""]
-            .iter()
-            .map(OsString::from)
-            .collect();
-        assert_eq!(parse_command_file(&command_file(&args)), args);
-        assert!(parse_command_file(b"").is_empty());
-        assert_eq!(parse_command_file(b"true"), [OsString::from("true")]);
+    fn spec_files_round_trip() {
+        let words = |w: &[&str]| w.iter().map(OsString::from).collect::<Vec<_>>();
+        let spec = Spec {
+            command: words(&["sh", "-c", "echo \"hi\"\nexit 7", "", "a=b"]),
+            cwd: Some("/home/me/src tree".into()),
+            user: Some("me".into()),
+            shares: vec![
+                Share {
+                    kind: ShareKind::ReadWrite,
+                    tag: "baton.share1".into(),
+                    guest: "/tmp/a b".into(),
+                },
+                Share {
+                    kind: ShareKind::Overlay,
+                    tag: "baton.share2".into(),
+                    guest: "/srv".into(),
+                },
+            ],
+            streams: Streams::Terminal {
+                rows: 40,
+                cols: 132,
+                term: "xterm-256color".into(),
+            },
+            network: true,
+        };
+        assert_eq!(parse_spec_file(&spec_file(&spec)), Ok(spec));
+        let ports = Spec {
+            command: words(&["true"]),
+            streams: Streams::Ports,
+            ..Spec::default()
+        };
+        assert_eq!(parse_spec_file(&spec_file(&ports)), Ok(ports));
+        assert_eq!(parse_spec_file(b""), Ok(Spec::default()));
+    }
+
+    #[test]
+    fn bad_spec_files_are_refused() {
+        for bad in [
+            &b"true\0"[..],
+            b"cwd=relative\0",
+            b"cwd=/a/../etc\0",
+            b"share=rw baton.share1 relative\0",
+            b"share=rx baton.share1 /a\0",
+            b"share=rw  /a\0",
+            b"streams=pipes\0",
+            b"rows=many\0",
+            b"unknown=1\0",
+        ] {
+            assert!(
+                parse_spec_file(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let many = b"arg=x\0".repeat(MAX_ARGS + 1);
+        assert!(parse_spec_file(&many).is_err());
     }
 }

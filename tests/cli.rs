@@ -52,8 +52,9 @@ fn init_binary() -> PathBuf {
 fn init_is_static_and_small() {
     let init = init_binary();
     let size = fs::metadata(&init).unwrap().len();
-    // The bound LUKS (issue 21) set: its key derivation is built for speed.
-    assert!(size <= 600 * 1000, "the init is {size} bytes, over 600 KB");
+    // LUKS (issue 21) took it to 596 KB (its key derivation is built for speed); `baton
+    // run`'s streams, shares and users (issue 22) to 608 KB.
+    assert!(size <= 620 * 1000, "the init is {size} bytes, over 620 KB");
     let bytes = fs::read(&init).unwrap();
     let elf = baton::host::elf::Elf::parse(&bytes).unwrap();
     assert!(

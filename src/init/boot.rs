@@ -150,8 +150,8 @@ fn attempt(known: &mut Known, args: &[OsString]) -> Result<Infallible> {
         }
     }
     let env = switch::environment();
-    if let Some((command, timeout)) = run {
-        crate::init::run::run_and_power_off(&command, timeout, &env);
+    if let Some(run) = &run {
+        crate::init::run::run_and_power_off(run, &env);
     }
     let error = match switch::exec_init(&init, args, &env) {
         Ok(never) => match never {},
@@ -180,8 +180,8 @@ struct Prepared {
     run: RunCommand,
 }
 
-/// `baton.run`'s command and its time limit in seconds, when the boot runs one.
-type RunCommand = Option<(Vec<OsString>, Option<u32>)>;
+/// `baton.run`'s command, when the boot runs one.
+type RunCommand = Option<crate::init::run::Run>;
 
 /// Everything up to the exec.
 fn prepare(known: &mut Known) -> Result<Prepared> {
@@ -280,7 +280,11 @@ fn bring_up_root(
         true => {
             // The status port's driver, when the image carries it as a module.
             loader.load_alias(VIRTIO_CONSOLE);
-            Some((run_command(params)?, params.run_timeout_secs))
+            Some(crate::init::run::Run {
+                spec: run_spec(params)?,
+                timeout: params.run_timeout_secs,
+                transport: crate::transport::Transport::from_rootfstype(&params.rootfstype),
+            })
         }
         false => None,
     };
@@ -321,23 +325,23 @@ fn deferral_delay() -> Duration {
 /// The modalias of a virtio console (the status port of `baton.run`).
 const VIRTIO_CONSOLE: &str = "virtio:d00000003v00001AF4";
 
-/// `baton.run`'s command: the words after `--`, else the image's command file.
-fn run_command(params: &BootParams) -> Result<Vec<OsString>> {
+/// `baton.run`'s command: the words after `--`, else the image's spec file (`baton run`'s).
+fn run_spec(params: &BootParams) -> Result<crate::run_protocol::Spec> {
     if !params.run_command.is_empty() {
-        return Ok(params.run_command.iter().map(OsString::from).collect());
+        return Ok(crate::run_protocol::Spec {
+            command: params.run_command.iter().map(OsString::from).collect(),
+            ..Default::default()
+        });
     }
     let path = format!("/{}", crate::run_protocol::COMMAND_FILE);
-    let command = match crate::bounded::read_bounded(&path, crate::run_protocol::MAX_COMMAND_FILE) {
-        Ok(bytes) => crate::run_protocol::parse_command_file(&bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {path}")),
-    };
-    if command.is_empty() {
-        anyhow::bail!(
+    match crate::bounded::read_bounded(&path, crate::run_protocol::MAX_COMMAND_FILE) {
+        Ok(bytes) => crate::run_protocol::parse_spec_file(&bytes)
+            .map_err(|e| anyhow::anyhow!("baton.run: {path}: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
             "baton.run: no command to run: put it after -- on the kernel command line (baton.run -- CMD ARGS), or in the image's {path}"
-        );
+        ),
+        Err(e) => Err(e).with_context(|| format!("failed to read {path}")),
     }
-    Ok(command)
 }
 
 /// `rd.break=POINT`: a shell here, then the boot goes on.

@@ -90,14 +90,14 @@ pub fn spawn_on_console(
         new_session: true,
         terminal: terminal.as_ref().map(|t| t.as_fd()),
         raw_output,
-        chdir_root: true,
+        ..Default::default()
     };
     crate::init::spawn::spawn(&program, &setup)
 }
 
 /// The terminal behind /dev/console (the last name in /sys/class/tty/console/active, which
 /// is the one /dev/console writes to), opened read-write; `None` if there is none.
-fn console_terminal() -> Option<OwnedFd> {
+pub fn console_terminal() -> Option<OwnedFd> {
     let active = std::fs::read_to_string("/sys/class/tty/console/active").ok()?;
     let name = active.split_whitespace().last()?;
     if name.contains('/') {

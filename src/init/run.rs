@@ -13,12 +13,17 @@
 //! virtio-serial -device virtserialport,name=baton.status,chardev=...`), which the host
 //! reads without parsing the console (the line's grammar: `crate::run_protocol`).
 
-use crate::run_protocol::{Outcome, STATUS_PORT};
-use std::ffi::OsString;
+use crate::init::spawn::Identity;
+use crate::run_protocol::{Outcome, Spec, Streams, STATUS_PORT};
+use crate::transport::Transport;
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// What the command finds on PATH when the kernel gave none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// A bound on /etc/passwd and /etc/group.
+const MAX_USER_FILE: u64 = 4 << 20;
 /// How long the command's leftovers get to end once killed.
 const REAP_LEFTOVERS: Duration = Duration::from_secs(2);
 
@@ -33,14 +38,22 @@ pub fn environment(kernel_env: &[OsString]) -> Vec<OsString> {
 }
 
 /// Runs the command, reports how it ended, and powers off. Never returns.
-pub fn run_and_power_off(command: &[OsString], timeout: Option<u32>, env: &[OsString]) -> ! {
-    let shown = command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+pub fn run_and_power_off(run: &Run, env: &[OsString]) -> ! {
+    let shown = match run.spec.command.is_empty() {
+        true => "the shell".to_owned(),
+        false => run
+            .spec
+            .command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
     log::info!("running {shown} (baton.run)");
-    let outcome = run(command, timeout, &environment(env));
+    let outcome = match prepare(run, env) {
+        Ok(ready) => execute(&ready, run.timeout),
+        Err(error) => Outcome::Refused(format!("{error:#}")),
+    };
     let line = outcome.describe(&shown);
     crate::init::emergency::console_line(&line);
     log::info!("{}", line.trim_start_matches("baton: "));
@@ -50,12 +63,128 @@ pub fn run_and_power_off(command: &[OsString], timeout: Option<u32>, env: &[OsSt
     crate::init::emergency::stop(crate::cmdline::Action::Poweroff)
 }
 
+/// What `baton.run` runs: the spec, its limit in seconds, and the transport of the root
+/// (which the shares come over too).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub spec: Spec,
+    pub timeout: Option<u32>,
+    pub transport: Option<Transport>,
+}
+
+/// Everything made before the fork.
+struct Ready {
+    program: crate::init::spawn::Prepared,
+    streams: Vec<OwnedFd>,
+    terminal: bool,
+    cwd: CString,
+    identity: Option<Identity>,
+}
+
+/// The shares mounted, the streams opened, the user looked up, the program found.
+fn prepare(run: &Run, env: &[OsString]) -> anyhow::Result<Ready> {
+    let spec = &run.spec;
+    if !spec.shares.is_empty() {
+        let transport = run
+            .transport
+            .ok_or_else(|| anyhow::anyhow!("the root is not a host's directory (rootfstype=9p or virtiofs), so no further one can be shared"))?;
+        crate::init::run_shares::mount_all(&spec.shares, transport)?;
+    }
+    let mut env = environment(env);
+    let user = match &spec.user {
+        Some(name) => {
+            let name = name.to_string_lossy();
+            let passwd = read_text("/etc/passwd")?;
+            let user = crate::init::users::find_user(&passwd, &name)
+                .ok_or_else(|| anyhow::anyhow!("no user {name} in the root's /etc/passwd"))?;
+            env = crate::init::users::environment(&env, &user);
+            let group = read_text("/etc/group").unwrap_or_default();
+            Some((crate::init::users::identity(&user, &group), user))
+        }
+        None => None,
+    };
+    let (streams, terminal) = match &spec.streams {
+        Streams::Console => (Vec::new(), false),
+        Streams::Ports => (crate::init::run_streams::ports()?, false),
+        Streams::Terminal { rows, cols, term } => {
+            env.retain(|e| {
+                !std::os::unix::ffi::OsStrExt::as_bytes(e.as_os_str()).starts_with(b"TERM=")
+            });
+            if !term.is_empty() {
+                env.push(format!("TERM={term}").into());
+            }
+            (
+                vec![crate::init::run_streams::terminal(*rows, *cols)?],
+                true,
+            )
+        }
+    };
+    let command = match spec.command.is_empty() {
+        // The user's shell, as a login would start it.
+        true => {
+            let shell = user
+                .as_ref()
+                .map(|(_, u)| u.shell.clone())
+                .filter(|s| !s.is_empty())
+                .or_else(|| {
+                    read_text("/etc/passwd")
+                        .ok()
+                        .and_then(|p| crate::init::users::find_user(&p, "root").map(|u| u.shell))
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "/bin/sh".to_owned());
+            vec![OsString::from(shell)]
+        }
+        false => spec.command.clone(),
+    };
+    let cwd = spec.cwd.clone().unwrap_or_else(|| "/".into());
+    if let Err(e) = std::fs::metadata(&cwd) {
+        anyhow::bail!("cannot start in {}: {e}", cwd.to_string_lossy());
+    }
+    let cwd = CString::new(std::os::unix::ffi::OsStringExt::into_vec(cwd))
+        .map_err(|_| anyhow::anyhow!("the directory to start in holds a NUL byte"))?;
+    let program = crate::init::spawn::Prepared::new(&command, &env).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot prepare {}: {}",
+            command
+                .first()
+                .map(|c| c.to_string_lossy())
+                .unwrap_or_default(),
+            e.desc()
+        )
+    })?;
+    Ok(Ready {
+        program,
+        streams,
+        terminal,
+        cwd,
+        identity: user.map(|(id, _)| id),
+    })
+}
+
+/// A small text file of the root, bounded.
+fn read_text(path: &str) -> anyhow::Result<String> {
+    let bytes = crate::bounded::read_bounded(path, MAX_USER_FILE)
+        .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Starts the command and waits for it, for at most `timeout` seconds; then ends whatever
 /// it left running.
-fn run(command: &[OsString], timeout: Option<u32>, env: &[OsString]) -> Outcome {
+fn execute(ready: &Ready, timeout: Option<u32>) -> Outcome {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let child = match crate::init::emergency::spawn_on_console(command, env, true) {
+    let spawned = match ready.streams.as_slice() {
+        [] => spawn_on_console(ready),
+        [tty] if ready.terminal => spawn_with(ready, Some(tty.as_fd()), None),
+        [stdin, stdout, stderr] => spawn_with(
+            ready,
+            None,
+            Some([stdin.as_fd(), stdout.as_fd(), stderr.as_fd()]),
+        ),
+        _ => Err(nix::errno::Errno::EINVAL),
+    };
+    let child = match spawned {
         Ok(child) => child,
         Err(errno) => return Outcome::NotRun(errno as i32),
     };
@@ -75,6 +204,30 @@ fn run(command: &[OsString], timeout: Option<u32>, env: &[OsString]) -> Outcome 
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
     crate::init::emergency::reap_children();
     outcome
+}
+
+/// On the console's terminal, its output bytes as they are (`baton.run -- CMD`).
+fn spawn_on_console(ready: &Ready) -> Result<nix::unistd::Pid, nix::errno::Errno> {
+    let terminal = crate::init::emergency::console_terminal();
+    spawn_with(ready, terminal.as_ref().map(|t| t.as_fd()), None)
+}
+
+fn spawn_with(
+    ready: &Ready,
+    terminal: Option<BorrowedFd<'_>>,
+    streams: Option<[BorrowedFd<'_>; 3]>,
+) -> Result<nix::unistd::Pid, nix::errno::Errno> {
+    let setup = crate::init::spawn::Setup {
+        new_session: true,
+        terminal,
+        // A terminal a person types at keeps its output processing; the console's
+        // output is a log the host reads byte for byte.
+        raw_output: ready.streams.is_empty(),
+        streams,
+        cwd: Some(&ready.cwd),
+        identity: ready.identity.as_ref(),
+    };
+    crate::init::spawn::spawn(&ready.program, &setup)
 }
 
 /// Reaps children until `child` ends (its outcome) or the deadline passes (`None`). With
@@ -119,7 +272,7 @@ fn report_to_host(line: &str) -> Result<(), String> {
 }
 
 /// The device node of the virtio serial port called `name`.
-fn find_port(name: &str) -> Option<String> {
+pub fn find_port(name: &str) -> Option<String> {
     let dir = "/sys/class/virtio-ports";
     crate::init::dirents::read_path(dir, 1024)
         .ok()?

@@ -102,8 +102,20 @@ pub struct Setup<'a> {
     pub terminal: Option<BorrowedFd<'a>>,
     /// The terminal passes output bytes as they are (no `\n` to `\r\n`).
     pub raw_output: bool,
-    /// Start in `/`.
-    pub chdir_root: bool,
+    /// Descriptors for fds 0, 1 and 2 (in place of `terminal`'s).
+    pub streams: Option<[BorrowedFd<'a>; 3]>,
+    /// Where to start (made before the fork); `/` when `None`.
+    pub cwd: Option<&'a std::ffi::CStr>,
+    /// Whom to run as: the groups are set first, while still root.
+    pub identity: Option<&'a Identity>,
+}
+
+/// A user's ids, as `setgroups`, `setgid` and `setuid` take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
 }
 
 /// Forks and execs `program` as `setup` says. Returns the child once its exec succeeded,
@@ -160,8 +172,23 @@ fn exec_child(program: &Prepared, setup: &Setup<'_>, report: i32) -> ! {
                 }
             }
         }
-        if setup.chdir_root {
-            libc::chdir(c"/".as_ptr());
+        if let Some([stdin, stdout, stderr]) = setup.streams {
+            libc::dup2(stdin.as_raw_fd(), 0);
+            libc::dup2(stdout.as_raw_fd(), 1);
+            libc::dup2(stderr.as_raw_fd(), 2);
+        }
+        let cwd = setup.cwd.unwrap_or(c"/");
+        if libc::chdir(cwd.as_ptr()) != 0 {
+            fail(report);
+        }
+        if let Some(id) = setup.identity {
+            // A process that keeps root's groups or gid after setuid is not that user.
+            if libc::setgroups(id.groups.len(), id.groups.as_ptr()) != 0
+                || libc::setgid(id.gid) != 0
+                || libc::setuid(id.uid) != 0
+            {
+                fail(report);
+            }
         }
         // execvp's rule: the first place that exists wins; EACCES is remembered so that a
         // program found but not executable is not reported as missing.
@@ -186,10 +213,23 @@ fn exec_child(program: &Prepared, setup: &Setup<'_>, report: i32) -> ! {
         if denied && errno == libc::ENOENT {
             errno = libc::EACCES;
         }
-        let bytes = errno.to_ne_bytes();
-        libc::write(report, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(127)
+        report_errno(report, errno)
     }
+}
+
+/// In the forked child: reports the last call's errno to the parent and ends.
+///
+/// # Safety
+/// Only from the forked child: `_exit` skips every destructor.
+unsafe fn fail(report: i32) -> ! {
+    report_errno(report, *libc::__errno_location())
+}
+
+/// In the forked child: reports `errno` to the parent and ends.
+unsafe fn report_errno(report: i32, errno: i32) -> ! {
+    let bytes = errno.to_ne_bytes();
+    libc::write(report, bytes.as_ptr().cast(), bytes.len());
+    libc::_exit(127)
 }
 
 /// The terminal behind `path`, opened read-write for a child's stdio; `None` if it cannot
