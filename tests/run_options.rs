@@ -12,7 +12,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// `baton run` on `k` with its modules, over 9p, in a cache of the test's own.
+/// `baton run` on `k` with its modules, over 9p (unless `extra` says), in a cache of the
+/// test's own, with the virtiofsd that enforces read-only first on PATH when there is one.
 fn baton(k: &Kernel, root: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
     cmd.arg("run")
@@ -22,9 +23,17 @@ fn baton(k: &Kernel, root: &Path, extra: &[&str]) -> Command {
         .arg(&k.modules)
         .arg("--root")
         .arg(root)
-        .args(["--share", "9p", "--timeout", "300"])
+        .args(if extra.contains(&"--share") {
+            &[][..]
+        } else {
+            &["--share", "9p"][..]
+        })
+        .args(["--timeout", "300"])
         .args(extra)
         .env("XDG_CACHE_HOME", work_dir().join("cache"));
+    if let Some(dir) = common::read_only_virtiofsd() {
+        cmd.env("PATH", common::path_with(&dir));
+    }
     cmd
 }
 
@@ -116,9 +125,12 @@ fn streams_on_6_12() {
 /// One VM with every option a CI job passes: this machine's `/` as the root (for blkid),
 /// a directory read-write, one read-only, one as an overlay, a disk, kernel arguments, a
 /// start directory. Each says what it saw; the host's side is checked after.
-fn options(k: &Kernel) {
+fn options(k: &Kernel, share: &str) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = fresh(&format!("options-{}", k.tag));
+    if share == "virtiofs" && common::read_only_virtiofsd().is_none() {
+        return;
+    }
+    let dir = fresh(&format!("options-{share}-{}", k.tag));
     let (rw, ro, ov) = (dir.join("rw"), dir.join("ro"), dir.join("ov"));
     for d in [&rw, &ro, &ov] {
         fs::create_dir(d).unwrap();
@@ -141,7 +153,7 @@ fn options(k: &Kernel) {
         echo guest > /mnt/ov/f; cat /mnt/ov/f; \
         blkid -s LABEL -o value /dev/vda; \
         cat /proc/cmdline";
-    let out = baton(k, Path::new("/"), &[])
+    let out = baton(k, Path::new("/"), &["--share", share])
         .arg(format!("--rwdir=/mnt/rw={}", rw.display()))
         .arg(format!("--rodir=/mnt/ro={}", ro.display()))
         .arg(format!("--overlay-rwdir=/mnt/ov={}", ov.display()))
@@ -174,13 +186,20 @@ fn options(k: &Kernel) {
 #[test]
 fn options_on_6_1() {
     let Some(k) = kernel() else { return };
-    options(&k);
+    options(&k, "9p");
 }
 
 #[test]
 fn options_on_6_12() {
     let Some(k) = kernel_new() else { return };
-    options(&k);
+    options(&k, "9p");
+}
+
+/// Each directory over a virtiofsd of its own, the read-only ones refused there.
+#[test]
+fn options_over_virtiofs_on_6_12() {
+    let Some(k) = kernel_new() else { return };
+    options(&k, "virtiofs");
 }
 
 /// No command: a shell on the terminal, sized as the host's, of the host's type; ^C
