@@ -109,7 +109,8 @@ pub fn try_mount(
     read_only: bool,
     rootflags: Option<&str>,
 ) -> Result<bool> {
-    if let Some(tags) = present_tags(transport) {
+    let listed = present_tags(transport);
+    if let Some(tags) = &listed {
         if !tags.iter().any(|t| t == tag) {
             return Ok(false);
         }
@@ -125,8 +126,11 @@ pub fn try_mount(
         Some(data.as_str()),
     ) {
         Ok(()) => Ok(true),
-        // virtiofs on kernels that do not list tags: no such tag (yet).
+        // virtiofs on kernels that do not list tags: no such tag (yet). Before 6.10 the
+        // kernel says so with EINVAL ("virtio-fs: tag <...> not found"), which a device
+        // still being probed on another CPU gives too.
         Err(Errno::ENOENT) | Err(Errno::ENODEV) if transport == Transport::Virtiofs => Ok(false),
+        Err(Errno::EINVAL) if transport == Transport::Virtiofs && listed.is_none() => Ok(false),
         Err(errno) => {
             let said = crate::init::kmsg::Tail::said(kernel_log);
             bail!(

@@ -231,8 +231,8 @@ pub struct RunArgs {
     /// The VM's memory: MiB, or with a unit (512M, 2G).
     #[arg(long, value_name = "SIZE", default_value = "512", value_parser = memory())]
     pub memory: u32,
-    /// The VM's CPUs, or "host" for as many as this machine has.
-    #[arg(long, value_name = "N", default_value = "1", value_parser = cpus())]
+    /// The VM's CPUs, or "host" for as many as this machine has (as virtme-ng).
+    #[arg(long, value_name = "N", default_value = "host", value_parser = cpus())]
     pub cpus: u32,
     /// How DIR is shared.
     #[arg(long, value_name = "HOW", value_parser = share())]
@@ -752,7 +752,7 @@ mod tests {
         };
         assert_eq!(
             (r.kernel, r.root, r.memory_mib, r.cpus),
-            (Some(PathBuf::from("k")), PathBuf::from("/"), 512, 1)
+            (Some(PathBuf::from("k")), PathBuf::from("/"), 512, 0)
         );
         assert_eq!((r.share, r.timeout_secs), (Some(Transport::NineP), Some(5)));
         assert_eq!(r.command, ["sh", "-c", "x y"]);
