@@ -19,7 +19,4 @@ pub mod timeline;
 pub mod update;
 pub mod virtiofsd;
 pub mod vm;
-pub mod vm_kernel;
-pub mod vm_streams;
-pub mod vm_terminal;
 pub mod words;

@@ -262,27 +262,14 @@ fn wait_for(child: nix::unistd::Pid, deadline: Option<Instant>) -> Option<Outcom
 /// Writes `line` to the `baton.status` port.
 fn report_to_host(line: &str) -> Result<(), String> {
     use std::io::Write;
-    let port = find_port(STATUS_PORT).ok_or("no virtio serial port named baton.status")?;
+    let port = crate::init::run_streams::find_port(STATUS_PORT)
+        .ok_or("no virtio serial port named baton.status")?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .open(&port)
         .map_err(|e| format!("cannot open {port}: {e}"))?;
     file.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| format!("cannot write {port}: {e}"))
-}
-
-/// The device node of the virtio serial port called `name`.
-pub fn find_port(name: &str) -> Option<String> {
-    let dir = "/sys/class/virtio-ports";
-    crate::init::dirents::read_path(dir, 1024)
-        .ok()?
-        .iter()
-        .filter_map(crate::init::dirents::Entry::name_str)
-        .find(|port| {
-            crate::bounded::read_bounded(&format!("{dir}/{port}/name"), 256)
-                .is_ok_and(|n| n.strip_suffix(b"\n").unwrap_or(&n) == name.as_bytes())
-        })
-        .map(|port| format!("/dev/{port}"))
 }
 
 #[cfg(test)]

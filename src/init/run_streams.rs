@@ -25,7 +25,7 @@ pub fn ports() -> Result<Vec<OwnedFd>> {
         (STDERR_PORT, true),
     ] {
         let path = loop {
-            match crate::init::run::find_port(name) {
+            match find_port(name) {
                 Some(path) if std::path::Path::new(&path).exists() => break path,
                 _ if Instant::now() >= deadline => {
                     bail!(
@@ -78,4 +78,18 @@ pub fn terminal(rows: u16, cols: u16) -> Result<OwnedFd> {
         }
     }
     Ok(tty)
+}
+
+/// The device node of the virtio serial port called `name`.
+pub fn find_port(name: &str) -> Option<String> {
+    let dir = "/sys/class/virtio-ports";
+    crate::init::dirents::read_path(dir, 1024)
+        .ok()?
+        .iter()
+        .filter_map(crate::init::dirents::Entry::name_str)
+        .find(|port| {
+            crate::bounded::read_bounded(&format!("{dir}/{port}/name"), 256)
+                .is_ok_and(|n| n.strip_suffix(b"\n").unwrap_or(&n) == name.as_bytes())
+        })
+        .map(|port| format!("/dev/{port}"))
 }

@@ -3,6 +3,7 @@
 
 mod args;
 pub mod docs;
+mod run_args;
 
 pub use args::{parse, Command};
 

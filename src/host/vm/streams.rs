@@ -100,7 +100,6 @@ fn serve(mut stream: UnixStream, flow: Flow, kept: &Mutex<Vec<u8>>) {
             // open until qemu closes its end.
             let _ = stream.shutdown(std::net::Shutdown::Write);
             let _ = stream.read(&mut [0u8; 1]);
-            return;
         }
         Flow::Stdout => copy_out(&mut stream, &mut std::io::stdout()),
         Flow::Stderr => copy_out(&mut stream, &mut std::io::stderr()),
