@@ -202,6 +202,46 @@ fn options_over_virtiofs_on_6_12() {
     options(&k, "virtiofs");
 }
 
+/// `--network user`: the guest reaches a server on the host's loopback through qemu's
+/// 10.0.2.2, with qemu's DNS forwarder in its resolv.conf.
+fn network(k: &Kernel) {
+    use std::io::Read;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let serve = std::thread::spawn(move || {
+        let (mut peer, _) = server.accept().unwrap();
+        peer.write_all(b"hello from the host\n").unwrap();
+        let mut asked = String::new();
+        let _ = peer.read_to_string(&mut asked);
+    });
+    let tree = common::busybox_tree("run");
+    let script = format!("busybox nc 10.0.2.2 {port} </dev/null; cat /etc/resolv.conf");
+    let out = baton(k, &tree, &["--network", "user"])
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from the host\nnameserver 10.0.2.3\n",
+        "{}",
+        show(&out)
+    );
+    serve.join().unwrap();
+}
+
+#[test]
+fn network_on_6_1() {
+    let Some(k) = kernel() else { return };
+    network(&k);
+}
+
+#[test]
+fn network_on_6_12() {
+    let Some(k) = kernel_new() else { return };
+    network(&k);
+}
+
 /// No command: a shell on the terminal, sized as the host's, of the host's type; ^C
 /// interrupts its foreground job; its exit status is baton's; the host's terminal settings
 /// are back afterwards. Driven through a pseudo-terminal by tests/common/pty_drive.py.

@@ -35,6 +35,7 @@ pub mod rmrf;
 pub mod root;
 pub mod root_mount;
 pub mod run;
+pub mod run_network;
 pub mod run_shares;
 pub mod run_streams;
 pub mod shared;

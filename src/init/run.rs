@@ -90,6 +90,11 @@ fn prepare(run: &Run, env: &[OsString]) -> anyhow::Result<Ready> {
             .ok_or_else(|| anyhow::anyhow!("the root is not a host's directory (rootfstype=9p or virtiofs), so no further one can be shared"))?;
         crate::init::run_shares::mount_all(&spec.shares, transport)?;
     }
+    if spec.network {
+        let interface = crate::init::run_network::configure()
+            .map_err(|e| anyhow::anyhow!("the network: {e}"))?;
+        log::info!("network: {interface} is 10.0.2.15/24, the host 10.0.2.2 (qemu's user network)");
+    }
     let mut env = environment(env);
     let user = match &spec.user {
         Some(name) => {
@@ -120,21 +125,7 @@ fn prepare(run: &Run, env: &[OsString]) -> anyhow::Result<Ready> {
         }
     };
     let command = match spec.command.is_empty() {
-        // The user's shell, as a login would start it.
-        true => {
-            let shell = user
-                .as_ref()
-                .map(|(_, u)| u.shell.clone())
-                .filter(|s| !s.is_empty())
-                .or_else(|| {
-                    read_text("/etc/passwd")
-                        .ok()
-                        .and_then(|p| crate::init::users::find_user(&p, "root").map(|u| u.shell))
-                })
-                .filter(|s| !s.is_empty())
-                .unwrap_or_else(|| "/bin/sh".to_owned());
-            vec![OsString::from(shell)]
-        }
+        true => vec![OsString::from(login_shell(user.as_ref().map(|(_, u)| u)))],
         false => spec.command.clone(),
     };
     let cwd = spec.cwd.clone().unwrap_or_else(|| "/".into());
@@ -160,6 +151,19 @@ fn prepare(run: &Run, env: &[OsString]) -> anyhow::Result<Ready> {
         cwd,
         identity: user.map(|(id, _)| id),
     })
+}
+
+/// The shell a login would start: the user's, else root's, else /bin/sh.
+fn login_shell(user: Option<&crate::init::users::User>) -> String {
+    user.map(|u| u.shell.clone())
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            read_text("/etc/passwd")
+                .ok()
+                .and_then(|p| crate::init::users::find_user(&p, "root").map(|u| u.shell))
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".to_owned())
 }
 
 /// A small text file of the root, bounded.

@@ -71,6 +71,9 @@ pub struct RunArgs {
     /// Add to qemu's arguments, last (split as a shell would). Repeatable.
     #[arg(long, value_name = "OPTS", allow_hyphen_values = true)]
     pub qemu_opts: Vec<String>,
+    /// A network: "user" is qemu's user network (the host's loopback at 10.0.2.2).
+    #[arg(long, visible_alias = "net", value_name = "KIND", value_parser = ["user"])]
+    pub network: Option<String>,
     /// Show the VM's console (the kernel's and the init's messages) on stderr.
     #[arg(long, short)]
     pub verbose: bool,
@@ -129,6 +132,7 @@ impl RunArgs {
             append: split(&self.append)?,
             qemu_opts: split(&self.qemu_opts)?,
             verbose: self.verbose,
+            network: self.network.is_some(),
             ..RunOptions::new(self.kernel, command)
         })
     }

@@ -11,14 +11,17 @@ use std::path::{Path, PathBuf};
 /// into a kernel are simply not there.
 const MODULES: &[&str] = &["virtio_pci", "overlay", "virtio_console"];
 
-/// The modules a run's image carries: [`MODULES`], the transport's, and the disks'
-/// driver when there are disks. Each set is an image of its own in the cache: a module
+/// The modules a run's image carries: [`MODULES`], the transport's, the disks' driver when
+/// there are disks, the network card's with a network. Each set is an image of its own in the cache: a module
 /// left out is one the VM does not spend time loading.
-pub(super) fn modules_for(transport: Transport, disks: bool) -> Vec<&'static str> {
+pub(super) fn modules_for(transport: Transport, disks: bool, network: bool) -> Vec<&'static str> {
     let mut modules = MODULES.to_vec();
     modules.extend(transport.modules());
     if disks {
         modules.push("virtio_blk");
+    }
+    if network {
+        modules.push("virtio_net");
     }
     modules
 }

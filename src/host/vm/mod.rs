@@ -62,6 +62,8 @@ pub struct RunOptions {
     pub qemu_opts: Vec<String>,
     /// The console on stderr as it comes.
     pub verbose: bool,
+    /// qemu's user network, the guest configured for it.
+    pub network: bool,
 }
 
 impl RunOptions {
@@ -84,6 +86,7 @@ impl RunOptions {
             append: Vec::new(),
             qemu_opts: Vec::new(),
             verbose: false,
+            network: false,
         }
     }
 }
@@ -192,7 +195,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let (transport, virtiofsd) = choose_transport(opts.share, any_read_only)?;
     let work = tempdir()?;
     let spec = spec(opts, &root, &dirs, shell);
-    let carried = modules_for(transport, !disks.is_empty());
+    let carried = modules_for(transport, !disks.is_empty(), opts.network);
     let image = image_for(&modules, &carried, &release, &work.path)?;
     let initrd = write_initrd(&spec, &image, &work.path)?;
     let mut shares = host_shares(root, &dirs, opts.rw);
@@ -232,6 +235,7 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             .unwrap_or_default(),
         streams,
         disks,
+        network: opts.network,
         extra: opts.qemu_opts.clone(),
     };
     let qemu_status = boot(&machine, shell, opts.timeout_secs, &mut sockets, &console);
@@ -291,7 +295,7 @@ fn spec(opts: &RunOptions, root: &Path, dirs: &[DirShare], shell: bool) -> Spec 
             }
             false => Streams::Ports,
         },
-        network: false,
+        network: opts.network,
     }
 }
 

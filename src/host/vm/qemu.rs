@@ -25,6 +25,8 @@ pub struct Machine {
     pub console: PathBuf,
     pub streams: MachineStreams,
     pub disks: Vec<Disk>,
+    /// qemu's user network on a virtio card.
+    pub network: bool,
     /// Words for qemu, last.
     pub extra: Vec<String>,
 }
@@ -121,6 +123,14 @@ pub fn qemu_args(m: &Machine) -> Vec<String> {
             ),
             "-device".into(),
             format!("virtio-blk-pci,drive=disk{n},serial=baton-disk{n}"),
+        ]);
+    }
+    if m.network {
+        args.extend([
+            "-netdev".into(),
+            "user,id=net0".into(),
+            "-device".into(),
+            "virtio-net-pci,netdev=net0".into(),
         ]);
     }
     args.extend(m.extra.iter().cloned());
@@ -278,6 +288,7 @@ mod tests {
                 path: "/d/a.qcow2".into(),
                 format: "qcow2",
             }],
+            network: true,
             extra: vec!["-device".into(), "virtio-rng-pci".into()],
         }
     }
@@ -304,7 +315,8 @@ mod tests {
         assert!(args.contains("socket,id=stream1,path=/t/stdout.sock -device virtserialport,bus=serial.0,chardev=stream1,name=baton.stdout"), "{args}");
         assert!(args.contains("-drive file=/d/a.qcow2,format=qcow2,if=none,id=disk0 -device virtio-blk-pci,drive=disk0"), "{args}");
         assert!(
-            args.ends_with("-device virtio-rng-pci"),
+            args.contains("-netdev user,id=net0 -device virtio-net-pci,netdev=net0")
+                && args.ends_with("-device virtio-rng-pci"),
             "the user's words come last: {args}"
         );
         assert!(!args.contains("stdio"), "{args}");
