@@ -195,10 +195,8 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let (transport, virtiofsd) = choose_transport(opts.share, any_read_only)?;
     let work = tempdir()?;
     let spec = spec(opts, &root, &dirs, shell);
-    let carried = modules_for(transport, !disks.is_empty(), opts.network);
-    let image = image_for(&modules, &carried, &release, &work.path)?;
-    let initrd = write_initrd(&spec, &image, &work.path)?;
     let mut shares = host_shares(root, &dirs, opts.rw);
+    // The virtiofsds first: they get ready while the initrd and the sockets are made.
     let mut daemons = Vec::new();
     if transport == Transport::Virtiofs {
         for (n, share) in shares.iter_mut().enumerate() {
@@ -214,6 +212,9 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
             share.socket = Some(socket);
         }
     }
+    let carried = modules_for(transport, !disks.is_empty(), opts.network);
+    let image = image_for(&modules, &carried, &release, &work.path)?;
+    let initrd = write_initrd(&spec, &image, &work.path)?;
     let console = Console::default();
     let (mut sockets, streams) = listen(&work.path, shell, stdin_tty, opts.verbose)?;
     let machine = Machine {
@@ -238,6 +239,9 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
         network: opts.network,
         extra: opts.qemu_opts.clone(),
     };
+    for daemon in &mut daemons {
+        daemon.ready()?;
+    }
     let qemu_status = boot(&machine, shell, opts.timeout_secs, &mut sockets, &console);
     drop(daemons);
     outcome(&machine.status, qemu_status?, &console, &opts.command)
@@ -447,7 +451,8 @@ fn wait_for_vm(
                 "the VM did not end within {VM_GRACE_SECS} s of the command's timeout; killed it"
             );
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The VM's end is baton's: a short look keeps that wait short, at no cost.
+        std::thread::sleep(std::time::Duration::from_millis(5));
     })
 }
 

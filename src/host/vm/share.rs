@@ -39,7 +39,9 @@ pub(super) fn choose_transport(
     Ok((transport, virtiofsd))
 }
 
-/// The virtiofsd serving the root, once its socket is there; none over 9p.
+/// A virtiofsd serving `root` on `socket`, started: it gets ready while the run makes its
+/// initrd and sockets, and [`Daemon::ready`] waits for it just before qemu starts. None over
+/// 9p.
 pub(super) fn start_virtiofsd(
     transport: Transport,
     virtiofsd: Option<&crate::host::virtiofsd::Virtiofsd>,
@@ -56,15 +58,21 @@ pub(super) fn start_virtiofsd(
             .stderr(std::process::Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", v.program.display()))?;
-        daemon = Some(Daemon(child));
-        wait_for_socket(socket, daemon.as_mut())?;
+        daemon = Some(Daemon(child, socket.to_path_buf()));
     }
-
     Ok(daemon)
 }
 
-/// A helper process ended (and reaped) when dropped.
-pub(super) struct Daemon(std::process::Child);
+/// A helper process, and the socket it listens on; ended (and reaped) when dropped.
+pub(super) struct Daemon(std::process::Child, std::path::PathBuf);
+
+impl Daemon {
+    /// Waits (up to 10 s) for it to listen.
+    pub(super) fn ready(&mut self) -> Result<()> {
+        let socket = self.1.clone();
+        wait_for_socket(&socket, self)
+    }
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -74,9 +82,8 @@ impl Drop for Daemon {
 }
 
 /// Waits (up to 10 s) for virtiofsd to listen.
-fn wait_for_socket(socket: &Path, daemon: Option<&mut Daemon>) -> Result<()> {
-    let Some(daemon) = daemon else { return Ok(()) };
-    for _ in 0..1000 {
+fn wait_for_socket(socket: &Path, daemon: &mut Daemon) -> Result<()> {
+    for _ in 0..10_000 {
         if socket.exists() {
             return Ok(());
         }
@@ -91,7 +98,7 @@ fn wait_for_socket(socket: &Path, daemon: Option<&mut Daemon>) -> Result<()> {
                 said.lines().last().unwrap_or("no message")
             );
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     bail!("virtiofsd did not open {} within 10 s", socket.display())
 }
