@@ -217,8 +217,10 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let initrd = write_initrd(&spec, &image, &work.path)?;
     let console = Console::default();
     let (mut sockets, streams) = listen(&work.path, shell, stdin_tty, opts.verbose)?;
+    let booted = pvh::bootable(&kernel);
     let machine = Machine {
-        kernel: pvh::bootable(&kernel),
+        firmware: pvh::firmware(&booted),
+        kernel: booted,
         initrd,
         append: append(transport, opts.rw, opts.timeout_secs, &opts.append),
         memory_mib: opts.memory_mib,

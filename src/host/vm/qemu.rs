@@ -12,6 +12,8 @@ pub const TAG: &str = "baton-root";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Machine {
     pub kernel: PathBuf,
+    /// `-bios`, when not qemu's default.
+    pub firmware: Option<PathBuf>,
     pub initrd: PathBuf,
     pub append: String,
     pub memory_mib: u32,
@@ -111,6 +113,9 @@ pub fn qemu_args(m: &Machine) -> Vec<String> {
         "-serial".into(),
         "chardev:console".into(),
     ]);
+    if let Some(firmware) = &m.firmware {
+        args.extend(["-bios".into(), firmware.display().to_string()]);
+    }
     port_args(m, &mut args);
     share_args(m, &mut args);
     for (n, disk) in m.disks.iter().enumerate() {
@@ -257,6 +262,7 @@ mod tests {
     fn machine(transport: Transport) -> Machine {
         Machine {
             kernel: "/k/vmlinuz".into(),
+            firmware: Some("/usr/share/qemu/qboot.rom".into()),
             initrd: "/t/initrd.img".into(),
             append: append(transport, false, Some(30), &[]),
             memory_mib: 512,
@@ -320,6 +326,7 @@ mod tests {
             "the user's words come last: {args}"
         );
         assert!(!args.contains("stdio"), "{args}");
+        assert!(args.contains("-bios /usr/share/qemu/qboot.rom"), "{args}");
         let args = qemu_args(&machine(Transport::Virtiofs)).join(" ");
         assert!(
             args.contains("memory-backend-memfd,id=mem,size=512M,share=on"),
