@@ -197,21 +197,10 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let spec = spec(opts, &root, &dirs, shell);
     let mut shares = host_shares(root, &dirs, opts.rw);
     // The virtiofsds first: they get ready while the initrd and the sockets are made.
-    let mut daemons = Vec::new();
-    if transport == Transport::Virtiofs {
-        for (n, share) in shares.iter_mut().enumerate() {
-            let socket = work.path.join(format!("virtiofsd{n}.sock"));
-            let v = virtiofsd.as_ref();
-            daemons.extend(start_virtiofsd(
-                transport,
-                v,
-                &socket,
-                &share.path,
-                share.read_only,
-            )?);
-            share.socket = Some(socket);
-        }
-    }
+    let mut daemons = match (transport, &virtiofsd) {
+        (Transport::Virtiofs, Some(v)) => serve_virtiofs(v, &mut shares, &work.path)?,
+        _ => Vec::new(),
+    };
     let carried = modules_for(transport, !disks.is_empty(), opts.network);
     let image = image_for(&modules, &carried, &release, &work.path)?;
     let initrd = write_initrd(&spec, &image, &work.path)?;
@@ -247,6 +236,28 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     let qemu_status = boot(&machine, shell, opts.timeout_secs, &mut sockets, &console);
     drop(daemons);
     outcome(&machine.status, qemu_status?, &console, &opts.command)
+}
+
+/// A virtiofsd for each share, each on its own socket in `work`.
+fn serve_virtiofs(
+    virtiofsd: &crate::host::virtiofsd::Virtiofsd,
+    shares: &mut [HostShare],
+    work: &Path,
+) -> Result<Vec<share::Daemon>> {
+    let mut daemons = Vec::new();
+    for (n, share) in shares.iter_mut().enumerate() {
+        let socket = work.join(format!("virtiofsd{n}.sock"));
+        let daemon = start_virtiofsd(
+            Transport::Virtiofs,
+            Some(virtiofsd),
+            &socket,
+            &share.path,
+            share.read_only,
+        )?;
+        daemons.extend(daemon);
+        share.socket = Some(socket);
+    }
+    Ok(daemons)
 }
 
 /// The root and the further directories, as the host resolves them.
