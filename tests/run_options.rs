@@ -123,8 +123,8 @@ fn streams_on_6_12() {
 }
 
 /// One VM with every option a CI job passes: this machine's `/` as the root (for blkid),
-/// a directory read-write, one read-only, one as an overlay, a disk, kernel arguments, a
-/// start directory. Each says what it saw; the host's side is checked after.
+/// a directory read-write, one read-only, one as an overlay, a disk, kernel arguments, qemu
+/// options, a start directory. Each says what it saw; the host's side is checked after.
 fn options(k: &Kernel, share: &str) {
     use std::os::unix::fs::PermissionsExt;
     if share == "virtiofs" && common::read_only_virtiofsd().is_none() {
@@ -147,7 +147,10 @@ fn options(k: &Kernel, share: &str) {
         .status()
         .unwrap();
     assert!(made.success());
-    let script = "pwd; \
+    // --qemu-opts: a second disk of qemu's own spelling, read-only.
+    let extra = dir.join("extra.img");
+    fs::File::create(&extra).unwrap().set_len(1 << 20).unwrap();
+    let script = "pwd; test -b /dev/vdb && echo qemu-opts; \
         echo from-guest > /mnt/rw/written; \
         (echo x > /mnt/ro/new) 2>/dev/null && echo ro-writable || echo ro-refused; \
         echo guest > /mnt/ov/f; cat /mnt/ov/f; \
@@ -160,6 +163,11 @@ fn options(k: &Kernel, share: &str) {
         .arg("--disk")
         .arg(&disk)
         .args(["--append", "baton.test=\"a b\" x=1", "--append", "y=2"])
+        .arg("--qemu-opts")
+        .arg(format!(
+            "-drive if=none,id=extra,format=raw,readonly=on,file={} -device virtio-blk-pci,drive=extra",
+            extra.display()
+        ))
         .args(["--cwd", "/mnt/ro", "--", "sh", "-c", script])
         .output()
         .unwrap();
@@ -167,12 +175,12 @@ fn options(k: &Kernel, share: &str) {
     let said = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = said.lines().collect();
     assert_eq!(
-        lines.get(..4).unwrap_or_default(),
-        ["/mnt/ro", "ro-refused", "guest", "batondisk"],
+        lines.get(..5).unwrap_or_default(),
+        ["/mnt/ro", "qemu-opts", "ro-refused", "guest", "batondisk"],
         "{}",
         show(&out)
     );
-    let cmdline = lines.get(4).copied().unwrap_or_default();
+    let cmdline = lines.get(5).copied().unwrap_or_default();
     assert!(cmdline.ends_with(" baton.test=a b x=1 y=2"), "{cmdline}");
     // The host's side: the write went through, the others did not.
     assert_eq!(
