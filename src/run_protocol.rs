@@ -117,6 +117,19 @@ pub enum Streams {
     Terminal { rows: u16, cols: u16, term: String },
 }
 
+/// The command as a person would type it, for messages on both sides; "the shell" when
+/// there is none.
+pub fn shown(command: &[OsString]) -> String {
+    match command.is_empty() {
+        true => "the shell".to_owned(),
+        false => command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 /// How a host directory is offered to the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShareKind {

@@ -66,12 +66,7 @@ fn can_share_read_only(share: &str) -> bool {
 }
 
 fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::show_output(out)
 }
 
 /// The command's status is baton's; its output arrives as it wrote it.

@@ -46,12 +46,7 @@ fn kernel_image(k: &Kernel) -> PathBuf {
 }
 
 fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    common::show_output(out)
 }
 
 /// A directory of the test's own, empty.

@@ -261,9 +261,15 @@ fn listed_modules(dir: &Path) -> Option<Vec<PathBuf>> {
 /// (path, size, mtime in ns, inode) of `path`, following a symlink.
 fn stat_into(path: &Path, out: &mut Vec<FileStamp>) {
     if let Ok(meta) = std::fs::metadata(path) {
-        let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
-        out.push((path.to_path_buf(), meta.len(), mtime, meta.ino()));
+        let (len, mtime, ino) = stamp(&meta);
+        out.push((path.to_path_buf(), len, mtime, ino));
     }
+}
+
+/// What says a file changed: its size, modification time in ns, and inode.
+fn stamp(meta: &std::fs::Metadata) -> (u64, i128, u64) {
+    let mtime = i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec());
+    (meta.len(), mtime, meta.ino())
 }
 
 /// Whether a kernel release read from a kernel image can name a file: it becomes part of

@@ -39,16 +39,7 @@ pub fn environment(kernel_env: &[OsString]) -> Vec<OsString> {
 
 /// Runs the command, reports how it ended, and powers off. Never returns.
 pub fn run_and_power_off(run: &Run, env: &[OsString]) -> ! {
-    let shown = match run.spec.command.is_empty() {
-        true => "the shell".to_owned(),
-        false => run
-            .spec
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
-    };
+    let shown = crate::run_protocol::shown(&run.spec.command);
     log::info!("running {shown} (baton.run)");
     let outcome = match prepare(run, env) {
         Ok(ready) => execute(&ready, run.timeout),

@@ -623,3 +623,13 @@ impl Typist {
         }
     }
 }
+
+/// A finished command's status, stdout and stderr, for an assertion's message.
+pub fn show_output(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

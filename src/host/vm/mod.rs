@@ -397,12 +397,17 @@ fn outcome(
     console: &Console,
     command: &[OsString],
 ) -> Result<u8> {
-    let reported = std::fs::read_to_string(status).unwrap_or_default();
+    // The guest writes this file: only its first line is read, within a bound.
+    let mut reported = String::new();
+    if let Ok(file) = std::fs::File::open(status) {
+        use std::io::Read;
+        let _ = file.take(STATUS_BYTES).read_to_string(&mut reported);
+    }
     match reported.lines().find_map(parse_status) {
         Some(Outcome::Refused(why)) => bail!("in the VM: {why}"),
         Some(outcome) => {
             if let Outcome::NotRun(_) | Outcome::Signaled(_) | Outcome::TimedOut(_) = outcome {
-                eprintln!("{}", outcome.describe(&shown(command)));
+                eprintln!("{}", outcome.describe(&crate::run_protocol::shown(command)));
             }
             Ok(exit_code(&outcome))
         }
@@ -413,20 +418,11 @@ fn outcome(
     }
 }
 
+/// The most of the status file read: a line is a few dozen bytes, a hostile guest may
+/// write gigabytes.
+const STATUS_BYTES: u64 = 4096;
 /// How many of the console's last lines a failure shows.
 const CONSOLE_LINES: usize = 30;
-
-/// The command as a person would type it, for a message.
-fn shown(command: &[OsString]) -> String {
-    match command.is_empty() {
-        true => "the shell".into(),
-        false => command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
-    }
-}
 
 /// The size of the terminal on stdout: (rows, columns), 0 when unknown.
 fn terminal_size() -> (u16, u16) {
