@@ -3,23 +3,49 @@
 //! softdeps name aliases such as `crypto-crc32c`. Supports `*`, `?` and `[...]` classes
 //! (with ranges and `!`/`^` negation); a backslash quotes the next character.
 
-/// Whether `text` matches `pattern`.
+/// Whether `text` matches `pattern`. Module aliases and modaliases are ASCII: those are
+/// matched byte by byte, without a copy (a boot matches thousands of patterns, and under an
+/// emulated CPU every allocation shows); anything else character by character.
 pub fn matches(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return matches_units(pattern.as_bytes(), text.as_bytes());
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
+    matches_units(&p, &t)
+}
+
+/// One unit of a pattern or text: a byte of ASCII, or a character.
+trait Unit: Copy + PartialOrd {
+    fn is(self, c: u8) -> bool;
+}
+
+impl Unit for u8 {
+    fn is(self, c: u8) -> bool {
+        self == c
+    }
+}
+
+impl Unit for char {
+    fn is(self, c: u8) -> bool {
+        self == char::from(c)
+    }
+}
+
+fn matches_units<U: Unit>(p: &[U], t: &[U]) -> bool {
     // Iterative matching with one backtrack point for the last `*`: linear in practice and
     // never exponential, whatever the pattern.
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(c) if c.is(b'*') => {
                 star = Some((pi, ti));
                 pi += 1;
                 continue;
             }
             Some(_) => {
-                if let Some((next_pi, ok)) = match_one(&p, pi, t.get(ti).copied()) {
+                if let Some((next_pi, ok)) = match_one(p, pi, t.get(ti).copied()) {
                     if ok {
                         pi = next_pi;
                         ti += 1;
@@ -39,32 +65,36 @@ pub fn matches(pattern: &str, text: &str) -> bool {
         }
     }
     p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+        .is_some_and(|rest| rest.iter().all(|c| c.is(b'*')))
 }
 
 /// Matches the single pattern element at `pi` against `c`. Returns the index after the
 /// element and whether it matched, or `None` if `c` is absent.
-fn match_one(p: &[char], pi: usize, c: Option<char>) -> Option<(usize, bool)> {
+fn match_one<U: Unit>(p: &[U], pi: usize, c: Option<U>) -> Option<(usize, bool)> {
     let c = c?;
-    match p.get(pi)? {
-        '?' => Some((pi + 1, true)),
-        '[' => match match_class(p, pi + 1, c) {
+    let element = *p.get(pi)?;
+    if element.is(b'?') {
+        Some((pi + 1, true))
+    } else if element.is(b'[') {
+        match match_class(p, pi + 1, c) {
             Some((end, ok)) => Some((end, ok)),
             // An unterminated class is a literal `[`, as fnmatch treats it.
-            None => Some((pi + 1, c == '[')),
-        },
-        '\\' => match p.get(pi + 1) {
+            None => Some((pi + 1, c.is(b'['))),
+        }
+    } else if element.is(b'\\') {
+        match p.get(pi + 1) {
             Some(&lit) => Some((pi + 2, c == lit)),
-            None => Some((pi + 1, c == '\\')),
-        },
-        &lit => Some((pi + 1, c == lit)),
+            None => Some((pi + 1, c.is(b'\\'))),
+        }
+    } else {
+        Some((pi + 1, c == element))
     }
 }
 
 /// A bracket expression starting after `[`. Returns the index after `]` and the result.
-fn match_class(p: &[char], start: usize, c: char) -> Option<(usize, bool)> {
+fn match_class<U: Unit>(p: &[U], start: usize, c: U) -> Option<(usize, bool)> {
     let mut i = start;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    let negate = p.get(i).is_some_and(|u| u.is(b'!') || u.is(b'^'));
     if negate {
         i += 1;
     }
@@ -72,11 +102,11 @@ fn match_class(p: &[char], start: usize, c: char) -> Option<(usize, bool)> {
     let mut first = true;
     loop {
         let lo = *p.get(i)?;
-        if lo == ']' && !first {
+        if lo.is(b']') && !first {
             return Some((i + 1, found != negate));
         }
         first = false;
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&hi| hi != ']') {
+        if p.get(i + 1).is_some_and(|u| u.is(b'-')) && p.get(i + 2).is_some_and(|hi| !hi.is(b']')) {
             let hi = *p.get(i + 2)?;
             found |= lo <= c && c <= hi;
             i += 3;
@@ -85,6 +115,13 @@ fn match_class(p: &[char], start: usize, c: char) -> Option<(usize, bool)> {
             i += 1;
         }
     }
+}
+
+/// The literal start of `pattern`, up to its first special character: a text the pattern
+/// matches must begin with it, a test far cheaper than the match.
+pub fn literal_head(pattern: &str) -> &str {
+    let end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
+    pattern.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -128,6 +165,20 @@ mod tests {
         assert!(matches("[", "["), "unterminated class is literal");
         assert!(matches("\\*", "*"));
         assert!(!matches("\\*", "x"));
+    }
+
+    #[test]
+    fn characters_beyond_ascii() {
+        assert!(matches("é?", "éa"));
+        assert!(matches("[à-ü]x", "éx"));
+        assert!(!matches("?", "éa"));
+    }
+
+    #[test]
+    fn literal_heads() {
+        assert_eq!(super::literal_head("pci:v00001AF4d*sv*"), "pci:v00001AF4d");
+        assert_eq!(super::literal_head("fs-ext4"), "fs-ext4");
+        assert_eq!(super::literal_head("*x"), "");
     }
 
     #[test]
