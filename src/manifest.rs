@@ -8,6 +8,7 @@
 //! module crc32c_intel /lib/modules/6.1.0/kernel/arch/x86/crypto/crc32c-intel.ko cpu=cpu:type:x86,ven*fam*mod*:feature:*0094*
 //! load virtio_blk
 //! alias virtio:d00000002v* virtio_blk
+//! root-fs ext4
 //! shell /bin/sh
 //! ```
 //! - `module NAME PATH [deps=A,B] [post=C] [cpu=PATTERN]...`: a module in the image. `deps`
@@ -17,6 +18,9 @@
 //!   modalias matches one.
 //! - `load NAME`: loaded at boot, in this order (the builder's `--module` list).
 //! - `alias PATTERN NAME`: a device `modalias` or a name like `fs-ext4` that NAME serves.
+//! - `root-fs TYPE`: the filesystem the root had when the image was built (`baton update`,
+//!   `--host`, `--root-fs`). Only a hint: the init loads its module beside the disk drivers
+//!   rather than after the disk, and mounts whatever the disk turns out to hold.
 //! - `shell PATH`: the rescue shell.
 //!
 //! The first line names the format version; an init refuses a version it does not know
@@ -40,6 +44,8 @@ pub struct Manifest {
     pub load: Vec<String>,
     /// (pattern, module name)
     pub aliases: Vec<(String, String)>,
+    /// The root's filesystem type when the image was built, if known (a hint).
+    pub root_fs: Option<String>,
     /// The rescue shell, if the image has one.
     pub shell: Option<String>,
 }
@@ -110,6 +116,9 @@ impl Manifest {
         for (pattern, name) in &self.aliases {
             let _ = writeln!(out, "alias {pattern} {name}");
         }
+        if let Some(fs) = &self.root_fs {
+            let _ = writeln!(out, "root-fs {fs}");
+        }
         if let Some(shell) = &self.shell {
             let _ = writeln!(out, "shell {shell}");
         }
@@ -169,6 +178,9 @@ impl Manifest {
                     let name = words.next().ok_or_else(bad)?;
                     manifest.aliases.push((pattern.to_owned(), name.to_owned()));
                 }
+                Some("root-fs") => {
+                    manifest.root_fs = Some(words.next().ok_or_else(bad)?.to_owned())
+                }
                 Some("shell") => manifest.shell = Some(words.next().ok_or_else(bad)?.to_owned()),
                 _ => return Err(bad()),
             }
@@ -203,6 +215,7 @@ mod tests {
             ],
             load: vec!["virtio_blk".into()],
             aliases: vec![("virtio:d00000002v*".into(), "virtio_blk".into())],
+            root_fs: Some("ext4".into()),
             shell: Some("/bin/sh".into()),
         };
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);

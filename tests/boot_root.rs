@@ -116,7 +116,7 @@ fn kernel_name_and_device_number() {
     // Learn the number the kernel gave vda2, then boot by it.
     let number = log
         .lines()
-        .find_map(|l| l.split("found vda2 (").nth(1))
+        .find_map(|l| l.split(" is vda2 (").nth(1))
         .and_then(|rest| rest.split(')').next())
         .expect("the log names vda2's number")
         .to_owned();
@@ -188,6 +188,51 @@ fn btrfs_root() {
 #[test]
 fn vfat_root() {
     boots_filesystem("vfat", "2A4C-6E8F");
+}
+
+/// The image's guess at the root's filesystem (`--root-fs`, as `baton update` writes it) is
+/// loaded early only where a CPU is free for it, and is only a guess: an xfs root boots
+/// from an image that expected ext4.
+#[test]
+fn root_fs_hint_loads_early_on_a_spare_cpu_and_is_only_a_hint() {
+    let Some(k) = common::kernel() else {
+        return;
+    };
+    let image = common::image(&k, "storage-ext4-hint", &["--storage", "--root-fs", "ext4"]);
+    let xfs = disk(
+        "gpt-xfs",
+        &["--table", "gpt", "--fs", "xfs", "--label", "BATONROOT"],
+    );
+    let mut b = Boot::new(
+        &k,
+        image.clone(),
+        xfs,
+        "root=UUID=7c2e4a6b-8d0f-4b1a-9c3e-5f7a9b1c3d5e rd.emergency=poweroff",
+    );
+    b.qemu = vec!["-smp".into(), "2".into()];
+    let log = b.run("root-fs-hint-smp2");
+    assert_has(
+        &log,
+        "loading ext4 beside the disk drivers (the image's hint)",
+    );
+    assert!(
+        marker(&log).contains("/dev/vda2 xfs ro"),
+        "{}",
+        marker(&log)
+    );
+    let log = Boot::new(
+        &k,
+        image,
+        gpt_disk(),
+        "root=/dev/vda2 rd.emergency=poweroff",
+    )
+    .run("root-fs-hint-smp1");
+    assert!(
+        marker(&log).contains("/dev/vda2 ext4 ro"),
+        "{}",
+        marker(&log)
+    );
+    assert!(!log.contains("beside the disk drivers"), "one CPU: {log}");
 }
 
 /// One generic image, one kind of disk controller: the root is found and only the drivers

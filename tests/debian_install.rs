@@ -52,6 +52,8 @@ fn installs_on_bookworm_boots_systemd_takes_new_kernels_and_hands_back() {
 
     let log = boot(&root, &kver, "6.1", "debian-install-6.1");
     assert_has(&log, "baton: running /sbin/init");
+    // baton loads only what the root needs; the rest is left to the real root's udev.
+    let with_baton = loaded_after_boot(&log);
 
     // A newer kernel: the kernel package's postinst hooks; baton's writes the image and
     // initramfs-tools' (left behind as a conffile) does nothing without update-initramfs.
@@ -88,6 +90,19 @@ fn installs_on_bookworm_boots_systemd_takes_new_kernels_and_hands_back() {
     assert_initramfs_tools(&image);
     let log = boot(&root, &kver, "6.1", "debian-install-initramfs-tools");
     assert!(!log.contains("baton: running /sbin/init"), "{log}");
+    // Whichever initramfs booted it, the system ends up with the same modules.
+    let with_initramfs_tools = loaded_after_boot(&log);
+    assert_eq!(
+        with_baton,
+        with_initramfs_tools,
+        "modules only through baton: {:?}; only through initramfs-tools: {:?}",
+        with_baton
+            .difference(&with_initramfs_tools)
+            .collect::<Vec<_>>(),
+        with_initramfs_tools
+            .difference(&with_baton)
+            .collect::<Vec<_>>()
+    );
 
     fs::remove_dir_all(root.parent().unwrap()).unwrap();
     eprintln!(

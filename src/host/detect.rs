@@ -289,6 +289,28 @@ fn in_chroot() -> bool {
     }
 }
 
+/// The filesystem type of the root of the system at `root`: the mounted one for this
+/// running system, else what its fstab says (`None` for `auto` or no entry). A hint for
+/// the init, which loads that filesystem's driver before the disk is found.
+pub fn root_fstype(root: &Path) -> Option<String> {
+    let mounted = (root == Path::new("/") && !in_chroot())
+        .then(|| std::fs::read_to_string("/proc/self/mountinfo").ok())
+        .flatten()
+        .and_then(|mountinfo| root_mount(&mountinfo))
+        .filter(|mount| mount.major != 0)
+        .map(|mount| mount.fstype);
+    let fstype = mounted.or_else(|| {
+        let fstab = std::fs::read_to_string(root.join("etc/fstab")).ok()?;
+        crate::host::check::stack::fstab_root(&fstab).map(|(_, fstype)| fstype)
+    })?;
+    let plain = !fstype.is_empty()
+        && fstype != "auto"
+        && fstype
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    plain.then_some(fstype)
+}
+
 /// A warning on stderr: the host tool has no logger.
 pub fn warn(message: &str) {
     use std::io::Write;
@@ -425,6 +447,22 @@ mod tests {
             "{found:?}"
         );
         assert!(keyboard_modules(&base.join("none")).len() == KEYBOARD_MODULES.len());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn a_trees_root_filesystem_from_its_fstab() {
+        let base = std::env::temp_dir().join(format!("baton-rootfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        assert_eq!(root_fstype(&base), None, "no fstab");
+        let fstab = "# <file system> <mount point> <type>\nUUID=b4 / xfs defaults 0 1\n";
+        std::fs::write(base.join("etc/fstab"), fstab).unwrap();
+        assert_eq!(root_fstype(&base).as_deref(), Some("xfs"));
+        std::fs::write(base.join("etc/fstab"), "/dev/vda / auto defaults 0 1\n").unwrap();
+        assert_eq!(root_fstype(&base), None, "auto names no driver");
+        std::fs::write(base.join("etc/fstab"), "/dev/vda / ext4,xfs defaults 0 1\n").unwrap();
+        assert_eq!(root_fstype(&base), None, "a list is no one type");
         std::fs::remove_dir_all(&base).unwrap();
     }
 

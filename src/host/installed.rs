@@ -97,6 +97,7 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
             .map(Microcode::parse)
             .transpose()?,
         keymap: keymap_choice(config, root),
+        root_fs: crate::host::detect::root_fstype(root),
     })
 }
 

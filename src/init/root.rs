@@ -132,6 +132,7 @@ struct Search<'l, 'm> {
     listener: Listening,
     /// Coldplug tiers still to load, the next one last.
     tiers: Vec<Vec<String>>,
+    tiers_loaded: usize,
     registry: Registry,
     started: Instant,
     /// When the last device event arrived (or the last tier was loaded).
@@ -172,6 +173,7 @@ impl<'l, 'm> Search<'l, 'm> {
             loader,
             listener,
             tiers,
+            tiers_loaded: 0,
             registry: Registry::default(),
             started,
             last_event: started.checked_sub(SETTLE).unwrap_or(started),
@@ -188,34 +190,10 @@ impl<'l, 'm> Search<'l, 'm> {
         spec: &RootSpec,
         limit: Option<Duration>,
     ) -> Result<Found, String> {
-        // `root=/dev/NAME`, the usual form for a VM: that device alone first, from its
-        // node, then as sysfs describes it. The node's record is not kept: the full look
-        // (partition numbers, PARTUUIDs) is what later searches match against.
-        // The node first only when no driver is still loading: devtmpfs makes a disk's node
-        // before the disk is open for business, and an open in between makes the kernel ask
-        // its module helper for `block-major-N` (measured at -smp 2, where the search runs
-        // beside the loading threads: two such requests, 150 ms). sysfs first then.
-        if let Some(name) = spec.kernel_name() {
-            let settled = !self.loader.busy();
-            let patience = self.patience(limit);
-            // The named device's node is read here, not on a probe thread: a thread costs
-            // this path 35 ms under an emulated CPU (root search 20 -> 57 ms, medians of 10
-            // at -smp 1), and a root that never answers cannot boot anyway (its kernel
-            // would wait as long). Every other device is probed on a thread.
-            if let Some(record) = settled
-                .then(|| crate::init::devices::probe_node(name))
-                .flatten()
-            {
-                if let Some(found) = self.matching(what, spec, std::slice::from_ref(&record)) {
-                    return Ok(found);
-                }
-            }
-            self.registry.look_at(name, patience);
-            if let Some(found) = self.matching(what, spec, &self.registry.records()) {
+        loop {
+            if let Some(found) = self.look_at_named(what, spec, limit) {
                 return Ok(found);
             }
-        }
-        loop {
             let patience = self.patience(limit);
             self.registry.refresh(patience);
             let records = self.registry.records();
@@ -250,6 +228,38 @@ impl<'l, 'm> Search<'l, 'm> {
                 self.wait_for_events(limit);
             }
         }
+    }
+
+    /// `root=/dev/NAME`, the usual form for a VM: that device alone, before every look at
+    /// all of them, from its node, then as sysfs describes it. The node's record is not
+    /// kept: the full look (partition numbers, PARTUUIDs) is what later searches match
+    /// against. The node first only when no driver is still loading: devtmpfs makes a disk's
+    /// node before the disk is open for business, and an open in between makes the kernel
+    /// ask its module helper for `block-major-N` (measured at -smp 2, where the search runs
+    /// beside the loading threads: two such requests, 150 ms). sysfs first then.
+    fn look_at_named(
+        &mut self,
+        what: &str,
+        spec: &RootSpec,
+        limit: Option<Duration>,
+    ) -> Option<Found> {
+        let name = spec.kernel_name()?;
+        let settled = !self.loader.busy();
+        let patience = self.patience(limit);
+        // The named device's node is read here, not on a probe thread: a thread costs this
+        // path 35 ms under an emulated CPU (root search 20 -> 57 ms, medians of 10 at
+        // -smp 1), and a root that never answers cannot boot anyway (its kernel would wait
+        // as long). Every other device is probed on a thread.
+        if let Some(record) = settled
+            .then(|| crate::init::devices::probe_node(name))
+            .flatten()
+        {
+            if let Some(found) = self.matching(what, spec, std::slice::from_ref(&record)) {
+                return Some(found);
+            }
+        }
+        self.registry.look_at(name, patience);
+        self.matching(what, spec, &self.registry.records())
     }
 
     /// Until when a look at the devices waits for their probes: a second, or less when the
@@ -368,10 +378,12 @@ impl<'l, 'm> Search<'l, 'm> {
         }
     }
 
-    /// Loads the next coldplug tier once the devices of the last one have settled. Returns
-    /// whether it did (then look at the devices again at once).
+    /// Loads the next coldplug tier once the devices of the last one have settled (the
+    /// first at once: modules asked for before it, such as the root's expected filesystem,
+    /// bring no devices to wait for). Returns whether it did (then look at the devices
+    /// again at once).
     fn load_next_tier(&mut self) -> bool {
-        if !self.settled() {
+        if self.tiers_loaded > 0 && !self.settled() {
             return false;
         }
         let Some(tier) = self.tiers.pop() else {
@@ -380,6 +392,7 @@ impl<'l, 'm> Search<'l, 'm> {
         for alias in tier {
             self.loader.load_alias(&alias);
         }
+        self.tiers_loaded += 1;
         self.last_event = Instant::now();
         true
     }
@@ -412,7 +425,11 @@ impl<'l, 'm> Search<'l, 'm> {
         };
         let received = listener.wait(wait);
         for event in &received.events {
-            self.last_event = Instant::now();
+            // A module's own event (its entry in /sys/module) is no device: the loader
+            // knows when a load ends.
+            if event.subsystem.as_deref() != Some("module") {
+                self.last_event = Instant::now();
+            }
             if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
                 self.loader.load_alias(alias);
             }

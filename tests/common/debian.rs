@@ -270,6 +270,16 @@ pub fn boot(root: &Path, kver: &str, tag: &'static str, name: &str) -> String {
     log
 }
 
+/// The modules the booted system had once its udev settled (the report unit's BATON-LSMOD
+/// line).
+pub fn loaded_after_boot(log: &str) -> std::collections::BTreeSet<String> {
+    let line = log
+        .lines()
+        .find_map(|l| l.strip_prefix("BATON-LSMOD"))
+        .unwrap_or_else(|| panic!("no BATON-LSMOD line (an old tree?):\n{log}"));
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
 /// An ext4 image of `tree` with `uuid` and `label`, sized for it and what a boot writes.
 pub fn make_ext4(tree: &Path, out: &Path, uuid: &str, label: &str) {
     let size = fs_size_mb(tree);

@@ -126,6 +126,11 @@ impl<'m> Loader<'m> {
         }
     }
 
+    /// Whether modules load on threads of their own (the machine has CPUs to spare).
+    pub fn threaded(&self) -> bool {
+        !self.threads.is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.modules.is_empty()
     }

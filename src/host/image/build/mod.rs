@@ -84,6 +84,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let init = programs::add_init(&mut image, opts.init.as_deref())?;
     let firmware_dir = firmware_dir(opts)?;
     let added = module_set::add_modules(&mut image, &mut manifest, opts, firmware_dir.is_some())?;
+    manifest.root_fs = match &opts.root_fs {
+        Some(given) => Some(given.clone()),
+        None if added.storage == Storage::Host => {
+            crate::host::detect::root_fstype(std::path::Path::new("/"))
+        }
+        None => None,
+    };
     let firmware = match (&firmware_dir, &added.search) {
         (Some(dir), Some(search)) => {
             let (files, warnings) = blobs::add_firmware(&mut image, dir, search, &added.firmware)?;

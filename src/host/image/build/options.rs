@@ -37,6 +37,9 @@ pub struct BuildOptions {
     pub microcode: Option<Microcode>,
     /// `--keymap`: the console keymap loaded before a passphrase prompt.
     pub keymap: keymap::Choice,
+    /// `--root-fs`: the root's filesystem type, a hint the init loads early. `None`: this
+    /// running system's for `--host`, else no hint.
+    pub root_fs: Option<String>,
 }
 
 impl BuildOptions {
@@ -59,6 +62,7 @@ impl BuildOptions {
             firmware_dir: FirmwareSource::BesideModules,
             microcode: None,
             keymap: keymap::Choice::None,
+            root_fs: None,
         }
     }
 }
