@@ -95,13 +95,17 @@ fn timeline_is_readable(log: &str) {
     ] {
         assert!(table.contains(row), "{row} missing:\n{table}");
     }
-    assert!(table.contains("1  module ext4"), "{table}");
+    // One CPU: modules load in PID 1's own thread (no thread number).
+    assert!(table.contains("         module ext4"), "{table}");
     let svg = fs::read_to_string(dir.join("timeline.svg")).unwrap();
     assert!(svg.contains("<title>module ext4:"), "{svg}");
+    assert!(svg.contains(">module, PID 1's thread<"), "{svg}");
     assert_has(log, "baton: timeline: mounts ");
     let out = Command::new(baton)
         .arg("timeline")
         .arg(dir.join("console.log"))
+        .arg("--svg")
+        .arg(dir.join("console.svg"))
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
@@ -109,6 +113,13 @@ fn timeline_is_readable(log: &str) {
         table.contains("module ext4") && table.contains("-- exec"),
         "{table}"
     );
+    // The kernel's milestones on the same axis: it ran /init, and the real init's first line.
+    assert!(
+        table.contains("-- Run /init") && table.contains("-- baton-marker[1]"),
+        "{table}"
+    );
+    let svg = fs::read_to_string(dir.join("console.svg")).unwrap();
+    assert!(svg.contains(">Run /init<") && svg.contains(" ms<"), "{svg}");
 }
 
 #[test]

@@ -208,7 +208,8 @@ impl<'m> Loader<'m> {
     /// Without loading threads, loads here whatever may start.
     fn run_here(&self) {
         if self.threads.is_empty() {
-            work(&self.shared, 1, true);
+            // Lane 0: PID 1's own thread.
+            work(&self.shared, 0, true);
         }
     }
 
@@ -359,8 +360,12 @@ fn insert(name: &str, job: &Job, lane: usize) -> State {
     });
     match result {
         Ok(()) => {
+            let thread = match lane {
+                0 => String::new(),
+                n => format!(" on thread {n}"),
+            };
             log::info!(
-                "loaded {name} in {} ms ({})",
+                "loaded {name} in {} ms{thread} ({})",
                 end_us.saturating_sub(start_us) / 1000,
                 job.why
             );
