@@ -35,6 +35,8 @@ pub const DEFAULTS_PATH: &str = "etc/baton/cmdline";
 /// The format this code writes and reads.
 pub const VERSION: u32 = 1;
 const MAGIC: &str = "baton-manifest";
+/// Room reserved ahead for alias lines, at most (more still parse, growing the list).
+const MAX_ALIASES: usize = 1 << 16;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -143,6 +145,10 @@ impl Manifest {
             ));
         }
         let mut manifest = Manifest::default();
+        // A generic image has some 1,500 alias lines: one allocation for their list.
+        manifest
+            .aliases
+            .reserve(text.matches("\nalias ").count().min(MAX_ALIASES));
         for (index, line) in lines {
             // ASCII whitespace only, the same set the words are split on.
             let line = line.trim_matches(|c: char| c.is_ascii_whitespace());

@@ -18,6 +18,7 @@ pub mod alloc;
 pub mod applets;
 pub mod boot;
 pub mod caps;
+pub mod coldplug;
 pub mod consoles;
 pub mod deferred;
 pub mod devices;

@@ -3,6 +3,7 @@
 //! is `root_mount`.
 
 use crate::cmdline::{CryptParams, StackParams};
+use crate::init::coldplug::Plan;
 use crate::init::devices::Registry;
 use crate::init::modules::load::Loader;
 use crate::init::storage::stack::Stack;
@@ -25,9 +26,9 @@ pub struct Found {
 /// returns as soon as a probed device matches. `limit` of `None` waits for ever, with a
 /// progress line every few seconds naming what it waits for and what it has seen.
 ///
-/// Drivers for the devices present (coldplug) are loaded in tiers, likeliest root
-/// controllers first, and the next tier only once the devices of the previous one have
-/// settled without the root among them: a root on virtio or NVMe never waits for the slow
+/// Drivers for the devices present (coldplug) are loaded in steps (`coldplug.rs`): PCI's
+/// likeliest root controllers first, then the other buses, then the rest of PCI in tiers,
+/// each only once the devices of the previous one have settled without the root among them: a root on virtio or NVMe never waits for the slow
 /// probing of a legacy IDE controller it does not need. Devices the kernel announces later
 /// (a disk behind a controller just loaded, a hot-plugged one) get their drivers at once.
 pub fn wait_for_root(
@@ -130,8 +131,8 @@ pub fn gives_up(waited: Duration, limit: Option<Duration>, coldplug_done: bool) 
 struct Search<'l, 'm> {
     loader: &'l mut Loader<'m>,
     listener: Listening,
-    /// Coldplug tiers still to load, the next one last.
-    tiers: Vec<Vec<String>>,
+    /// Coldplug's steps still to take.
+    coldplug: Plan,
     tiers_loaded: usize,
     registry: Registry,
     started: Instant,
@@ -154,25 +155,22 @@ impl<'l, 'm> Search<'l, 'm> {
         } else {
             Listening::NotYet
         };
-        let mut tiers = if coldplug {
+        let plan = if coldplug {
             let scan_started = Instant::now();
-            let tiers = coldplug_tiers();
+            let (plan, devices) = Plan::start();
             log::info!(
-                "coldplug: {} devices in {} tiers, listed in {} ms",
-                tiers.iter().map(Vec::len).sum::<usize>(),
-                tiers.len(),
+                "coldplug: {devices} PCI devices, listed in {} ms",
                 scan_started.elapsed().as_millis()
             );
-            tiers
+            plan
         } else {
-            Vec::new()
+            Plan::default()
         };
-        tiers.reverse();
         let started = Instant::now();
         Search {
             loader,
             listener,
-            tiers,
+            coldplug: plan,
             tiers_loaded: 0,
             registry: Registry::default(),
             started,
@@ -352,7 +350,7 @@ impl<'l, 'm> Search<'l, 'm> {
 
     /// Every coldplug tier is loaded and the devices have gone quiet.
     fn coldplug_done(&self) -> bool {
-        self.tiers.is_empty() && self.settled()
+        self.coldplug.is_empty() && self.settled()
     }
 
     /// No device event for a while, and no driver still loading (on another thread) that
@@ -378,15 +376,27 @@ impl<'l, 'm> Search<'l, 'm> {
         }
     }
 
-    /// Loads the next coldplug tier once the devices of the last one have settled (the
+    /// Loads the next coldplug step once the devices of the last one have settled (the
     /// first at once: modules asked for before it, such as the root's expected filesystem,
-    /// bring no devices to wait for). Returns whether it did (then look at the devices
-    /// again at once).
+    /// bring no devices to wait for; the other buses once the drivers asked for are in and
+    /// the devices they announced are handled). Returns whether it did something (then
+    /// look at the devices again at once).
     fn load_next_tier(&mut self) -> bool {
-        if self.tiers_loaded > 0 && !self.settled() {
+        if self.coldplug.is_empty() {
             return false;
         }
-        let Some(tier) = self.tiers.pop() else {
+        if self.tiers_loaded > 0 {
+            if self.coldplug.next_waits_to_settle() {
+                if !self.settled() {
+                    return false;
+                }
+            } else if self.loader.busy() {
+                return false;
+            } else if self.take_events(Duration::ZERO) {
+                return true;
+            }
+        }
+        let Some(tier) = self.coldplug.take_next() else {
             return false;
         };
         for alias in tier {
@@ -409,26 +419,40 @@ impl<'l, 'm> Search<'l, 'm> {
                 wait = wait.min(left);
             }
         }
-        if !self.tiers.is_empty() {
+        if !self.coldplug.is_empty() {
             // Until the devices settle; once they have, only drivers still loading hold
-            // the next tier back, and they announce nothing when they find no device.
+            // the next tier back, and they announce nothing when they find no device. The
+            // other buses wait only for the drivers.
             let settle_left = SETTLE.saturating_sub(self.last_event.elapsed());
-            wait = wait.min(if settle_left.is_zero() {
-                POLL_WITHOUT_EVENTS
-            } else {
-                settle_left
-            });
+            wait = wait.min(
+                if settle_left.is_zero() || !self.coldplug.next_waits_to_settle() {
+                    POLL_WITHOUT_EVENTS
+                } else {
+                    settle_left
+                },
+            );
         }
-        let Listening::Open(listener) = &self.listener else {
+        if matches!(self.listener, Listening::Open(_)) {
+            self.take_events(wait);
+        } else {
             std::thread::sleep(wait.min(POLL_WITHOUT_EVENTS));
-            return;
+        }
+    }
+
+    /// Takes the device events that come within `wait`, loading the driver of every device
+    /// added. Returns whether one was about a device (not a module's own).
+    fn take_events(&mut self, wait: Duration) -> bool {
+        let Listening::Open(listener) = &self.listener else {
+            return false;
         };
         let received = listener.wait(wait);
+        let mut devices = false;
         for event in &received.events {
             // A module's own event (its entry in /sys/module) is no device: the loader
             // knows when a load ends.
             if event.subsystem.as_deref() != Some("module") {
                 self.last_event = Instant::now();
+                devices = true;
             }
             if let (Some(alias), "add") = (&event.modalias, event.action.as_str()) {
                 self.loader.load_alias(alias);
@@ -438,7 +462,8 @@ impl<'l, 'm> Search<'l, 'm> {
             // Dropped events may have announced devices that need a driver: read every
             // device's modalias again, as coldplug did (drivers tried already are skipped).
             self.last_event = Instant::now();
-            let aliases: Vec<String> = coldplug_tiers().into_iter().flatten().collect();
+            devices = true;
+            let aliases = crate::init::coldplug::all_aliases();
             log::info!(
                 "device events were lost (socket buffer full): rescanned {} devices",
                 aliases.len()
@@ -447,6 +472,7 @@ impl<'l, 'm> Search<'l, 'm> {
                 self.loader.load_alias(&alias);
             }
         }
+        devices
     }
 }
 
@@ -512,114 +538,9 @@ fn is_block_device(path: &str) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
 }
 
-/// A bound on the buses, and on the devices of one bus, read for coldplug.
-const MAX_SYSFS_ENTRIES: usize = 1 << 16;
-
-/// The `modalias` of every device present now, as udev's coldplug reads them, grouped
-/// into tiers by [`tier`]. CPU features are left out: they name crypto and power drivers,
-/// not storage.
-fn coldplug_tiers() -> Vec<Vec<String>> {
-    let mut aliases = Vec::new();
-    let buses = crate::init::dirents::read_path("/sys/bus", MAX_SYSFS_ENTRIES).unwrap_or_default();
-    for bus in buses
-        .iter()
-        .filter_map(crate::init::dirents::Entry::name_str)
-    {
-        if bus == "cpu" {
-            continue;
-        }
-        let devices = format!("/sys/bus/{bus}/devices");
-        let Ok(entries) = crate::init::dirents::read_path(&devices, MAX_SYSFS_ENTRIES) else {
-            continue;
-        };
-        for device in entries
-            .iter()
-            .filter_map(crate::init::dirents::Entry::name_str)
-        {
-            if let Ok(alias) = std::fs::read_to_string(format!("{devices}/{device}/modalias")) {
-                aliases.push(alias.trim().to_owned());
-            }
-        }
-    }
-    aliases.sort_unstable();
-    aliases.dedup();
-    let mut tiers: Vec<Vec<String>> = vec![Vec::new(); 3];
-    for alias in aliases {
-        if let Some(list) = tiers.get_mut(tier(&alias)) {
-            list.push(alias);
-        }
-    }
-    tiers.retain(|t| !t.is_empty());
-    tiers
-}
-
-/// Which coldplug tier a device belongs to: 0 for the controllers a modern root sits
-/// behind (virtio, NVMe, AHCI, SAS) and every non-PCI device, 1 for other storage and buses
-/// that lead to it (SCSI and RAID HBAs, USB, SD), 2 for the rest, legacy IDE among them.
-pub fn tier(modalias: &str) -> usize {
-    let Some(pci) = modalias.strip_prefix("pci:") else {
-        return 0;
-    };
-    let field = |key: &str, len: usize| {
-        pci.find(key)
-            .and_then(|at| pci.get(at + key.len()..at + key.len() + len))
-    };
-    let vendor = field("v", 8).unwrap_or_default();
-    let class = (
-        field("bc", 2).unwrap_or_default(),
-        field("sc", 2).unwrap_or_default(),
-    );
-    match class {
-        _ if vendor == "00001AF4" => 0,
-        ("01", "08") | ("01", "06") | ("01", "07") => 0,
-        ("01", "01") => 2,
-        ("01", _) | ("0C", "03") | ("08", "05") => 1,
-        _ => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn coldplug_tiers_put_modern_controllers_first() {
-        // virtio (any class), NVMe, AHCI; then SCSI HBAs and USB; IDE last.
-        assert_eq!(
-            tier("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"),
-            0
-        );
-        assert_eq!(
-            tier("pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02"),
-            0
-        );
-        assert_eq!(
-            tier("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"),
-            0
-        );
-        assert_eq!(
-            tier("pci:v00001000d00000097sv00001000sd00003090bc01sc07i00"),
-            0
-        );
-        assert_eq!(
-            tier("pci:v00001000d00000012sv00000000sd00000000bc01sc00i00"),
-            1
-        );
-        assert_eq!(
-            tier("pci:v00008086d00007020sv00001AF4sd00001100bc0Csc03i00"),
-            1
-        );
-        assert_eq!(
-            tier("pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80"),
-            2
-        );
-        assert_eq!(
-            tier("pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00"),
-            2
-        );
-        assert_eq!(tier("virtio:d00000002v00001AF4"), 0);
-        assert_eq!(tier("acpi:PNP0A03:"), 0);
-    }
 
     #[test]
     fn rootwait_zero_still_lets_coldplug_finish() {

@@ -120,7 +120,12 @@ fn match_class<U: Unit>(p: &[U], start: usize, c: U) -> Option<(usize, bool)> {
 /// The literal start of `pattern`, up to its first special character: a text the pattern
 /// matches must begin with it, a test far cheaper than the match.
 pub fn literal_head(pattern: &str) -> &str {
-    let end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
+    // Bytes, not chars: the special characters are ASCII, and a scan of bytes is the
+    // cheapest under an emulated CPU, where 1,500 patterns are read at every boot.
+    let end = pattern
+        .bytes()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
     pattern.get(..end).unwrap_or_default()
 }
 
