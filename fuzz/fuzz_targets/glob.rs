@@ -7,5 +7,9 @@ fuzz_target!(|data: &[u8]| {
     let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));
     let _ = baton::modules::glob::matches(pattern, subject);
     let aliases = vec![(pattern.to_owned(), "m".to_owned())];
-    let _ = baton::init::modules::load::matching(&aliases, subject);
+    let _ = baton::init::modules::load::Aliases::new(&aliases).matching(subject);
+    // The head must be a prefix of every text the pattern matches.
+    if baton::modules::glob::matches(pattern, subject) {
+        assert!(subject.starts_with(baton::modules::glob::literal_head(pattern)));
+    }
 });
