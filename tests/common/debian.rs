@@ -271,11 +271,11 @@ pub fn boot(root: &Path, kver: &str, tag: &'static str, name: &str) -> String {
 }
 
 /// The modules the booted system had once its udev settled (the report unit's BATON-LSMOD
-/// line).
+/// line, which the serial getty's login prompt can precede on the same line).
 pub fn loaded_after_boot(log: &str) -> std::collections::BTreeSet<String> {
     let line = log
         .lines()
-        .find_map(|l| l.strip_prefix("BATON-LSMOD"))
+        .find_map(|l| l.split_once("BATON-LSMOD ").map(|(_, modules)| modules))
         .unwrap_or_else(|| panic!("no BATON-LSMOD line (an old tree?):\n{log}"));
     line.split_whitespace().map(str::to_owned).collect()
 }
