@@ -303,12 +303,13 @@ pub fn root_fstype(root: &Path) -> Option<String> {
         let fstab = std::fs::read_to_string(root.join("etc/fstab")).ok()?;
         crate::host::check::stack::fstab_root(&fstab).map(|(_, fstype)| fstype)
     })?;
-    let plain = !fstype.is_empty()
-        && fstype != "auto"
-        && fstype
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    plain.then_some(fstype)
+    (fstype != "auto" && is_fs_type(&fstype)).then_some(fstype)
+}
+
+/// Whether `name` reads as one filesystem type, as /proc/filesystems names them (not a
+/// list, not a path): what the manifest's hint may hold.
+pub fn is_fs_type(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A warning on stderr: the host tool has no logger.

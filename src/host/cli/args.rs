@@ -302,11 +302,7 @@ fn include(spec: &str) -> Result<(PathBuf, String), String> {
 }
 
 fn fs_type(value: &str) -> Result<String, String> {
-    if !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
+    if crate::host::detect::is_fs_type(value) {
         Ok(value.to_owned())
     } else {
         Err("expected a filesystem type, as in /proc/filesystems (ext4, xfs, btrfs)".to_owned())
