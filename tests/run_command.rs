@@ -54,9 +54,7 @@ fn baton_command(
 }
 
 fn baton_run(k: &Kernel, share: &str, root: &Path, extra: &[&str], command: &[&str]) -> Output {
-    baton_command(k, share, root, extra, command)
-        .output()
-        .unwrap()
+    common::vm_output(&mut baton_command(k, share, root, extra, command))
 }
 
 /// Whether this machine can share read-only over `share`: virtiofs needs a virtiofsd that
@@ -457,7 +455,7 @@ fn a_comma_adds_no_option(k: &Kernel, share: &str, extra: &[&str], path: Option<
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
-    let out = cmd.output().unwrap();
+    let out = common::vm_output(&mut cmd);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("shared\n"),

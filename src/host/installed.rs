@@ -91,14 +91,22 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         mtime,
         // ROOT/lib/firmware, beside ROOT/lib/modules/KVER: the system's own firmware.
         firmware_dir: FirmwareSource::BesideModules,
-        microcode: config
-            .microcode
-            .as_deref()
-            .map(Microcode::parse)
-            .transpose()?,
+        microcode: microcode_choice(config, root)?,
         keymap: keymap_choice(config, root),
         root_fs: crate::host::detect::root_fstype(root),
     })
+}
+
+/// `microcode=` of the configuration; unset, the running system's CPUs' only, as Debian's
+/// intel-microcode hook tailors its early archive by default (all of Intel's is some 20 MB
+/// more for the kernel to unpack at every boot). A tree may be another machine's: there
+/// the build's own default (every file).
+fn microcode_choice(config: &Config, root: &Path) -> Result<Option<Microcode>> {
+    match config.microcode.as_deref() {
+        Some(choice) => Ok(Some(Microcode::parse(choice)?)),
+        None if root == Path::new("/") => Ok(Some(Microcode::Host)),
+        None => Ok(None),
+    }
 }
 
 /// `keymap=` of the configuration: none, a name or a file of the system; unset, the one
@@ -228,7 +236,8 @@ mod tests {
         };
         let opts = build_options(&host, &root, "6.1.0-1-amd64", 0).unwrap();
         assert_eq!(opts.storage, Storage::Common);
-        // Microcode: unset follows the module set; microcode= decides.
+        // Microcode: unset, the build's default for a tree (all; host with modules=host);
+        // microcode= decides.
         assert_eq!(opts.microcode, None);
         assert_eq!(opts.firmware_dir, FirmwareSource::BesideModules);
         let none = Config {
@@ -237,6 +246,16 @@ mod tests {
         };
         let opts = build_options(&none, &root, "6.1.0-1-amd64", 0).unwrap();
         assert_eq!(opts.microcode, Some(Microcode::None));
+        // On the running system, unset is its own CPUs'.
+        let running = Path::new("/");
+        assert_eq!(
+            microcode_choice(&config, running).unwrap(),
+            Some(Microcode::Host)
+        );
+        assert_eq!(
+            microcode_choice(&none, running).unwrap(),
+            Some(Microcode::None)
+        );
         // Keymap: unset, the system's; keymap= a name, a file of the system, or none.
         use crate::host::keymap::Choice;
         assert_eq!(opts.keymap, Choice::System(root.clone()));
