@@ -200,6 +200,28 @@ mod tests {
     }
 
     #[test]
+    fn microcode_unset_is_the_running_systems_own() {
+        let config = Config::default();
+        let running = Path::new("/");
+        assert_eq!(
+            microcode_choice(&config, running).unwrap(),
+            Some(Microcode::Host)
+        );
+        assert_eq!(
+            microcode_choice(&config, Path::new("/srv/tree")).unwrap(),
+            None
+        );
+        let none = Config {
+            microcode: Some("none".into()),
+            ..config
+        };
+        assert_eq!(
+            microcode_choice(&none, running).unwrap(),
+            Some(Microcode::None)
+        );
+    }
+
+    #[test]
     fn config_files_in_order_into_build_options() {
         let root = tree("config");
         std::fs::create_dir_all(root.join("etc/baton/conf.d")).unwrap();
@@ -246,16 +268,7 @@ mod tests {
         };
         let opts = build_options(&none, &root, "6.1.0-1-amd64", 0).unwrap();
         assert_eq!(opts.microcode, Some(Microcode::None));
-        // On the running system, unset is its own CPUs'.
-        let running = Path::new("/");
-        assert_eq!(
-            microcode_choice(&config, running).unwrap(),
-            Some(Microcode::Host)
-        );
-        assert_eq!(
-            microcode_choice(&none, running).unwrap(),
-            Some(Microcode::None)
-        );
+
         // Keymap: unset, the system's; keymap= a name, a file of the system, or none.
         use crate::host::keymap::Choice;
         assert_eq!(opts.keymap, Choice::System(root.clone()));
