@@ -5,7 +5,10 @@
 //! field is trusted. The results match what `blkid -p` reports.
 
 pub mod btrfs;
+mod crc;
 pub mod ext;
+pub mod ext_clean;
+mod ext_journal;
 pub mod f2fs;
 pub mod firmware_raid;
 pub mod luks;
