@@ -52,6 +52,9 @@ fn installs_on_bookworm_boots_systemd_takes_new_kernels_and_hands_back() {
 
     let log = boot(&root, &kver, "6.1", "debian-install-6.1");
     assert_has(&log, "baton: running /sbin/init");
+    // The clean root's check is done once: systemd skips its own (Debian's condition).
+    assert_has(&log, "wrote /run/initramfs/fsck-root");
+    assert_has(&log, "ConditionPathExists=!/run/initramfs/fsck-root");
     // baton loads only what the root needs; the rest is left to the real root's udev.
     let with_baton = loaded_after_boot(&log);
 

@@ -132,6 +132,10 @@ pub struct BootParams {
     pub stack: StackParams,
     /// `rd.luks*`, `cryptdevice=`, `cryptkey=`: the LUKS volumes to unlock.
     pub crypt: CryptParams,
+    /// `fsck.mode=force|skip`, `forcefsck`, `fastboot` (systemd's and initramfs-tools'
+    /// words, `rd.` forms too): the command line decides the root's check itself, so baton
+    /// does not tell systemd it was done (see baton::init::fsck_stamp).
+    pub fsck_by_cmdline: bool,
     /// Known words whose values made no sense, for the log.
     pub warnings: Vec<String>,
 }
@@ -195,6 +199,7 @@ impl Default for BootParams {
             overlay: false,
             stack: StackParams::default(),
             crypt: CryptParams::default(),
+            fsck_by_cmdline: false,
             warnings: Vec::new(),
         }
     }
@@ -364,8 +369,22 @@ fn apply_storage(params: &mut BootParams, word: &Word<'_>) -> bool {
     }
 }
 
+/// systemd's and initramfs-tools' words that decide the root's check themselves.
+fn apply_fsck(params: &mut BootParams, word: &Word<'_>) -> bool {
+    let decides = matches!(
+        (word.key, word.value),
+        ("fsck.mode" | "rd.fsck.mode", Some("force" | "skip"))
+            | (
+                "forcefsck" | "fastboot" | "rd.forcefsck" | "rd.fastboot",
+                None
+            )
+    );
+    params.fsck_by_cmdline |= decides;
+    decides
+}
+
 fn apply(params: &mut BootParams, word: &Word<'_>) {
-    if apply_storage(params, word) {
+    if apply_storage(params, word) || apply_fsck(params, word) {
         return;
     }
     match (word.key, word.value) {

@@ -305,3 +305,18 @@ fn overlay_by_either_name() {
     assert!(!parse("rd.overlay rd.overlay=0").overlay);
     assert_eq!(parse("rd.overlay=maybe").warnings.len(), 1);
 }
+
+#[test]
+fn the_command_line_may_decide_the_roots_check() {
+    assert!(!parse("root=/dev/vda ro").fsck_by_cmdline);
+    assert!(!parse("fsck.mode=auto fsck.repair=yes").fsck_by_cmdline);
+    for line in [
+        "fsck.mode=force",
+        "fsck.mode=skip",
+        "forcefsck",
+        "fastboot",
+        "rd.fsck.mode=force",
+    ] {
+        assert!(parse(line).fsck_by_cmdline, "{line}");
+    }
+}

@@ -428,6 +428,18 @@ fn mount_new_root(
             found.device.display()
         );
     }
+    mount_found(params, manifest, loader, &found)
+}
+
+/// Mounts the root device the search found on /sysroot, and tells systemd whether its
+/// check was done (see fsck_stamp).
+fn mount_found(
+    params: &BootParams,
+    manifest: &Manifest,
+    loader: &mut Loader<'_>,
+    found: &root::Found,
+) -> Result<()> {
+    let target = Path::new(NEW_ROOT);
     let fstypes = root_fstypes(params, manifest, loader, found.fstype.as_deref())?;
     let mounting = crate::init::timeline::phase("root_mount");
     let (fstype, read_only) = root_mount::mount_root(
@@ -444,6 +456,13 @@ fn mount_new_root(
         "mounted root {} ({fstype}, {}) on {NEW_ROOT}",
         found.device.display(),
         if read_only { "ro" } else { "rw" }
+    );
+    crate::init::fsck_stamp::after_mount(
+        params,
+        &found.device,
+        found.fstype.as_deref(),
+        read_only,
+        target,
     );
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod deferred;
 pub mod devices;
 pub mod dirents;
 pub mod emergency;
+pub mod fsck_stamp;
 pub mod inputs;
 pub mod keymap;
 pub mod kmsg;
