@@ -148,10 +148,13 @@ impl Super {
     }
 }
 
-/// `Ok` when `e2fsck -p` would find the filesystem on `dev` clean and change nothing but
-/// the time and count of its writes; else the first reason it would not (or that this code
-/// cannot tell), for the log. A check interval is always a "no": whether it has passed
-/// depends on a clock that early boot cannot vouch for.
+/// `Ok` when `e2fsck -p`, run as systemd-fsck-root runs it on the root the kernel has
+/// mounted read-only, would find the filesystem on `dev` clean and change nothing but the
+/// time and count of its writes; else the first reason it would not (or that this code
+/// cannot tell), for the log. Read before a mount the answer is not e2fsck's: the kernel's
+/// mount rewrites the free counts e2fsck would otherwise correct, and e2fsck checks the
+/// journal's inode only on an unmounted device. A check interval is always a "no": whether
+/// it has passed depends on a clock that early boot cannot vouch for.
 pub fn preen_would_pass(dev: &dyn ReadAt) -> Result<(), String> {
     let sb = Super::read(dev)?;
     features(&sb)?;
@@ -220,7 +223,8 @@ fn geometry(sb: &Super, device_bytes: Option<u64>) -> Result<(), String> {
         return bad("first data block");
     }
     let bpg = u64::from(sb.blocks_per_group);
-    if !(8..=8 * bs).contains(&bpg) || sb.u32_at(0x24)? != sb.blocks_per_group {
+    // EXT2_MAX_BLOCKS_PER_GROUP caps it below the bitmap's 8 * bs for blocks of 8 KB up.
+    if !(8..=(8 * bs).min(65528)).contains(&bpg) || sb.u32_at(0x24)? != sb.blocks_per_group {
         return bad("blocks per group");
     }
     let isize = u64::from(sb.inode_size);
@@ -230,7 +234,8 @@ fn geometry(sb: &Super, device_bytes: Option<u64>) -> Result<(), String> {
     let per_block = bs / isize;
     let ipg_max = (per_block * bpg.saturating_sub(4)).min((1 << 16) - per_block);
     let ipg = u64::from(sb.inodes_per_group);
-    if !(per_block..=ipg_max).contains(&ipg) {
+    // At least 8: the journal's inode (8) is then in group 0, where it is read.
+    if !(per_block.max(8)..=ipg_max).contains(&ipg) {
         return bad("inodes per group");
     }
     let groups = sb.groups();
@@ -255,7 +260,8 @@ fn geometry(sb: &Super, device_bytes: Option<u64>) -> Result<(), String> {
         return bad("descriptor size");
     }
     let per_flex = sb.raw.get(0x174).copied().ok_or("short superblock")?;
-    if sb.incompat & INCOMPAT_FLEX_BG != 0 && per_flex > 31 {
+    // ext2fs_open refuses it whatever the features (the kernel reads it only with flex_bg).
+    if per_flex > 31 {
         return bad("flex group size");
     }
     if isize > 128 {
@@ -392,10 +398,10 @@ impl Descriptor {
         let bad = |what: &str| Err(format!("group {group}: {what}"));
         let bpg = u64::from(sb.blocks_per_group);
         let (first, last) = if sb.incompat & INCOMPAT_FLEX_BG != 0 {
-            (u64::from(sb.first_data_block), sb.blocks - 1)
+            (u64::from(sb.first_data_block), sb.blocks.saturating_sub(1))
         } else {
             let first = u64::from(sb.first_data_block) + group * bpg;
-            (first, (first + bpg - 1).min(sb.blocks - 1))
+            (first, (first + bpg - 1).min(sb.blocks.saturating_sub(1)))
         };
         let inside = |block: u64| block != 0 && (first..=last).contains(&block);
         let table_end = self
@@ -461,8 +467,14 @@ fn backup_superblock(dev: &dyn ReadAt, sb: &Super) -> Result<(), String> {
         .read_at(at, SUPERBLOCK_LEN)
         .ok_or("cannot read the backup superblock")?;
     let field = |b: &[u8], at: usize| le32(b, at).ok_or("short backup superblock");
-    if le16(&backup, 0x38) != Some(MAGIC) {
-        return Err("the backup superblock is not where it belongs".into());
+    // e2fsck passes over a copy that does not look like a superblock to the next backup;
+    // only group 1's is read here, so such a copy is a "no".
+    let plausible = le16(&backup, 0x38) == Some(MAGIC)
+        && field(&backup, 0x4C)? <= 1
+        && field(&backup, 0x18)? <= 6
+        && (field(&backup, 0x4C)? == 0 || le16(&backup, 0x58).is_some_and(|i| i >= 128));
+    if !plausible {
+        return Err("the backup superblock in group 1 does not look like one".into());
     }
     let masked = [
         (0x5C, 0),

@@ -61,7 +61,7 @@ pub(super) fn journal(
         return Err("the journal's block map differs from its backup".into());
     }
     let flags = le32(&inode, 0x20).ok_or("short inode")?;
-    let start = first_block(map, flags & EXTENTS_FL != 0)?;
+    let start = first_block(dev, bs, map, flags & EXTENTS_FL != 0)?;
     let block = start
         .checked_mul(bs)
         .and_then(|at| dev.read_at(at, 1024))
@@ -69,21 +69,53 @@ pub(super) fn journal(
     journal_superblock(&block, bs)
 }
 
-/// The filesystem block that holds the journal's block 0: the extent that starts at
-/// logical block 0 in a tree of depth 0, or the first direct block.
-fn first_block(map: &[u8], extents: bool) -> Result<u64, String> {
+/// The filesystem block that holds the journal's block 0: through the extent tree (a leaf
+/// in the inode, or one index level above the leaves, as a journal of 1 GiB, mke2fs's
+/// default from a 128 GiB filesystem up, has), or the first direct block.
+fn first_block(dev: &dyn ReadAt, bs: u64, map: &[u8], extents: bool) -> Result<u64, String> {
     if !extents {
         return match le32(map, 0) {
             Some(block) if block != 0 => Ok(u64::from(block)),
             _ => Err("the journal has no first block".into()),
         };
     }
-    let header = |at| le16(map, at).ok_or("short extent header");
-    if header(0)? != EXTENT_MAGIC || header(6)? != 0 {
-        return Err("the journal's extent tree is not a single leaf".into());
+    match node_header(map)? {
+        (0, entries) => leaf_start(map, entries),
+        (1, entries) => {
+            // The first index entry covers logical block 0 (entries are sorted).
+            let entry = map.chunks_exact(12).nth(1).filter(|_| entries > 0);
+            let child = match entry {
+                Some(e) if le32(e, 0) == Some(0) => {
+                    let hi = u64::from(le16(e, 8).ok_or("short extent index")?);
+                    hi << 32 | u64::from(le32(e, 4).ok_or("short extent index")?)
+                }
+                _ => return Err("the journal's block 0 is not indexed".into()),
+            };
+            let node = child
+                .checked_mul(bs)
+                .and_then(|at| dev.read_at(at, usize::try_from(bs).ok()?))
+                .ok_or("cannot read the journal's extent leaf")?;
+            match node_header(&node)? {
+                (0, entries) => leaf_start(&node, entries),
+                _ => Err("the journal's extent leaf is not a leaf".into()),
+            }
+        }
+        _ => Err("the journal's extent tree is deeper than one index level".into()),
     }
-    let entries = usize::from(header(2)?.min(4));
-    for entry in map.chunks_exact(12).skip(1).take(entries) {
+}
+
+/// An extent node's depth and number of entries.
+fn node_header(node: &[u8]) -> Result<(u16, usize), String> {
+    let field = |at| le16(node, at).ok_or("short extent header");
+    if field(0)? != EXTENT_MAGIC {
+        return Err("the journal's extent tree is damaged".into());
+    }
+    Ok((field(6)?, usize::from(field(2)?)))
+}
+
+/// The physical block of the extent in `node` that starts at logical block 0.
+fn leaf_start(node: &[u8], entries: usize) -> Result<u64, String> {
+    for entry in node.chunks_exact(12).skip(1).take(entries) {
         if le32(entry, 0) == Some(0) {
             let hi = u64::from(le16(entry, 6).ok_or("short extent")?);
             let lo = u64::from(le32(entry, 8).ok_or("short extent")?);
