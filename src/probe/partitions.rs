@@ -4,6 +4,7 @@
 //! PARTUUID the kernel and blkid report: the GPT unique partition GUID, or for MBR the disk
 //! signature and number as `SSSSSSSS-PP`.
 
+use super::crc::crc32;
 use super::device::ReadAt;
 use super::fields::{guid_string, le32, le64, utf16_label};
 
@@ -236,48 +237,9 @@ fn gpt_entry(index: u32, entry: &[u8]) -> Option<Partition> {
     })
 }
 
-/// CRC-32 (IEEE 802.3, reflected), as GPT uses for its header and entry array. A table
-/// made at compile time: the array is 16 KiB on a usual disk and up to 4 MiB on a hostile
-/// one, read at every boot.
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in data {
-        let index = usize::from((crc as u8) ^ byte);
-        crc = (crc >> 8) ^ CRC32_TABLE.get(index).copied().unwrap_or(0);
-    }
-    !crc
-}
-
-// Evaluated at compile time: an index out of range would be a build error, never a panic.
-#[allow(clippy::indexing_slicing)]
-const CRC32_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[i] = crc;
-        i += 1;
-    }
-    table
-};
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc32_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-    }
 
     #[test]
     fn a_fat_boot_sector_is_not_an_mbr() {
