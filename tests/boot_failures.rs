@@ -8,7 +8,7 @@ mod common;
 
 use common::{
     assert_action, assert_has, custom_disk, disk, marker, patched_disk, plain_disk,
-    virtio_ext4_image, with_appended, Boot, Extra, Kernel,
+    virtio_ext4_image, with_appended, without_cut_ins, Boot, Extra, Kernel,
 };
 use std::fs;
 
@@ -375,7 +375,8 @@ fn break_points_stop_for_a_shell_and_the_boot_goes_on() {
             &format!("baton: rd.break={point}: starting a shell; exit it to go on with the boot"),
         );
         // The terminal echoes what was typed: only the shell's answer starts with a digit.
-        let answer = log
+        let answer = without_cut_ins(&log);
+        let answer = answer
             .lines()
             .filter_map(|l| l.split("AT-").nth(1))
             .find(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));

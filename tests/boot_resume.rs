@@ -103,6 +103,7 @@ fn hibernates_and_resumes_by_uuid() {
         &second,
         "holds a hibernation image; writing it to /sys/power/resume",
     );
+    let first = common::without_cut_ins(&first);
     let hibernated = first
         .lines()
         .find_map(|l| l.strip_prefix("BATON-HIBERNATING "))
@@ -159,4 +160,33 @@ fn without_an_image_the_boot_goes_on() {
     );
     assert_has(&log, "BATON-FRESH-BOOT");
     assert_has(&log, "resume device UUID=0000-0000 is not there");
+}
+
+/// A CI run's console: the kernel's record cut into the line the first boot's script
+/// wrote, which held the pid the resumed boot must show.
+#[test]
+fn a_kernel_record_cut_into_a_line_is_taken_out() {
+    let console = "BATON-HIBERNATING pid=1[   12.204826] PM: hibernation: hibernation entry\n\
+                   \n\
+                   [   12.3] not a record: no microseconds\n\
+                   BATON-DMESG [    1.000000] baton: stays whole\n\
+                   \n\
+                   BATON-R[    0.100000] a: b\n\
+                   [    0.200000] c: d\n\
+                   ESUMED pid=1\n";
+    let clean = common::without_cut_ins(console);
+    let lines: Vec<&str> = clean.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "[   12.204826] PM: hibernation: hibernation entry",
+            "BATON-HIBERNATING pid=1",
+            "[   12.3] not a record: no microseconds",
+            "BATON-DMESG [    1.000000] baton: stays whole",
+            "",
+            "[    0.100000] a: b",
+            "[    0.200000] c: d",
+            "BATON-RESUMED pid=1",
+        ]
+    );
 }
