@@ -101,7 +101,7 @@ fn typed_passphrases_on_both_kernels() {
         assert_has(&log, &format!("{PROMPT}luks-{LUKS2} ({LUKS2}):"));
         assert_has(&log, "No key available with this passphrase.");
         assert_has(
-            marker(&log),
+            &marker(&log),
             &format!("root=[/dev/mapper/luks-{LUKS2} ext4"),
         );
         assert_secret_kept(&log);
@@ -119,7 +119,7 @@ fn typed_passphrases_on_both_kernels() {
         let log = boot_answering(b, &format!("luks1-typed-{}", k.tag), &[PASSPHRASE]);
         assert_has(&log, "key file /etc/keys/none.key: ");
         assert_has(&log, "asking for the passphrase of cryptold");
-        assert_has(marker(&log), "root=[/dev/mapper/cryptold ext4");
+        assert_has(&marker(&log), "root=[/dev/mapper/cryptold ext4");
         assert_secret_kept(&log);
     }
 }
@@ -152,7 +152,7 @@ fn key_file_and_crypttab(k: &Kernel, dir: &Path) {
     let log = boot_answering(b, &format!("luks-keyfile-{}", k.tag), &[]);
     assert!(!log.contains(PROMPT), "{log}");
     assert_has(
-        marker(&log),
+        &marker(&log),
         &format!("root=[/dev/mapper/luks-{} ext4", more(1)),
     );
     assert_secret_kept(&log);
@@ -172,7 +172,7 @@ fn key_file_and_crypttab(k: &Kernel, dir: &Path) {
         "root=/dev/mapper/sect4k rootwait=30",
     );
     let log = boot_answering(b, &format!("luks-crypttab-{}", k.tag), &[PASSPHRASE]);
-    assert_has(marker(&log), "root=[/dev/mapper/sect4k ext4");
+    assert_has(&marker(&log), "root=[/dev/mapper/sect4k ext4");
     assert_eq!(log.matches(PROMPT).count(), 1, "{log}");
     assert_has(&log, "as /dev/mapper/sect4k");
     assert_secret_kept(&log);
@@ -205,7 +205,7 @@ fn damaged_header_lvm_inside_and_defaults() {
     );
     let log = boot_answering(b, "luks-lvm", &[PASSPHRASE]);
     assert_has(&log, "activated LV vgcrypt/root");
-    assert_has(marker(&log), "root=[/dev/vgcrypt/root ext4");
+    assert_has(&marker(&log), "root=[/dev/vgcrypt/root ext4");
     // cryptsetup's defaults, timed on the VM that made them.
     let mut b = boot(
         &k,
@@ -351,7 +351,7 @@ fn a_german_keyboard_types_its_passphrase() {
     assert!(child.wait().unwrap().success());
     let log = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
     assert_has(&log, "console keymap loaded (128 keymaps)");
-    assert_has(marker(&log), "root=[/dev/mapper/cryptold ext4");
+    assert_has(&marker(&log), "root=[/dev/mapper/cryptold ext4");
     // The unlock is on the timeline, the wait for the passphrase apart.
     assert_has(&log, "unlock:cryptold ");
     assert_has(&log, "passphrase:cryptold ");

@@ -127,7 +127,7 @@ fn roots_on_logical_volumes() {
         assert_has(&log, "activated LV vg0/root");
         assert!(!log.contains("activated LV vg0/swap"), "{log}");
         // The mount is by the name the real system knows, not dm-N.
-        assert_has(marker(&log), "root=[/dev/mapper/vg0-root ext4");
+        assert_has(&marker(&log), "root=[/dev/mapper/vg0-root ext4");
     }
 }
 

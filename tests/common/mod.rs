@@ -272,9 +272,10 @@ pub fn vm_output(cmd: &mut Command) -> std::process::Output {
 }
 
 /// The marker line the real root's /sbin/init printed, or a failure showing the console.
-pub fn marker(log: &str) -> &str {
-    match log.lines().find(|l| l.starts_with("BATON-MARKER")) {
-        Some(line) => line,
+pub fn marker(log: &str) -> String {
+    let console = without_cut_ins(log);
+    match console.lines().find(|l| l.starts_with("BATON-MARKER")) {
+        Some(line) => line.to_owned(),
         None => panic!("the real root's init never ran; console:\n{log}"),
     }
 }
