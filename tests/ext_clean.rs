@@ -223,9 +223,12 @@ fn a_journal_with_work_left_is_not_clean() {
     if !tools() {
         return;
     }
-    for (name, offset, why) in [
-        ("started", 0x1C, "not empty"),
-        ("erred", 0x20, "records an error"),
+    // mke2fs makes a 4096-block journal on 256 MB with 4 KB blocks.
+    for (name, offset, value, why) in [
+        ("started", 0x1C, 1, "not empty"),
+        ("erred", 0x20, 1, "records an error"),
+        ("too-long", 0x10, 4097, "longer than its inode"),
+        ("far-head", 0x58, 4096, "head is out of bounds"),
     ] {
         let image = made(name, &["-t", "ext3", "-b", "4096"]);
         let out = Command::new("debugfs")
@@ -235,7 +238,226 @@ fn a_journal_with_work_left_is_not_clean() {
             .unwrap();
         let block: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
         // jbd2's superblock is big-endian; ext3 made by mke2fs has no journal checksum.
-        patch(&image, block * 4096 + offset, &1u32.to_be_bytes());
+        patch(&image, block * 4096 + offset, &u32::to_be_bytes(value));
         not_clean(&image, why);
+    }
+}
+
+/// Runs debugfs with one write request on the image.
+fn debugfs(image: &Path, request: &str) {
+    run("debugfs", &["-w", "-R", request], image);
+}
+
+#[test]
+fn flags_and_fields_e2fsck_would_rewrite_are_not_clean() {
+    if !tools() {
+        return;
+    }
+    // (name, mke2fs features, the change, what baton must say)
+    for (name, features, request, why) in [
+        // signed hash (1) and test_fs (4): e2fsck clears test_fs where ext4 is known.
+        ("test-fs", "^orphan_file", "ssv flags 5", "test filesystem"),
+        // Neither hash flag: e2fsck sets the one of this machine's char.
+        ("no-hash", "^orphan_file", "ssv flags 0", "hash hint"),
+        (
+            "recover",
+            "^orphan_file",
+            "feature needs_recovery",
+            "needs recovery",
+        ),
+        // Only crc32c (1) is a superblock checksum type e2fsck keeps.
+        (
+            "csum-type",
+            "^orphan_file",
+            "ssv checksum_type 2",
+            "checksum",
+        ),
+        // No backup of the journal's block map: e2fsck writes one.
+        (
+            "jnl-backup",
+            "^orphan_file",
+            "ssv jnl_backup_type 0",
+            "backup",
+        ),
+        (
+            "orphan-present",
+            "orphan_file",
+            "feature orphan_present",
+            "orphan",
+        ),
+    ] {
+        let image = made(name, &["-t", "ext4", "-O", features]);
+        debugfs(&image, request);
+        not_clean(&image, why);
+    }
+}
+
+/// Sets group `group`'s descriptor checksum (metadata_csum, 1 KB blocks, 64-byte
+/// descriptors from block 2), as the kernel would: debugfs's set_bg leaves it stale.
+fn set_descriptor_checksum(image: &Path, group: usize) {
+    use baton::probe::crc::crc32c;
+    let mut bytes = fs::read(image).unwrap();
+    let uuid = &bytes[1024 + 0x68..1024 + 0x78];
+    let seed = crc32c(!0, uuid);
+    let at = 2048 + group * 64;
+    bytes[at + 0x1E..at + 0x20].fill(0);
+    let crc = crc32c(
+        crc32c(seed, &(group as u32).to_le_bytes()),
+        &bytes[at..at + 64],
+    );
+    bytes[at + 0x1E..at + 0x20].copy_from_slice(&(crc as u16).to_le_bytes());
+    fs::write(image, bytes).unwrap();
+}
+
+#[test]
+fn group_descriptors_out_of_place_are_not_clean() {
+    if !tools() {
+        return;
+    }
+    // 32 groups of 1 KB blocks; debugfs keeps each descriptor's checksum right, so only
+    // the field itself is wrong.
+    for (name, fs, request, why) in [
+        ("last-uninit", "ext4", "set_bg 31 flags 7", "last group"),
+        (
+            "itable-unused",
+            "ext4",
+            "set_bg 5 itable_unused 4000",
+            "unused inodes",
+        ),
+        // Without flex_bg a group's bitmaps are its own.
+        (
+            "moved-bitmap",
+            "ext3",
+            "set_bg 3 block_bitmap 300",
+            "bitmap outside",
+        ),
+        // The high half of a 64-bit field: far past the end of the filesystem.
+        (
+            "table-hi",
+            "ext4",
+            "set_bg 2 inode_table 0x100000400",
+            "inode table",
+        ),
+        (
+            "free-hi",
+            "ext4",
+            "set_bg 2 free_blocks_count 0x10010",
+            "counts",
+        ),
+    ] {
+        let image = made(name, &["-t", fs, "-b", "1024"]);
+        debugfs(&image, request);
+        if fs == "ext4" {
+            let group = request.split(' ').nth(1).unwrap().parse().unwrap();
+            set_descriptor_checksum(&image, group);
+        }
+        not_clean(&image, why);
+    }
+}
+
+#[test]
+fn layouts_e2fsck_reads_as_clean_are_clean() {
+    if !tools() {
+        return;
+    }
+    clean(&made("orphan-file", &["-t", "ext4", "-O", "orphan_file"]));
+    clean(&made(
+        "no-sparse",
+        &[
+            "-t",
+            "ext2",
+            "-b",
+            "1024",
+            "-O",
+            "^sparse_super,^resize_inode",
+        ],
+    ));
+    clean(&made("no-flex", &["-t", "ext4", "-O", "^flex_bg"]));
+}
+
+/// xorshift64: the same mutations on every run.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+/// One byte changed at a time, in everything the check reads of a small filesystem; after
+/// each, whenever baton calls it clean, e2fsck -p must too and change nothing. With
+/// metadata_csum most changes only break a checksum, so the superblock's is set again
+/// after each change to let the change itself reach the check.
+#[test]
+fn no_changed_byte_is_called_clean_unless_e2fsck_agrees() {
+    if !tools() {
+        return;
+    }
+    // BATON_EXT_MUTATIONS=N (and BATON_EXT_SEED) for a longer hunt than CI's.
+    let setting = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let mutations = setting("BATON_EXT_MUTATIONS", 150);
+    let mut state = setting("BATON_EXT_SEED", 0x9E37_79B9_7F4A_7C15) | 1;
+    for (fs, args) in [
+        ("mutant-ext3", &["-t", "ext3", "-b", "1024"][..]),
+        ("mutant-ext4", &["-t", "ext4", "-b", "1024"][..]),
+    ] {
+        let image = made_sized(fs, 24 << 20, args);
+        let out = Command::new("debugfs")
+            .args(["-R", "bmap <8> 0"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        let journal: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        // "Inode 8 is part of block group 0\n\tlocated at block 101, offset 0x0300"
+        let out = Command::new("debugfs")
+            .args(["-R", "imap <8>"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        let number = |after: &str| {
+            let rest = said.split(after).nth(1).unwrap().trim_start();
+            let digits = rest.trim_start_matches("0x");
+            let end = digits
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(digits.len());
+            let radix = if rest.starts_with("0x") { 16 } else { 10 };
+            u64::from_str_radix(&digits[..end], radix).unwrap()
+        };
+        let inode = number("at block ") * 1024 + number("offset ");
+        // The superblock, the descriptors (3 groups), group 1's backup, the journal's
+        // inode and its superblock.
+        let regions = [
+            (1024, 1024),
+            (2048, 3 * 64),
+            (8193 * 1024, 1024),
+            (inode, 256),
+            (journal * 1024, 1024),
+        ];
+        let original = fs::read(&image).unwrap();
+        let mut called_clean = 0;
+        for _ in 0..mutations {
+            let (start, len) = regions[(next(&mut state) % 5) as usize];
+            let at = start + next(&mut state) % len;
+            let bit = next(&mut state) % 8;
+            let mut bytes = original.clone();
+            bytes[at as usize] ^= 1 << bit;
+            if fs == "mutant-ext4" {
+                let sum = baton::probe::crc::crc32c(!0, &bytes[1024..1024 + 0x3FC]);
+                bytes[1024 + 0x3FC..1024 + 0x400].copy_from_slice(&sum.to_le_bytes());
+            }
+            fs::write(&image, &bytes).unwrap();
+            if ours(&image).is_ok() {
+                called_clean += 1;
+                eprintln!("{fs}: byte {at} (0x{at:x}) bit {bit} changed, called clean");
+                clean(&image);
+            }
+        }
+        // Not every change is refused: fields neither reads (names, times) stay clean.
+        assert!(called_clean > 0, "{fs}: every change was refused");
     }
 }

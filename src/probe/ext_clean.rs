@@ -168,6 +168,12 @@ pub fn preen_would_pass(dev: &dyn ReadAt) -> Result<(), String> {
     if free_blocks > sb.blocks || free_inodes > u64::from(sb.inodes) {
         return Err("the groups' free counts exceed the totals".into());
     }
+    // check_if_skip copies the groups' sums into the superblock when they differ, a write
+    // e2fsck calls cosmetic; it is a write all the same, and after it the next boot's
+    // answer is yes.
+    if (free_blocks, free_inodes) != (sb.free_blocks, u64::from(sb.free_inodes)) {
+        return Err("its free counts differ from its groups' (e2fsck would write them)".into());
+    }
     backup_superblock(dev, &sb)?;
     super::ext_journal::journal(dev, &sb.raw, sb.block_size(), first_inode_table(dev, &sb)?)
 }

@@ -6,12 +6,12 @@
 
 use super::crc::crc32c;
 use super::device::ReadAt;
+use super::ext_journal_map::{first_block, Bounds};
 use super::fields::{le16, le32};
 
 const COMPAT_HAS_JOURNAL: u32 = 0x4;
 const JOURNAL_INODE: u64 = 8;
 const EXTENTS_FL: u32 = 0x80000;
-const EXTENT_MAGIC: u16 = 0xF30A;
 const JOURNAL_MAGIC: u32 = 0xC03B_3998;
 /// The journal superblock's version 2 (`JBD2_SUPERBLOCK_V2`); version 1 is refused.
 const JOURNAL_V2: u32 = 4;
@@ -21,6 +21,12 @@ const JOURNAL_INCOMPAT_KNOWN: u32 = 0x3F;
 const JOURNAL_CSUM_V2: u32 = 0x8;
 const JOURNAL_CSUM_V3: u32 = 0x10;
 const JOURNAL_COMPAT_CHECKSUM: u32 = 0x1;
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+const INCOMPAT_CSUM_SEED: u32 = 0x2000;
+const JOURNAL_FAST_COMMIT: u32 = 0x20;
+/// jbd2's `JBD2_MIN_JOURNAL_BLOCKS` and `JBD2_DEFAULT_FAST_COMMIT_BLOCKS`.
+const MIN_JOURNAL_BLOCKS: u64 = 1024;
+const DEFAULT_FAST_COMMIT_BLOCKS: u64 = 256;
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
@@ -54,80 +60,45 @@ pub(super) fn journal(
     let inode = inode_table
         .checked_mul(bs)
         .and_then(|table| table.checked_add((JOURNAL_INODE - 1) * isize))
-        .and_then(|at| dev.read_at(at, 128))
+        .and_then(|at| dev.read_at(at, usize::try_from(isize).ok()?))
         .ok_or("cannot read the journal's inode")?;
+    inode_checksum(sb, &inode)?;
     let map = inode.get(0x28..0x64).ok_or("short inode")?;
     if sb.get(0x10C..0x148) != Some(map) {
         return Err("the journal's block map differs from its backup".into());
     }
+    // The backup's last two words are the inode's size, high half first.
+    let size = |at| le32(&inode, at).map(u64::from).ok_or("short inode");
+    let (high, low) = (size(0x6C)?, size(0x4)?);
+    let backup = |at| le32(sb, at).map(u64::from).ok_or("short superblock");
+    if (backup(0x148)?, backup(0x14C)?) != (high, low) {
+        return Err("the journal's size differs from its backup".into());
+    }
+    // e2fsck_get_journal: a regular file, linked, of jbd2's minimum size at least.
+    let blocks = (high << 32 | low) / bs;
+    let mode = le16(&inode, 0x0).ok_or("short inode")?;
+    let links = le16(&inode, 0x1A).ok_or("short inode")?;
+    if mode & 0xF000 != 0x8000 || links == 0 || blocks < MIN_JOURNAL_BLOCKS {
+        return Err("the journal's inode is not a journal".into());
+    }
     let flags = le32(&inode, 0x20).ok_or("short inode")?;
-    let start = first_block(dev, bs, map, flags & EXTENTS_FL != 0)?;
+    let fs = Bounds {
+        first: u64::from(field(0x14)?),
+        end: u64::from(field(0x150)?) << 32 | u64::from(field(0x4)?),
+        block_size: bs,
+    };
+    let start = first_block(dev, &fs, map, flags & EXTENTS_FL != 0, blocks)?;
     let block = start
         .checked_mul(bs)
         .and_then(|at| dev.read_at(at, 1024))
         .ok_or("cannot read the journal's superblock")?;
-    journal_superblock(&block, bs)
-}
-
-/// The filesystem block that holds the journal's block 0: through the extent tree (a leaf
-/// in the inode, or one index level above the leaves, as a journal of 1 GiB, mke2fs's
-/// default from a 128 GiB filesystem up, has), or the first direct block.
-fn first_block(dev: &dyn ReadAt, bs: u64, map: &[u8], extents: bool) -> Result<u64, String> {
-    if !extents {
-        return match le32(map, 0) {
-            Some(block) if block != 0 => Ok(u64::from(block)),
-            _ => Err("the journal has no first block".into()),
-        };
-    }
-    match node_header(map)? {
-        (0, entries) => leaf_start(map, entries),
-        (1, entries) => {
-            // The first index entry covers logical block 0 (entries are sorted).
-            let entry = map.chunks_exact(12).nth(1).filter(|_| entries > 0);
-            let child = match entry {
-                Some(e) if le32(e, 0) == Some(0) => {
-                    let hi = u64::from(le16(e, 8).ok_or("short extent index")?);
-                    hi << 32 | u64::from(le32(e, 4).ok_or("short extent index")?)
-                }
-                _ => return Err("the journal's block 0 is not indexed".into()),
-            };
-            let node = child
-                .checked_mul(bs)
-                .and_then(|at| dev.read_at(at, usize::try_from(bs).ok()?))
-                .ok_or("cannot read the journal's extent leaf")?;
-            match node_header(&node)? {
-                (0, entries) => leaf_start(&node, entries),
-                _ => Err("the journal's extent leaf is not a leaf".into()),
-            }
-        }
-        _ => Err("the journal's extent tree is deeper than one index level".into()),
-    }
-}
-
-/// An extent node's depth and number of entries.
-fn node_header(node: &[u8]) -> Result<(u16, usize), String> {
-    let field = |at| le16(node, at).ok_or("short extent header");
-    if field(0)? != EXTENT_MAGIC {
-        return Err("the journal's extent tree is damaged".into());
-    }
-    Ok((field(6)?, usize::from(field(2)?)))
-}
-
-/// The physical block of the extent in `node` that starts at logical block 0.
-fn leaf_start(node: &[u8], entries: usize) -> Result<u64, String> {
-    for entry in node.chunks_exact(12).skip(1).take(entries) {
-        if le32(entry, 0) == Some(0) {
-            let hi = u64::from(le16(entry, 6).ok_or("short extent")?);
-            let lo = u64::from(le32(entry, 8).ok_or("short extent")?);
-            return Ok(hi << 32 | lo);
-        }
-    }
-    Err("the journal's block 0 is not mapped".into())
+    // The journal's length in blocks as e2fsck takes it: the inode's size.
+    journal_superblock(&block, bs, blocks)
 }
 
 /// jbd2's superblock (big-endian) as `e2fsck_journal_load` and `e2fsck_check_ext3_journal`
-/// accept it without a change.
-fn journal_superblock(b: &[u8], bs: u64) -> Result<(), String> {
+/// accept it without a change, for a journal inode of `blocks` blocks.
+fn journal_superblock(b: &[u8], bs: u64, blocks: u64) -> Result<(), String> {
     let at = |offset| be32(b, offset).ok_or("short journal superblock");
     if at(0x0)? != JOURNAL_MAGIC || at(0x4)? != JOURNAL_V2 {
         return Err("not a version 2 journal superblock".into());
@@ -154,11 +125,75 @@ fn journal_superblock(b: &[u8], bs: u64) -> Result<(), String> {
             return Err("the journal superblock's checksum does not match".into());
         }
     }
+    lengths(b, blocks, incompat)?;
     if at(0x1C)? != 0 {
         return Err("the journal is not empty".into());
     }
     if at(0x20)? != 0 {
         return Err("the journal records an error".into());
+    }
+    Ok(())
+}
+
+/// The lengths `e2fsck_journal_load` checks: a journal no longer than its inode, room for
+/// the fast-commit area beside jbd2's minimum of 1024 blocks, and a head (newer kernels
+/// record one) between the first block and the end. e2fsck's fast-commit sum is done
+/// without a care for overflow; here an overflow is a "no".
+fn lengths(b: &[u8], blocks: u64, incompat: u32) -> Result<(), String> {
+    let at = |offset| {
+        be32(b, offset)
+            .map(u64::from)
+            .ok_or("short journal superblock")
+    };
+    let (max, first, head) = (at(0x10)?, at(0x14)?, at(0x58)?);
+    if max > blocks {
+        return Err("the journal is longer than its inode".into());
+    }
+    if incompat & JOURNAL_FAST_COMMIT != 0 {
+        let fast = match at(0x54)? {
+            0 => DEFAULT_FAST_COMMIT_BLOCKS,
+            n => n,
+        };
+        if max < fast + MIN_JOURNAL_BLOCKS {
+            return Err("the journal has no room for its fast commits".into());
+        }
+    }
+    if head != 0 && (head < first || head >= max) {
+        return Err("the journal's head is out of bounds".into());
+    }
+    Ok(())
+}
+
+/// With metadata_csum, the inode's checksum as `ext2fs_inode_csum_verify` checks it: e2fsck
+/// cannot read a journal inode whose checksum is wrong and deletes the journal.
+fn inode_checksum(sb: &[u8], inode: &[u8]) -> Result<(), String> {
+    let field = |at| le32(sb, at).ok_or("short superblock");
+    if field(0x64)? & RO_COMPAT_METADATA_CSUM == 0 {
+        return Ok(());
+    }
+    let seed = if field(0x60)? & INCOMPAT_CSUM_SEED != 0 {
+        field(0x270)?
+    } else {
+        crc32c(!0, sb.get(0x68..0x78).ok_or("short superblock")?)
+    };
+    let extra = le16(inode, 0x80).unwrap_or(0);
+    let wide = inode.len() > 128 && extra >= 4;
+    let mut copy = inode.to_vec();
+    let mut stored = u32::from(le16(inode, 0x7C).ok_or("short inode")?);
+    copy.get_mut(0x7C..0x7E).ok_or("short inode")?.fill(0);
+    if wide {
+        stored |= u32::from(le16(inode, 0x82).ok_or("short inode")?) << 16;
+        copy.get_mut(0x82..0x84).ok_or("short inode")?.fill(0);
+    }
+    let generation = inode.get(0x64..0x68).ok_or("short inode")?;
+    let crc = crc32c(
+        crc32c(seed, &(JOURNAL_INODE as u32).to_le_bytes()),
+        generation,
+    );
+    let crc = crc32c(crc, &copy);
+    let crc = if wide { crc } else { crc & 0xFFFF };
+    if crc != stored {
+        return Err("the journal inode's checksum does not match".into());
     }
     Ok(())
 }

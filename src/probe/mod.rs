@@ -5,10 +5,11 @@
 //! field is trusted. The results match what `blkid -p` reports.
 
 pub mod btrfs;
-mod crc;
+pub mod crc;
 pub mod ext;
 pub mod ext_clean;
 mod ext_journal;
+mod ext_journal_map;
 pub mod f2fs;
 pub mod firmware_raid;
 pub mod luks;
