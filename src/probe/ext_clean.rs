@@ -251,6 +251,10 @@ fn geometry(sb: &Super, device_bytes: Option<u64>) -> Result<(), String> {
     if groups * ipg != u64::from(sb.inodes) {
         return bad("inode count");
     }
+    // The primary is group 0's copy; every superblock e2fsck writes says so.
+    if sb.u16_at(0x5A)? != 0 {
+        return bad("the group the superblock belongs to");
+    }
     let first_ino = u64::from(sb.u32_at(0x54)?);
     if !(11..=u64::from(sb.inodes)).contains(&first_ino) {
         return bad("first inode");
