@@ -79,12 +79,27 @@ fn mount_tag(
         flags |= MsFlags::MS_RDONLY;
     }
     let data = crate::init::shared::mount_data(transport, read_only, "");
-    mount(
-        Some(share.tag.as_str()),
-        target,
-        Some(transport.fstype()),
-        flags,
-        Some(data.as_str()),
-    )
-    .map_err(|e| format!("{} mount failed: {}", transport.fstype(), e.desc()))
+    let attempt = || {
+        mount(
+            Some(share.tag.as_str()),
+            target,
+            Some(transport.fstype()),
+            flags,
+            Some(data.as_str()),
+        )
+    };
+    // A share's device may still be in its probe, its tag not yet among the channels a
+    // mount looks in (ENOENT, as for the root): it gets a second's grace, in 10 ms steps.
+    let mut result = attempt();
+    for _ in 0..SHARE_GRACE_STEPS {
+        if result != Err(nix::errno::Errno::ENOENT) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        result = attempt();
+    }
+    result.map_err(|e| format!("{} mount failed: {}", transport.fstype(), e.desc()))
 }
+
+/// How many 10 ms waits a share whose tag is not there yet gets.
+const SHARE_GRACE_STEPS: u32 = 100;

@@ -23,6 +23,9 @@ const JOURNAL_CSUM_V3: u32 = 0x10;
 const JOURNAL_COMPAT_CHECKSUM: u32 = 0x1;
 const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 const INCOMPAT_CSUM_SEED: u32 = 0x2000;
+const INCOMPAT_64BIT: u32 = 0x80;
+const ENCRYPT_FL: u32 = 0x800;
+const INLINE_DATA_FL: u32 = 0x1000_0000;
 const JOURNAL_FAST_COMMIT: u32 = 0x20;
 /// jbd2's `JBD2_MIN_JOURNAL_BLOCKS` and `JBD2_DEFAULT_FAST_COMMIT_BLOCKS`.
 const MIN_JOURNAL_BLOCKS: u64 = 1024;
@@ -41,6 +44,10 @@ pub(super) fn journal(
     inode_table: u64,
 ) -> Result<(), String> {
     let field = |at| le32(sb, at).ok_or("short superblock");
+    // The caller's block size is 1024 << (0..=6); the walk divides by it.
+    if !(1024..=65536).contains(&bs) {
+        return Err("implausible block size".into());
+    }
     let no_uuid = sb
         .get(0xD0..0xE0)
         .is_some_and(|u| u.iter().all(|&b| b == 0));
@@ -62,7 +69,7 @@ pub(super) fn journal(
         .and_then(|table| table.checked_add((JOURNAL_INODE - 1) * isize))
         .and_then(|at| dev.read_at(at, usize::try_from(isize).ok()?))
         .ok_or("cannot read the journal's inode")?;
-    inode_checksum(sb, &inode)?;
+    let checksum_seed = inode_checksum(sb, &inode)?;
     let map = inode.get(0x28..0x64).ok_or("short inode")?;
     if sb.get(0x10C..0x148) != Some(map) {
         return Err("the journal's block map differs from its backup".into());
@@ -74,18 +81,33 @@ pub(super) fn journal(
     if (backup(0x148)?, backup(0x14C)?) != (high, low) {
         return Err("the journal's size differs from its backup".into());
     }
-    // e2fsck_get_journal: a regular file, linked, of jbd2's minimum size at least.
+    // e2fsck_get_journal: a regular file, linked, of jbd2's minimum size at least, whose
+    // map reaches its size rounded up (so a size of whole blocks, for the map is walked to
+    // the size rounded down); neither encrypted nor inline (e2fsck then uses the backup
+    // map, or finds no blocks, and rewrites the journal).
     let blocks = (high << 32 | low) / bs;
     let mode = le16(&inode, 0x0).ok_or("short inode")?;
     let links = le16(&inode, 0x1A).ok_or("short inode")?;
-    if mode & 0xF000 != 0x8000 || links == 0 || blocks < MIN_JOURNAL_BLOCKS {
+    let flags = le32(&inode, 0x20).ok_or("short inode")?;
+    if mode & 0xF000 != 0x8000
+        || links == 0
+        || blocks < MIN_JOURNAL_BLOCKS
+        || low % bs != 0
+        || flags & (ENCRYPT_FL | INLINE_DATA_FL) != 0
+    {
         return Err("the journal's inode is not a journal".into());
     }
-    let flags = le32(&inode, 0x20).ok_or("short inode")?;
+    // ext2fs_blocks_count: the high half only with 64bit. Block 0 is never the journal's
+    // (process_journal_block stops there, as at a hole).
+    let high_count = match field(0x60)? & INCOMPAT_64BIT {
+        0 => 0,
+        _ => u64::from(field(0x150)?),
+    };
     let fs = Bounds {
-        first: u64::from(field(0x14)?),
-        end: u64::from(field(0x150)?) << 32 | u64::from(field(0x4)?),
+        first: u64::from(field(0x14)?).max(1),
+        end: high_count << 32 | u64::from(field(0x4)?),
         block_size: bs,
+        checksum_seed,
     };
     let start = first_block(dev, &fs, map, flags & EXTENTS_FL != 0, blocks)?;
     let block = start
@@ -135,10 +157,10 @@ fn journal_superblock(b: &[u8], bs: u64, blocks: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The lengths `e2fsck_journal_load` checks: a journal no longer than its inode, room for
-/// the fast-commit area beside jbd2's minimum of 1024 blocks, and a head (newer kernels
-/// record one) between the first block and the end. e2fsck's fast-commit sum is done
-/// without a care for overflow; here an overflow is a "no".
+/// The lengths `e2fsck_journal_load` checks: a journal no longer than its inode, and room
+/// for the fast-commit area beside jbd2's minimum of 1024 blocks (e2fsck's sum can wrap;
+/// here that is a "no"). And one it does not: a head (newer kernels record one) between
+/// the first block and the end, which the kernel's jbd2 checks; stricter is allowed.
 fn lengths(b: &[u8], blocks: u64, incompat: u32) -> Result<(), String> {
     let at = |offset| {
         be32(b, offset)
@@ -165,11 +187,12 @@ fn lengths(b: &[u8], blocks: u64, incompat: u32) -> Result<(), String> {
 }
 
 /// With metadata_csum, the inode's checksum as `ext2fs_inode_csum_verify` checks it: e2fsck
-/// cannot read a journal inode whose checksum is wrong and deletes the journal.
-fn inode_checksum(sb: &[u8], inode: &[u8]) -> Result<(), String> {
+/// cannot read a journal inode whose checksum is wrong and deletes the journal. Returns the
+/// inode's own seed, from which its extent blocks' checksums start.
+fn inode_checksum(sb: &[u8], inode: &[u8]) -> Result<Option<u32>, String> {
     let field = |at| le32(sb, at).ok_or("short superblock");
     if field(0x64)? & RO_COMPAT_METADATA_CSUM == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let seed = if field(0x60)? & INCOMPAT_CSUM_SEED != 0 {
         field(0x270)?
@@ -186,14 +209,14 @@ fn inode_checksum(sb: &[u8], inode: &[u8]) -> Result<(), String> {
         copy.get_mut(0x82..0x84).ok_or("short inode")?.fill(0);
     }
     let generation = inode.get(0x64..0x68).ok_or("short inode")?;
-    let crc = crc32c(
+    let own_seed = crc32c(
         crc32c(seed, &(JOURNAL_INODE as u32).to_le_bytes()),
         generation,
     );
-    let crc = crc32c(crc, &copy);
+    let crc = crc32c(own_seed, &copy);
     let crc = if wide { crc } else { crc & 0xFFFF };
     if crc != stored {
         return Err("the journal inode's checksum does not match".into());
     }
-    Ok(())
+    Ok(Some(own_seed))
 }

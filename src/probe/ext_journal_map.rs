@@ -7,6 +7,7 @@
 //! indirect and double-indirect blocks. Extents must follow one another without a gap,
 //! which is stricter than e2fsck and what mke2fs and the kernel make.
 
+use super::crc::crc32c;
 use super::device::ReadAt;
 use super::fields::{le16, le32};
 
@@ -15,12 +16,17 @@ const EXTENT_MAGIC: u16 = 0xF30A;
 const EXTENT_MAX_LEN: u64 = 32768;
 /// Direct block pointers in an inode before the indirect one.
 const DIRECT: u64 = 12;
+/// The longest journal walked (4 GiB of 4 KB blocks, 1 GiB of 1 KB ones; mke2fs makes
+/// 1 GiB at most): a bound on the reads a block map can ask for.
+const MAX_BLOCKS: u64 = 1 << 20;
 
-/// The filesystem's blocks a map may point at: `first..end`.
+/// The filesystem's blocks a map may point at (`first..end`), and with metadata_csum the
+/// journal inode's own checksum seed, which its extent blocks' checksums start from.
 pub(super) struct Bounds {
     pub first: u64,
     pub end: u64,
     pub block_size: u64,
+    pub checksum_seed: Option<u32>,
 }
 
 impl Bounds {
@@ -50,6 +56,9 @@ pub(super) fn first_block(
     extents: bool,
     blocks: u64,
 ) -> Result<u64, String> {
+    if blocks > MAX_BLOCKS {
+        return Err("the journal is longer than this check reads".into());
+    }
     if extents {
         extent_tree(dev, fs, map, blocks)
     } else {
@@ -69,8 +78,9 @@ fn extent_tree(dev: &dyn ReadAt, fs: &Bounds, map: &[u8], blocks: u64) -> Result
                 let hi = u64::from(le16(entry, 8).ok_or("short extent index")?);
                 let child = hi << 32 | u64::from(le32(entry, 4).ok_or("short extent index")?);
                 let node = fs.read(dev, child)?;
+                block_checksum(fs, &node)?;
                 match node_header(&node)? {
-                    (0, entries) => walk.leaf(fs, &node, entries)?,
+                    (0, entries) if entries > 0 => walk.leaf(fs, &node, entries)?,
                     _ => return Err("the journal's extent leaf is not a leaf".into()),
                 }
             }
@@ -108,14 +118,35 @@ impl Extents {
     }
 }
 
-/// An extent node's depth and number of entries (at most what its bytes hold).
+/// An extent node's depth and number of entries, as `ext2fs_extent_header_verify` accepts
+/// them: its capacity (`eh_max`) what the node's bytes hold or at most two less, and no
+/// more entries than that.
 fn node_header(node: &[u8]) -> Result<(u16, usize), String> {
-    let field = |at| le16(node, at).ok_or("short extent header");
-    let entries = usize::from(field(2)?);
-    if field(0)? != EXTENT_MAGIC || entries > (node.len() / 12).saturating_sub(1) {
+    let field = |at| le16(node, at).map(usize::from).ok_or("short extent header");
+    let (entries, max) = (field(2)?, field(4)?);
+    let room = (node.len() / 12).saturating_sub(1);
+    if field(0)? != usize::from(EXTENT_MAGIC) || entries > max || max > room || max + 2 < room {
         return Err("the journal's extent tree is damaged".into());
     }
-    Ok((field(6)?, entries))
+    let depth = le16(node, 6).ok_or("short extent header")?;
+    Ok((depth, entries))
+}
+
+/// With metadata_csum, an extent block's tail: a CRC-32C of its header and `eh_max`
+/// entries from the inode's seed. e2fsck stops its walk at a wrong one.
+fn block_checksum(fs: &Bounds, node: &[u8]) -> Result<(), String> {
+    let Some(seed) = fs.checksum_seed else {
+        return Ok(());
+    };
+    let max = le16(node, 4)
+        .map(usize::from)
+        .ok_or("short extent header")?;
+    let end = 12 + 12 * max;
+    let covered = node.get(..end).ok_or("short extent block")?;
+    if le32(node, end) != Some(crc32c(seed, covered)) {
+        return Err("the journal's extent block checksum does not match".into());
+    }
+    Ok(())
 }
 
 /// ext3's map: 12 direct blocks, then one indirect block of pointers, then a double
@@ -166,6 +197,7 @@ mod tests {
             first: 1,
             end: 100_000,
             block_size: 1024,
+            checksum_seed: None,
         }
     }
 
@@ -228,5 +260,62 @@ mod tests {
         );
         // One block further needs the second double-indirect entry, which is 0.
         assert!(first_block(dev, &bounds(), &map, false, 12 + 256 + 257).is_err());
+        // A hole: e2fsck stops at a 0 pointer as at a block outside the filesystem.
+        let mut holed = map.clone();
+        holed[5 * 4..6 * 4].fill(0);
+        assert!(first_block(dev, &bounds(), &holed, false, 12).is_err());
+        assert!(first_block(dev, &bounds(), &map, false, MAX_BLOCKS + 1).is_err());
+    }
+
+    #[test]
+    fn extent_headers_are_checked_as_e2fsck_does() {
+        let dev = &Vec::new();
+        let good = leaf(&[extent(0, 1024, 500)]);
+        assert!(first_block(dev, &bounds(), &good, true, 1024).is_ok());
+        // eh_max (bytes 4..6) of an inode's root: 4, or 2 or 3; never more, nor 1.
+        for (max, ok) in [(2u16, true), (1, false), (5, false)] {
+            let mut node = good.clone();
+            node[4..6].copy_from_slice(&max.to_le_bytes());
+            assert_eq!(first_block(dev, &bounds(), &node, true, 1024).is_ok(), ok);
+        }
+    }
+
+    /// A 1 KB block holding an extent leaf with `extents`, its checksum from `seed`.
+    fn leaf_block(extents: &[Vec<u8>], seed: u32) -> Vec<u8> {
+        let max: u16 = 1024 / 12 - 1;
+        let mut node = leaf(extents);
+        node.resize(1024, 0);
+        node[4..6].copy_from_slice(&max.to_le_bytes());
+        let end = 12 + 12 * usize::from(max);
+        let sum = crc32c(seed, &node[..end]);
+        node[end..end + 4].copy_from_slice(&sum.to_le_bytes());
+        node
+    }
+
+    #[test]
+    fn an_indexed_leaf_carries_its_checksum_and_an_extent() {
+        let seed = 0x1234_5678;
+        let fs = Bounds {
+            checksum_seed: Some(seed),
+            ..bounds()
+        };
+        // The root: depth 1, one index entry (logical 0, child block 40).
+        let mut root = leaf(&[]);
+        root[2] = 1;
+        root[6] = 1;
+        root[12..16].copy_from_slice(&0u32.to_le_bytes());
+        root[16..20].copy_from_slice(&40u32.to_le_bytes());
+        let with = |block: Vec<u8>| {
+            let mut dev = vec![0u8; 41 * 1024];
+            dev[40 * 1024..].copy_from_slice(&block);
+            dev
+        };
+        let good = with(leaf_block(&[extent(0, 1024, 500)], seed));
+        assert_eq!(first_block(&good, &fs, &root, true, 1024), Ok(500));
+        let mut damaged = good.clone();
+        damaged[40 * 1024 + 20] ^= 1;
+        assert!(first_block(&damaged, &fs, &root, true, 1024).is_err());
+        let empty = with(leaf_block(&[], seed));
+        assert!(first_block(&empty, &fs, &root, true, 0).is_err());
     }
 }
