@@ -231,16 +231,21 @@ fn a_journal_with_work_left_is_not_clean() {
         ("far-head", 0x58, 4096, "head is out of bounds"),
     ] {
         let image = made(name, &["-t", "ext3", "-b", "4096"]);
-        let out = Command::new("debugfs")
-            .args(["-R", "bmap <8> 0"])
-            .arg(&image)
-            .output()
-            .unwrap();
-        let block: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let block: u64 = asked(&image, "bmap <8> 0").trim().parse().unwrap();
         // jbd2's superblock is big-endian; ext3 made by mke2fs has no journal checksum.
         patch(&image, block * 4096 + offset, &u32::to_be_bytes(value));
         not_clean(&image, why);
     }
+}
+
+/// What debugfs answers to one read-only request on the image.
+fn asked(image: &Path, request: &str) -> String {
+    let out = Command::new("debugfs")
+        .args(["-R", request])
+        .arg(image)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs debugfs with one write request on the image.
@@ -406,19 +411,9 @@ fn no_changed_byte_is_called_clean_unless_e2fsck_agrees() {
         ("mutant-ext4", &["-t", "ext4", "-b", "1024"][..]),
     ] {
         let image = made_sized(fs, 24 << 20, args);
-        let out = Command::new("debugfs")
-            .args(["-R", "bmap <8> 0"])
-            .arg(&image)
-            .output()
-            .unwrap();
-        let journal: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let journal: u64 = asked(&image, "bmap <8> 0").trim().parse().unwrap();
         // "Inode 8 is part of block group 0\n\tlocated at block 101, offset 0x0300"
-        let out = Command::new("debugfs")
-            .args(["-R", "imap <8>"])
-            .arg(&image)
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stdout);
+        let said = asked(&image, "imap <8>");
         let number = |after: &str| {
             let rest = said.split(after).nth(1).unwrap().trim_start();
             let digits = rest.trim_start_matches("0x");
