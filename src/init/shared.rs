@@ -126,15 +126,15 @@ pub fn try_mount(
         Some(data.as_str()),
     ) {
         Ok(()) => Ok(true),
-        // virtiofs on kernels that do not list tags: no such tag (yet). Before 6.10 the
-        // kernel says so with EINVAL ("virtio-fs: tag <...> not found"), which a device
-        // still being probed on another CPU gives too.
-        Err(Errno::ENOENT) | Err(Errno::ENODEV) if transport == Transport::Virtiofs => Ok(false),
+        // No such tag (yet), on either transport. 9p lists a device's tag in sysfs in the
+        // middle of its probe, before the channel joins the list a mount looks in ("no
+        // channels available for device"; a CI run caught that window). virtiofs on
+        // kernels that do not list tags says ENOENT or ENODEV, and before 6.10 EINVAL
+        // ("virtio-fs: tag <...> not found"), which a device still being probed on
+        // another CPU gives too.
+        Err(Errno::ENOENT) => Ok(false),
+        Err(Errno::ENODEV) if transport == Transport::Virtiofs => Ok(false),
         Err(Errno::EINVAL) if transport == Transport::Virtiofs && listed.is_none() => Ok(false),
-        // 9p lists a device's tag in sysfs in the middle of its probe, before the channel
-        // joins the list a mount looks in: until then the kernel says "no channels
-        // available for device" (ENOENT). A CI run caught that window.
-        Err(Errno::ENOENT) if transport == Transport::NineP => Ok(false),
         Err(errno) => {
             let said = crate::init::kmsg::Tail::said(kernel_log);
             bail!(
