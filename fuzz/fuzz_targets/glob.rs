@@ -6,7 +6,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (pattern, subject) = text.split_once('\n').unwrap_or((&text, ""));
     let _ = baton::modules::glob::matches(pattern, subject);
-    let aliases = vec![(pattern.to_owned(), "m".to_owned())];
+    let aliases: baton::manifest::AliasTable = [(pattern, "m")].into_iter().collect();
     let _ = baton::init::modules::load::Aliases::new(&aliases).matching(subject);
     // The head must be a prefix of every text the pattern matches.
     if baton::modules::glob::matches(pattern, subject) {

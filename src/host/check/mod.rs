@@ -22,8 +22,7 @@ pub struct Finding {
 #[derive(Debug, Default, Clone)]
 pub struct Capabilities {
     pub modules: BTreeSet<String>,
-    /// (alias pattern, module).
-    pub aliases: Vec<(String, String)>,
+    pub aliases: crate::manifest::AliasTable,
     pub builtin: BTreeSet<String>,
 }
 
@@ -59,8 +58,8 @@ impl Capabilities {
         self.has_module(named)
             || self
                 .aliases
-                .iter()
-                .any(|(pattern, module)| *pattern == alias && self.has_module(module))
+                .pairs()
+                .any(|(pattern, module)| pattern == alias && self.has_module(module))
     }
 }
 

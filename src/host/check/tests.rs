@@ -209,10 +209,7 @@ fn the_tree_form_reads_fstab_crypttab_and_mdadm_conf() {
 fn image(modules: &[&str], fs_aliases: &[(&str, &str)], builtin: &[&str]) -> Capabilities {
     Capabilities {
         modules: modules.iter().map(|m| m.to_string()).collect(),
-        aliases: fs_aliases
-            .iter()
-            .map(|(a, m)| (a.to_string(), m.to_string()))
-            .collect(),
+        aliases: fs_aliases.iter().copied().collect(),
         builtin: builtin.iter().map(|m| m.to_string()).collect(),
     }
 }

@@ -7,7 +7,7 @@
 pub use crate::init::modules::schedule::State;
 use crate::init::modules::schedule::{Schedule, Slot};
 use crate::init::timeline as recorder;
-use crate::manifest::{Manifest, ModuleEntry};
+use crate::manifest::{AliasTable, Manifest, ModuleEntry};
 use crate::modules::glob;
 use crate::timeline;
 use nix::errno::Errno;
@@ -427,29 +427,21 @@ fn init_flags(path: &str) -> ModuleInitFlags {
 /// every device's modalias against all of them (1,500 in a generic image), and comparing
 /// heads first keeps that to a few microseconds a device.
 pub struct Aliases<'m> {
-    /// (head, pattern, module name)
-    entries: Vec<(&'m str, &'m str, &'m str)>,
+    table: &'m AliasTable,
 }
 
 impl<'m> Aliases<'m> {
-    pub fn new(aliases: &'m [(String, String)]) -> Aliases<'m> {
-        Aliases {
-            entries: aliases
-                .iter()
-                .map(|(pattern, name)| {
-                    (glob::literal_head(pattern), pattern.as_str(), name.as_str())
-                })
-                .collect(),
-        }
+    pub fn new(table: &'m AliasTable) -> Aliases<'m> {
+        Aliases { table }
     }
 
     /// Module names whose patterns match `alias`, sorted and without repeats.
     pub fn matching(&self, alias: &str) -> Vec<String> {
         let mut names: Vec<String> = self
-            .entries
-            .iter()
+            .table
+            .entries()
             .filter(|(head, pattern, _)| alias.starts_with(head) && glob::matches(pattern, alias))
-            .map(|(_, _, name)| (*name).to_owned())
+            .map(|(_, _, name)| name.to_owned())
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -470,7 +462,7 @@ mod tests {
 
     #[test]
     fn aliases_match_by_pattern() {
-        let table = vec![
+        let table: AliasTable = vec![
             (
                 "pci:v00001AF4d*sv*sd*bc*sc*i*".to_owned(),
                 "virtio_pci".to_owned(),
@@ -478,7 +470,9 @@ mod tests {
             ("virtio:d00000002v*".to_owned(), "virtio_blk".to_owned()),
             ("fs-ext4".to_owned(), "ext4".to_owned()),
             ("pci:v*d*sv*sd*bc01sc06i01*".to_owned(), "ahci".to_owned()),
-        ];
+        ]
+        .into_iter()
+        .collect();
         let aliases = Aliases::new(&table);
         assert_eq!(
             aliases.matching("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"),

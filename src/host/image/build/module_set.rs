@@ -319,7 +319,7 @@ fn add_module(
     let info = tree.info(name)?;
     let entry = manifest_entry(tree, adding, name, &dest, &info)?;
     for alias in &info.aliases {
-        manifest.aliases.push((alias.clone(), name.clone()));
+        manifest.aliases.push(alias, name);
     }
     image.insert(&dest, Entry::file(0o644, data))?;
     manifest.modules.push(entry);
