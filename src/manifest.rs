@@ -10,6 +10,7 @@
 //! load virtio_blk
 //! alias virtio:d00000002v* virtio_blk
 //! root-fs ext4
+//! root-drivers virtio_blk,virtio_pci
 //! ```
 //! - `module NAME PATH [deps=A,B] [post=C] [cpu=PATTERN]...`: a module in the image. `deps`
 //!   load first (its `depends=` and softdep `pre:`), `post` after (softdep `post:`). `cpu`
@@ -21,6 +22,11 @@
 //! - `root-fs TYPE`: the filesystem the root had when the image was built (`baton update`,
 //!   `--host`, `--root-fs`). Only a hint: the init loads its module beside the disk drivers
 //!   rather than after the disk, and mounts whatever the disk turns out to hold.
+//! - `root-drivers NAME,...`: the drivers on the root's path when the image was built (its
+//!   disk's, its controller's, its stack's: `baton update` reads them from the running
+//!   system, `--root-driver` names them). Only a hint: the init loads them first and looks
+//!   for the root before it reads the rest of the hardware; a root that is not there then
+//!   is searched for with every driver, as without the hint.
 //! - `shell PATH`: the rescue shell.
 //!
 //! The first line names the format version; an init refuses a version it does not know
@@ -48,6 +54,8 @@ pub struct Manifest {
     pub aliases: AliasTable,
     /// The root's filesystem type when the image was built, if known (a hint).
     pub root_fs: Option<String>,
+    /// The drivers on the root's path when the image was built (a hint).
+    pub root_drivers: Vec<String>,
     /// The rescue shell, if the image has one.
     pub shell: Option<String>,
 }
@@ -209,6 +217,9 @@ impl Manifest {
         if let Some(fs) = &self.root_fs {
             let _ = writeln!(out, "root-fs {fs}");
         }
+        if !self.root_drivers.is_empty() {
+            let _ = writeln!(out, "root-drivers {}", self.root_drivers.join(","));
+        }
         out
     }
 
@@ -274,6 +285,15 @@ impl Manifest {
                 Some("root-fs") => {
                     manifest.root_fs = Some(words.next().ok_or_else(bad)?.to_owned())
                 }
+                Some("root-drivers") => {
+                    manifest.root_drivers = words
+                        .next()
+                        .ok_or_else(bad)?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
                 Some("shell") => manifest.shell = Some(words.next().ok_or_else(bad)?.to_owned()),
                 _ => return Err(bad()),
             }
@@ -309,6 +329,7 @@ mod tests {
             load: vec!["virtio_blk".into()],
             aliases: [("virtio:d00000002v*", "virtio_blk")].into_iter().collect(),
             root_fs: Some("ext4".into()),
+            root_drivers: vec!["virtio_blk".into(), "virtio_pci".into()],
             shell: Some("/bin/sh".into()),
         };
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
@@ -387,6 +408,7 @@ mod tests {
             "module onlyname",
             "module a /a.ko weird=1",
             "alias onlypattern",
+            "root-drivers",
             "load",
         ] {
             let err = Manifest::parse(&format!("baton-manifest 1\n{bad}\n")).unwrap_err();

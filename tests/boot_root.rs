@@ -235,6 +235,46 @@ fn root_fs_hint_loads_early_on_a_spare_cpu_and_is_only_a_hint() {
     assert!(!log.contains("beside the disk drivers"), "one CPU: {log}");
 }
 
+/// The drivers on the root's path when the image was built (`--root-driver`, as `baton
+/// update` writes them from the running system) load first, and on that hardware the root
+/// is found without coldplug; on other hardware (the disk moved to NVMe) they find nothing
+/// and coldplug finds the root as it does without the hint.
+#[test]
+fn root_driver_hint_skips_coldplug_where_it_holds_and_is_only_a_hint() {
+    let Some(k) = common::kernel() else {
+        return;
+    };
+    let image = common::image(
+        &k,
+        "storage-virtio-hint",
+        &[
+            "--storage",
+            "--root-fs",
+            "ext4",
+            "--root-driver",
+            "virtio_blk,virtio_pci",
+        ],
+    );
+    let root = format!("root=PARTUUID={ROOT_PARTUUID} rd.emergency=poweroff");
+    let log = Boot::new(&k, image.clone(), gpt_disk(), &root).run("root-driver-hint-virtio");
+    assert!(
+        marker(&log).contains("/dev/vda2 ext4 ro"),
+        "{}",
+        marker(&log)
+    );
+    assert_has(&log, "(on the root's path, as the image was built)");
+    assert!(!log.contains("baton: coldplug:"), "the hint held: {log}");
+    let mut b = Boot::new(&k, image, gpt_disk(), &root);
+    b.bus = "nvme";
+    let log = b.run("root-driver-hint-nvme");
+    assert!(
+        marker(&log).contains("/dev/nvme0n1p2 ext4 ro"),
+        "{}",
+        marker(&log)
+    );
+    assert_has(&log, "baton: coldplug:");
+}
+
 /// One generic image, one kind of disk controller: the root is found and only the drivers
 /// that controller and the root need are loaded.
 fn boots_on_bus(k: &Kernel, bus: &str, device: &str, needed: &[&str], unneeded: &[&str]) {

@@ -145,6 +145,28 @@ fn module_of(driver: &Path) -> Option<String> {
 /// Fails, saying why, when it cannot tell (an overlay or a network root, a chroot): the
 /// caller falls back to the generic set.
 pub fn detect(root: &Path) -> Result<Vec<String>, String> {
+    let (fstype, drivers) = root_device(root)?;
+    let mut modules = vec![fstype];
+    modules.extend(drivers);
+    // A root behind a passphrase: the keyboards it is typed on.
+    if modules.iter().any(|m| m == "dm_crypt") {
+        for module in keyboard_modules(Path::new("/sys")) {
+            if !modules.contains(&module) {
+                modules.push(module);
+            }
+        }
+    }
+    Ok(modules)
+}
+
+/// The drivers on the running system's root's path: its disk's, its controller's, its
+/// stack's (for the generic image's hint). Fails as [`detect`] does.
+pub fn root_drivers(root: &Path) -> Result<Vec<String>, String> {
+    root_device(root).map(|(_, drivers)| drivers)
+}
+
+/// The running system's root filesystem type and the drivers under it.
+fn root_device(root: &Path) -> Result<(String, Vec<String>), String> {
     if root != Path::new("/") {
         return Err(format!(
             "cannot see the devices of the system in {}: host detection works on the running system only",
@@ -165,17 +187,8 @@ pub fn detect(root: &Path) -> Result<Vec<String>, String> {
             mount.fstype
         ));
     }
-    let mut modules = vec![mount.fstype.clone()];
-    modules.extend(driver_modules(Path::new("/sys"), mount.major, mount.minor));
-    // A root behind a passphrase: the keyboards it is typed on.
-    if modules.iter().any(|m| m == "dm_crypt") {
-        for module in keyboard_modules(Path::new("/sys")) {
-            if !modules.contains(&module) {
-                modules.push(module);
-            }
-        }
-    }
-    Ok(modules)
+    let drivers = driver_modules(Path::new("/sys"), mount.major, mount.minor);
+    Ok((mount.fstype, drivers))
 }
 
 /// The keyboards a passphrase can be typed on, whichever is plugged in at boot: PS/2 and

@@ -94,6 +94,13 @@ pub fn build_options(config: &Config, root: &Path, kver: &str, mtime: u32) -> Re
         microcode: microcode_choice(config, root)?,
         keymap: keymap_choice(config, root),
         root_fs: crate::host::detect::root_fstype(root),
+        // The running system's: a tree's devices are not this machine's.
+        root_drivers: match (&config.modules, root == Path::new("/")) {
+            (ModuleSet::Generic, true) => {
+                crate::host::detect::root_drivers(root).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        },
     })
 }
 

@@ -37,7 +37,7 @@ pub fn wait_for_root(
     loader: &mut Loader<'_>,
 ) -> Result<Found> {
     let (stack, crypt) = (StackParams::default(), CryptParams::default());
-    wait_for_devices(spec, None, (&stack, &crypt), limit, loader).map(|(root, _)| root)
+    wait_for_devices(spec, None, (&stack, &crypt), limit, false, loader).map(|(root, _)| root)
 }
 
 /// [`wait_for_root`], and then, when `resume=` names one, the device holding a hibernation
@@ -45,14 +45,17 @@ pub fn wait_for_root(
 /// devices have settled (as `rootwait=0` waits for the root): a swap device that is not
 /// there by then is not coming, and a boot without hibernation must not wait for it.
 /// LVM and MD members and LUKS volumes met on the way are brought up as `stack` says.
+/// `hinted`: the drivers on the root's path were asked for already (the image's hint), so
+/// the first look comes before coldplug, which starts only if the root is not there.
 pub fn wait_for_devices(
     spec: &RootSpec,
     resume: Option<&RootSpec>,
     stack: (&StackParams, &CryptParams),
     limit: Option<Duration>,
+    hinted: bool,
     loader: &mut Loader<'_>,
 ) -> Result<(Found, Option<Found>)> {
-    let mut search = Search::start(loader);
+    let mut search = Search::start(loader, hinted);
     search.stack = Some(Stack::new(stack.0, stack.1, spec, resume));
     let found = search.find("root", spec, limit);
     // A volume named to be unlocked that could not be ends the search, with its reason.
@@ -90,7 +93,7 @@ pub fn wait_until<T>(
     loader: &mut Loader<'_>,
     mut look: impl FnMut() -> Result<Option<T>>,
 ) -> Result<Option<T>> {
-    let mut search = Search::start(loader);
+    let mut search = Search::start(loader, false);
     loop {
         if let Some(found) = look()? {
             log::info!(
@@ -108,7 +111,7 @@ pub fn wait_until<T>(
             search.next_report += PROGRESS_EVERY;
         }
         if matches!(search.listener, Listening::NotYet) {
-            search.listener = Listening::open();
+            search.listen();
             continue;
         }
         if !search.load_next_tier() {
@@ -133,6 +136,9 @@ struct Search<'l, 'm> {
     listener: Listening,
     /// Coldplug's steps still to take.
     coldplug: Plan,
+    /// Coldplug is still to start: it does when the search starts listening, at once or,
+    /// when the image's hint asked for the root's drivers, after a first look.
+    coldplug_pending: bool,
     tiers_loaded: usize,
     registry: Registry,
     started: Instant,
@@ -144,40 +150,54 @@ struct Search<'l, 'm> {
 }
 
 impl<'l, 'm> Search<'l, 'm> {
-    fn start(loader: &'l mut Loader<'m>) -> Search<'l, 'm> {
+    /// `hinted`: the drivers on the root's path were asked for already.
+    fn start(loader: &'l mut Loader<'m>, hinted: bool) -> Search<'l, 'm> {
         // An image whose modules were all named at build time is loaded already: nothing
         // for coldplug to add, and the device is usually there at the first look, which
         // needs no events. Coldplug does: listen before it, so no device added meanwhile
-        // is missed.
+        // is missed. With the root's drivers asked for by the image's hint, the first look
+        // comes first too: on the machine the image was made for the root is there (on one
+        // CPU the drivers loaded in this thread), and coldplug, which reads every device
+        // and matches each against every alias, is not needed at all.
         let coldplug = loader.has_untried();
-        let listener = if coldplug {
-            Listening::open()
-        } else {
-            Listening::NotYet
-        };
-        let plan = if coldplug {
-            let scan_started = Instant::now();
-            let (plan, devices) = Plan::start();
-            log::info!(
-                "coldplug: {devices} PCI devices, listed in {} ms",
-                scan_started.elapsed().as_millis()
-            );
-            plan
-        } else {
-            Plan::default()
-        };
         let started = Instant::now();
-        Search {
+        let mut search = Search {
             loader,
-            listener,
-            coldplug: plan,
+            listener: Listening::NotYet,
+            coldplug: Plan::default(),
+            coldplug_pending: coldplug,
             tiers_loaded: 0,
             registry: Registry::default(),
             started,
             last_event: started.checked_sub(SETTLE).unwrap_or(started),
             next_report: PROGRESS_EVERY,
             stack: None,
+        };
+        if coldplug && !hinted {
+            search.listen();
         }
+        search
+    }
+
+    /// Listens for device events from now on, and starts coldplug if it is still to: the
+    /// devices already there are read once the socket is open, so that none added between
+    /// the two is missed.
+    fn listen(&mut self) {
+        self.listener = Listening::open();
+        if !self.coldplug_pending {
+            return;
+        }
+        self.coldplug_pending = false;
+        let scan_started = Instant::now();
+        let (plan, devices) = Plan::start();
+        log::info!(
+            "coldplug: {devices} PCI devices, listed in {} ms",
+            scan_started.elapsed().as_millis()
+        );
+        self.coldplug = plan;
+        self.last_event = Instant::now()
+            .checked_sub(SETTLE)
+            .unwrap_or_else(Instant::now);
     }
 
     /// Looks for the device `spec` names (`what` it is, for the log) until it appears, or
@@ -219,7 +239,7 @@ impl<'l, 'm> Search<'l, 'm> {
             // Listening from now on, then a second look: nothing added between the first
             // look and the socket is missed.
             if matches!(self.listener, Listening::NotYet) {
-                self.listener = Listening::open();
+                self.listen();
                 continue;
             }
             if !self.load_next_tier() {
@@ -350,7 +370,7 @@ impl<'l, 'm> Search<'l, 'm> {
 
     /// Every coldplug tier is loaded and the devices have gone quiet.
     fn coldplug_done(&self) -> bool {
-        self.coldplug.is_empty() && self.settled()
+        !self.coldplug_pending && self.coldplug.is_empty() && self.settled()
     }
 
     /// No device event for a while, and no driver still loading (on another thread) that

@@ -128,6 +128,12 @@ pub struct BuildArgs {
     /// --host, else none (`baton update` gives its system's).
     #[arg(long, value_name = "TYPE", value_parser = fs_type)]
     pub root_fs: Option<String>,
+    /// A driver on the root's path: its disk's, its controller's, its stack's (repeatable;
+    /// commas separate several). The init loads these first and looks for the root before
+    /// it reads the rest of the hardware. Only a hint: a root not there then is searched for
+    /// with every driver the image has. `baton update` gives its running system's.
+    #[arg(long = "root-driver", value_name = "MODULE", value_delimiter = ',', value_parser = module_name)]
+    pub root_drivers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -293,6 +299,7 @@ impl BuildArgs {
             (None, false) => keymap::Choice::None,
         };
         opts.root_fs = self.root_fs;
+        opts.root_drivers = self.root_drivers;
         opts
     }
 }
@@ -306,6 +313,18 @@ fn fs_type(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("expected a filesystem type, as in /proc/filesystems (ext4, xfs, btrfs)".to_owned())
+    }
+}
+
+fn module_name(value: &str) -> Result<String, String> {
+    let plain = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        Ok(crate::modules::modinfo::normalize(value))
+    } else {
+        Err("expected a module's name (virtio_blk, nvme, dm-mod)".to_owned())
     }
 }
 
@@ -413,6 +432,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("expected a filesystem type"), "{err}");
+    }
+
+    #[test]
+    fn root_driver_hints() {
+        assert_eq!(
+            build("build -o x --storage --root-driver virtio-blk --root-driver virtio_pci,dm_mod")
+                .root_drivers,
+            ["virtio_blk", "virtio_pci", "dm_mod"]
+        );
+        assert!(build("build -o x --storage").root_drivers.is_empty());
+        let err = parse_words("build -o x --root-driver ../x", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected a module's name"), "{err}");
     }
 
     #[test]

@@ -91,6 +91,13 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         }
         None => None,
     };
+    // Those the image carries: a driver built into the kernel is there already.
+    manifest.root_drivers = opts
+        .root_drivers
+        .iter()
+        .filter(|d| manifest.modules.iter().any(|m| &m.name == *d))
+        .cloned()
+        .collect();
     let firmware = match (&firmware_dir, &added.search) {
         (Some(dir), Some(search)) => {
             let (files, warnings) = blobs::add_firmware(&mut image, dir, search, &added.firmware)?;

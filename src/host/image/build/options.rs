@@ -40,6 +40,9 @@ pub struct BuildOptions {
     /// `--root-fs`: the root's filesystem type, a hint the init loads early. `None`: this
     /// running system's for `--host`, else no hint.
     pub root_fs: Option<String>,
+    /// `--root-driver`: the drivers on the root's path, a hint the init loads first (those
+    /// the image carries).
+    pub root_drivers: Vec<String>,
 }
 
 impl BuildOptions {
@@ -63,6 +66,7 @@ impl BuildOptions {
             microcode: None,
             keymap: keymap::Choice::None,
             root_fs: None,
+            root_drivers: Vec::new(),
         }
     }
 }
