@@ -218,3 +218,50 @@ fn depmods_index_changes_the_speed_not_the_image() {
     assert!(indexed == read, "the index changed the image");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn root_drivers_the_image_cannot_hint_are_named_and_left_out() {
+    let Some(kernel) = common::kernel_dir() else {
+        return;
+    };
+    let dir = common::modules_dir(&kernel);
+    let builtin_list = std::fs::read_to_string(dir.join("modules.builtin")).unwrap();
+    let first = builtin_list.lines().next().unwrap();
+    let builtin = modinfo::name_from_file(first.rsplit('/').next().unwrap()).unwrap();
+    let out = common::work_dir().join("root-driver-hints.img");
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "build",
+            "--compress",
+            "none",
+            "--firmware-dir",
+            "none",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--modules-dir")
+        .arg(&dir)
+        .args(["--module", "virtio_blk", "--root-driver"])
+        .arg(format!("virtio-blk,nvme,no_such_driver,{builtin}"))
+        .env("SOURCE_DATE_EPOCH", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let warned = |name: &str| stderr.contains(&format!("root driver {name} left out"));
+    assert!(
+        warned("nvme") && stderr.contains("not in the image"),
+        "{stderr}"
+    );
+    assert!(
+        warned("no_such_driver") && stderr.contains("no module or built-in driver"),
+        "{stderr}"
+    );
+    assert!(!warned("virtio_blk") && !warned(&builtin), "{stderr}");
+    let image = std::fs::read(&out).unwrap();
+    let manifest = String::from_utf8_lossy(&image);
+    assert!(
+        manifest.contains("\nroot-drivers virtio_blk\n"),
+        "the hint keeps what the image carries"
+    );
+}

@@ -226,8 +226,8 @@ fn raise_priority_after(after: Duration) {
                 tv_usec: 0,
             },
             it_value: libc::timeval {
-                tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(1),
-                tv_usec: libc::suseconds_t::from(after.subsec_micros()),
+                tv_sec: after.as_secs().try_into().unwrap_or(1),
+                tv_usec: after.subsec_micros().into(),
             },
         };
         libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());

@@ -197,6 +197,7 @@ pub(super) fn add_modules(
         firmware.extend(add_module(image, manifest, &mut tree, &adding, name)?);
     }
     manifest.load = order::resolve(&mut tree, &opts.modules)?.modules;
+    warn_root_drivers_left_out(&mut tree, &opts.root_drivers, &adding.in_image, &release)?;
     let search = Search {
         release: release.clone(),
         kernel_reads: tree.config().map(firmware::kernel_suffixes),
@@ -209,6 +210,29 @@ pub(super) fn add_modules(
         kernel_config: tree.config().cloned(),
         release: Some(release),
     })
+}
+
+/// The root's drivers that the hint leaves out because the image does not carry them: a
+/// driver built into the kernel needs no hint, but a module left out of the image or a name
+/// the kernel does not know (a typo, a driver renamed since the running kernel) deserves a
+/// word. Not an error: the hint only saves time, and the boot finds the root without it.
+fn warn_root_drivers_left_out(
+    tree: &mut ModuleTree,
+    drivers: &[String],
+    in_image: &BTreeSet<String>,
+    release: &str,
+) -> Result<()> {
+    for name in drivers.iter().filter(|name| !in_image.contains(*name)) {
+        let why = match tree.lookup(name)? {
+            order::Lookup::Builtin => continue,
+            order::Lookup::Modules(_) => "it is not in the image (--module adds it)",
+            order::Lookup::Missing => "the kernel has no module or built-in driver of that name",
+        };
+        crate::host::detect::warn(&format!(
+            "root driver {name} left out of the hint for {release}: {why}"
+        ));
+    }
+    Ok(())
 }
 
 /// An image without a modules directory: fine, unless modules were asked for.
