@@ -261,15 +261,9 @@ impl Manifest {
                     let path = words.next().ok_or_else(bad)?;
                     let mut entry = ModuleEntry::new(name, path);
                     for word in words {
-                        let list = |v: &str| {
-                            v.split(',')
-                                .filter(|s| !s.is_empty())
-                                .map(str::to_owned)
-                                .collect()
-                        };
                         match word.split_once('=') {
-                            Some(("deps", v)) => entry.deps = list(v),
-                            Some(("post", v)) => entry.post = list(v),
+                            Some(("deps", v)) => entry.deps = names(v),
+                            Some(("post", v)) => entry.post = names(v),
                             Some(("cpu", v)) => entry.cpu.push(v.to_owned()),
                             _ => return Err(bad()),
                         }
@@ -286,13 +280,7 @@ impl Manifest {
                     manifest.root_fs = Some(words.next().ok_or_else(bad)?.to_owned())
                 }
                 Some("root-drivers") => {
-                    manifest.root_drivers = words
-                        .next()
-                        .ok_or_else(bad)?
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
+                    manifest.root_drivers = names(words.next().ok_or_else(bad)?)
                 }
                 Some("shell") => manifest.shell = Some(words.next().ok_or_else(bad)?.to_owned()),
                 _ => return Err(bad()),
@@ -300,6 +288,14 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// A comma-separated list of module names (`deps=`, `post=`, `root-drivers`).
+fn names(list: &str) -> Vec<String> {
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

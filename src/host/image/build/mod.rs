@@ -74,23 +74,17 @@ fn say_key_files(image: &crate::host::image::entry::Image) {
     }
 }
 
-/// What the image knows of the root before the boot finds it: its filesystem (given, or
-/// this system's for a host-only image) and the drivers on its path, of those the image
-/// carries (a driver built into the kernel is there already).
-fn add_root_hints(manifest: &mut Manifest, opts: &BuildOptions, storage: Storage) {
-    manifest.root_fs = match &opts.root_fs {
+/// The root's filesystem as the image knows it before the boot finds it: given, or this
+/// system's for a host-only image. (The drivers on its path are hinted where the image's
+/// modules are chosen: `module_set::hint_root_drivers`.)
+fn root_fs_hint(opts: &BuildOptions, storage: Storage) -> Option<String> {
+    match &opts.root_fs {
         Some(given) => Some(given.clone()),
         None if storage == Storage::Host => {
             crate::host::detect::root_fstype(std::path::Path::new("/"))
         }
         None => None,
-    };
-    manifest.root_drivers = opts
-        .root_drivers
-        .iter()
-        .filter(|d| manifest.modules.iter().any(|m| &m.name == *d))
-        .cloned()
-        .collect();
+    }
 }
 
 /// Where the init reads mdadm.conf (and where Debian keeps it).
@@ -103,7 +97,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let init = programs::add_init(&mut image, opts.init.as_deref())?;
     let firmware_dir = firmware_dir(opts)?;
     let added = module_set::add_modules(&mut image, &mut manifest, opts, firmware_dir.is_some())?;
-    add_root_hints(&mut manifest, opts, added.storage);
+    manifest.root_fs = root_fs_hint(opts, added.storage);
     let firmware = match (&firmware_dir, &added.search) {
         (Some(dir), Some(search)) => {
             let (files, warnings) = blobs::add_firmware(&mut image, dir, search, &added.firmware)?;

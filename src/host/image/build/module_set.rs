@@ -197,7 +197,8 @@ pub(super) fn add_modules(
         firmware.extend(add_module(image, manifest, &mut tree, &adding, name)?);
     }
     manifest.load = order::resolve(&mut tree, &opts.modules)?.modules;
-    warn_root_drivers_left_out(&mut tree, &opts.root_drivers, &adding.in_image, &release)?;
+    manifest.root_drivers =
+        hint_root_drivers(&mut tree, &opts.root_drivers, &adding.in_image, &release)?;
     let search = Search {
         release: release.clone(),
         kernel_reads: tree.config().map(firmware::kernel_suffixes),
@@ -212,17 +213,22 @@ pub(super) fn add_modules(
     })
 }
 
-/// The root's drivers that the hint leaves out because the image does not carry them: a
-/// driver built into the kernel needs no hint, but a module left out of the image or a name
-/// the kernel does not know (a typo, a driver renamed since the running kernel) deserves a
-/// word. Not an error: the hint only saves time, and the boot finds the root without it.
-fn warn_root_drivers_left_out(
+/// The root's drivers for the manifest's hint: those the image carries. A driver built into
+/// the kernel needs no hint, but a module left out of the image or a name the kernel does
+/// not know (a typo, a driver renamed since the running kernel) deserves a word. Not an
+/// error: the hint only saves time, and the boot finds the root without it.
+fn hint_root_drivers(
     tree: &mut ModuleTree,
     drivers: &[String],
     in_image: &BTreeSet<String>,
     release: &str,
-) -> Result<()> {
-    for name in drivers.iter().filter(|name| !in_image.contains(*name)) {
+) -> Result<Vec<String>> {
+    let mut hinted = Vec::new();
+    for name in drivers {
+        if in_image.contains(name) {
+            hinted.push(name.clone());
+            continue;
+        }
         let why = match tree.lookup(name)? {
             order::Lookup::Builtin => continue,
             order::Lookup::Modules(_) => "it is not in the image (--module adds it)",
@@ -232,7 +238,7 @@ fn warn_root_drivers_left_out(
             "root driver {name} left out of the hint for {release}: {why}"
         ));
     }
-    Ok(())
+    Ok(hinted)
 }
 
 /// An image without a modules directory: fine, unless modules were asked for.
