@@ -31,6 +31,7 @@ pub mod cmdline;
 pub mod crypttab;
 pub mod keymap;
 pub mod luks;
+pub mod lz4_legacy;
 pub mod manifest;
 pub mod modules;
 pub mod probe;

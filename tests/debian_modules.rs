@@ -265,3 +265,74 @@ fn root_drivers_the_image_cannot_hint_are_named_and_left_out() {
         "the hint keeps what the image carries"
     );
 }
+
+#[test]
+fn a_generic_image_packs_the_modules_off_the_roots_path() {
+    let Some(kernel) = common::kernel_dir() else {
+        return;
+    };
+    let dir = common::modules_dir(&kernel);
+    let build = |name: &str, extra: &[&str]| {
+        let out = common::work_dir().join(name);
+        let result = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
+            .args(["build", "--storage", "--firmware-dir", "none", "-o"])
+            .arg(&out)
+            .arg("--modules-dir")
+            .arg(&dir)
+            .args(extra)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        baton::host::image::inspect::read_image(&std::fs::read(&out).unwrap()).unwrap()
+    };
+    let hinted = &["--root-fs", "ext4", "--root-driver", "virtio_blk"];
+    let packed = build("generic-packed.img", hinted);
+    let mut tree = ModuleTree::open(&dir).unwrap();
+    let on_path = resolve(&mut tree, &names(&["virtio_blk", "ext4"])).unwrap();
+    let module_of = |path: &str| modinfo::name_from_file(path.rsplit('/').next()?);
+    let (mut plain, mut lz4) = (Vec::new(), 0);
+    for entry in packed.iter().filter(|e| e.path.contains(".ko")) {
+        assert_eq!(
+            entry.compression,
+            baton::host::image::compress::Compression::None,
+            "packed modules need no compression around them"
+        );
+        if let Some(stem) = entry.path.strip_suffix(".lz4") {
+            // Each unpacks to exactly the tree's module.
+            let name = module_of(stem).unwrap();
+            let (module, used) = baton::lz4_legacy::decompress(&entry.data, usize::MAX)
+                .unwrap()
+                .unwrap();
+            assert_eq!(used, entry.data.len(), "{}", entry.path);
+            assert_eq!(module, tree.read_module(&name).unwrap(), "{}", entry.path);
+            assert!(
+                !on_path.modules.contains(&name),
+                "{name} is on the root's path"
+            );
+            lz4 += 1;
+        } else {
+            plain.push(module_of(&entry.path).unwrap());
+        }
+    }
+    plain.sort();
+    let mut want = on_path.modules.clone();
+    want.sort();
+    assert_eq!(
+        plain, want,
+        "stored plain: the root's path and nothing else"
+    );
+    assert!(lz4 > 100, "only {lz4} modules packed");
+
+    // Asked to decompress, every module is plain and the image is compressed as a whole.
+    let whole = build(
+        "generic-whole.img",
+        &["--root-fs", "ext4", "--module-compression", "decompress"],
+    );
+    assert!(whole.iter().all(|e| !e.path.ends_with(".lz4")
+        && e.compression != baton::host::image::compress::Compression::None));
+}

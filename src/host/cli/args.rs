@@ -87,7 +87,7 @@ pub struct BuildArgs {
     /// build as --storage.
     #[arg(long, overrides_with = "storage")]
     pub host: bool,
-    /// Whether compressed module files stay compressed in the image.
+    /// How module files are stored in the image.
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
     pub module_compression: ModuleCompressionArg,
     /// A file, link or tree of this machine to copy into the image at DEST (default: the
@@ -138,8 +138,14 @@ pub struct BuildArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModuleCompressionArg {
+    /// As the kernel ships them (.ko.xz, .ko.zst, .ko.gz), for it to decompress at load time
+    /// (Linux 5.17+ with MODULE_DECOMPRESS)
     Keep,
+    /// Every module plain
     Decompress,
+    /// A --storage image keeps them where the kernel can decompress them; otherwise it packs
+    /// the modules off the root's known path with lz4 (.ko.lz4), unpacked by the init when one
+    /// loads, and the image needs no compression of its own. Other images: plain
     Auto,
 }
 

@@ -9,6 +9,7 @@
 //!   has no end marker and so must be the last thing in the image.
 
 use crate::host::modules::config::KernelConfig;
+use crate::lz4_legacy;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, Read, Write};
 use std::path::Path;
@@ -82,7 +83,7 @@ impl Compression {
             Some(Compression::Zstd)
         } else if data.starts_with(&XZ_MAGIC) {
             Some(Compression::Xz)
-        } else if data.starts_with(&LZ4_LEGACY_MAGIC) {
+        } else if data.starts_with(&lz4_legacy::MAGIC) {
             Some(Compression::Lz4)
         } else {
             None
@@ -93,7 +94,6 @@ impl Compression {
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 const XZ_MAGIC: [u8; 6] = [0xfd, b'7', b'z', b'X', b'Z', 0x00];
-const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
 /// Written after the last lz4 block: a block length of zero, which the kernel's unlz4 reads
 /// as the end of the stream (since 5.14, and the stable updates of July 2021 to 4.14, 4.19,
 /// 5.4 and 5.10: "lib/decompress_unlz4.c: correctly handle zero-padding around initrds").
@@ -105,12 +105,21 @@ const LZ4_LEGACY_MAGIC: [u8; 4] = [0x02, 0x21, 0x4c, 0x18];
 /// of compressed archive"). The stream itself starts at such an offset (after the early
 /// microcode archive, whose length is a multiple of 4, or at 0).
 const LZ4_END: [u8; 4] = [0; 4];
-/// The legacy lz4 format's fixed block size (uncompressed), as `lz4 -l` writes it.
-const LZ4_LEGACY_BLOCK: usize = 8 << 20;
-/// The most an 8 MiB block compresses to: LZ4_compressBound, which the kernel's unlz4 enforces.
-const LZ4_LEGACY_MAX_PACKED: usize = LZ4_LEGACY_BLOCK + LZ4_LEGACY_BLOCK / 255 + 16;
 /// Largest zstd window we ask the kernel to allocate: 8 MiB, zstd's own level-19 default.
 const ZSTD_MAX_WINDOW_LOG: u32 = 23;
+
+/// Packs `data` as one lz4 legacy stream (`crate::lz4_legacy`), without an end marker: the
+/// body of an lz4 image, and a packed module file (`.ko.lz4`) whole.
+pub fn lz4_legacy_stream(data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = lz4_legacy::MAGIC.to_vec();
+    for block in data.chunks(lz4_legacy::BLOCK) {
+        let packed = lz4_flex::block::compress(block);
+        let len = u32::try_from(packed.len()).context("lz4 block too large")?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&packed);
+    }
+    Ok(out)
+}
 
 /// Compresses a whole image.
 pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
@@ -146,13 +155,7 @@ pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
             enc.finish()?
         }
         Compression::Lz4 => {
-            let mut out = LZ4_LEGACY_MAGIC.to_vec();
-            for block in data.chunks(LZ4_LEGACY_BLOCK) {
-                let packed = lz4_flex::block::compress(block);
-                let len = u32::try_from(packed.len()).context("lz4 block too large")?;
-                out.extend_from_slice(&len.to_le_bytes());
-                out.extend_from_slice(&packed);
-            }
+            let mut out = lz4_legacy_stream(data)?;
             out.extend_from_slice(&LZ4_END);
             out.resize(out.len().next_multiple_of(4), 0);
             out
@@ -334,8 +337,12 @@ pub fn decompress_stream(
             drop(dec);
             consumed(reader)
         }
-        Compression::Lz4 => decompress_lz4_legacy(data, max, &mut out)?
-            .ok_or_else(|| unpacked_limit_error(how, limits))?,
+        Compression::Lz4 => {
+            let (unpacked, used) = lz4_legacy::decompress(data, max)?
+                .ok_or_else(|| unpacked_limit_error(how, limits))?;
+            out = unpacked;
+            used
+        }
     };
     Ok((out, used))
 }
@@ -388,51 +395,6 @@ fn zstd_window_log_max(max: u64) -> u32 {
 fn consumed(mut reader: std::io::BufReader<std::io::Cursor<&[u8]>>) -> usize {
     let buffered = reader.fill_buf().map(|b| b.len()).unwrap_or(0);
     (reader.get_ref().position() as usize).saturating_sub(buffered)
-}
-
-/// The legacy lz4 format has no end marker: blocks continue until the data ends or the next
-/// "length" is another stream's magic number (as the kernel's unlz4 assumes). Returns the
-/// bytes used, or None once the output would pass `max`.
-fn decompress_lz4_legacy(data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<Option<usize>> {
-    // Every block unpacks into this one buffer, allocated on the first block: a stream of
-    // many tiny blocks must cost their size, not 8 MiB each.
-    let mut buf = Vec::new();
-    let mut at = LZ4_LEGACY_MAGIC.len();
-    loop {
-        let Some(len_bytes) = data.get(at..at + 4) else {
-            return Ok(Some(data.len().min(at)));
-        };
-        let len_bytes: [u8; 4] = len_bytes.try_into().unwrap_or_default();
-        if len_bytes == LZ4_LEGACY_MAGIC {
-            at += 4;
-            continue;
-        }
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        if len == 0 {
-            // Zero padding after the stream (e.g. to a 512-byte boundary): the end.
-            return Ok(Some(at));
-        }
-        // As the kernel's unlz4 checks: no 8 MiB block compresses to more than this.
-        if len > LZ4_LEGACY_MAX_PACKED {
-            bail!(
-                "lz4 block of {len} bytes at byte {at}, over the {LZ4_LEGACY_MAX_PACKED} bytes \
-                 any {} block compresses to",
-                human_size(LZ4_LEGACY_BLOCK as u64)
-            );
-        }
-        let block = data
-            .get(at + 4..at + 4 + len)
-            .with_context(|| format!("truncated lz4 block at byte {at}"))?;
-        if buf.is_empty() {
-            buf.resize(LZ4_LEGACY_BLOCK, 0);
-        }
-        let n = lz4_flex::block::decompress_into(block, &mut buf).context("bad lz4 block")?;
-        if n > max.saturating_sub(out.len()) {
-            return Ok(None);
-        }
-        out.extend_from_slice(buf.get(..n).unwrap_or_default());
-        at += 4 + len;
-    }
 }
 
 /// A module file's ELF bytes, whatever its compression (`.ko`, `.ko.xz`, `.ko.zst`,
@@ -631,9 +593,9 @@ mod tests {
     #[test]
     fn lz4_blocks_larger_than_any_8_mib_block_compresses_to_are_refused() {
         // LZ4_compressBound(8 MiB), as lz4.h computes it.
-        assert_eq!(LZ4_LEGACY_MAX_PACKED, 8_421_520);
-        let mut data = LZ4_LEGACY_MAGIC.to_vec();
-        let len = LZ4_LEGACY_MAX_PACKED + 1;
+        assert_eq!(lz4_legacy::MAX_PACKED, 8_421_520);
+        let mut data = lz4_legacy::MAGIC.to_vec();
+        let len = lz4_legacy::MAX_PACKED + 1;
         data.extend_from_slice(&(len as u32).to_le_bytes());
         data.resize(data.len() + len, 0);
         let err = decompress_stream(&data, Compression::Lz4, &Limits::DEFAULT).unwrap_err();

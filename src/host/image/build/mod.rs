@@ -148,8 +148,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     } else {
         microcode::archive(&blobs, opts.mtime)?
     };
-    let compression = opts.compression.unwrap_or_else(|| {
-        Compression::default_for(added.kernel_config.as_ref(), added.release.as_deref())
+    // Modules packed one by one are most of a generic image: packing them again as a whole
+    // would only make the kernel copy them through its decompressor.
+    let compression = opts.compression.unwrap_or_else(|| match added.packed {
+        true => Compression::None,
+        false => Compression::default_for(added.kernel_config.as_ref(), added.release.as_deref()),
     });
     out.extend_from_slice(&packed_archive(&image, opts.mtime, compression)?);
     output::write_atomically(&opts.output, &out)?;

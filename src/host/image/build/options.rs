@@ -98,10 +98,11 @@ pub struct BuildReport {
     pub compression: Compression,
 }
 
-/// What to do with compressed module files (`.ko.xz`, `.ko.zst`, `.ko.gz`).
+/// How module files are stored: as the kernel ships them (`.ko.xz`, `.ko.zst`, `.ko.gz`),
+/// plain, or packed by baton (`.ko.lz4`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModuleCompression {
-    /// Store them decompressed: any kernel loads them, and the image is compressed anyway.
+    /// Store them plain: any kernel loads them, and the image is compressed anyway.
     Decompress,
     /// Store them as they are, for the kernel to decompress at load time (Linux 5.17+ with
     /// MODULE_DECOMPRESS for that format).
@@ -110,7 +111,9 @@ pub enum ModuleCompression {
     /// the kernel's config says it can decompress them. Measured with `scripts/bench modules`
     /// on Debian's 6.12 under TCG: a 7.1 MB storage image shrinks to 5.1 MB and reaches the
     /// real init ~0.3 s sooner (unpacking every module costs more than decompressing the few
-    /// that load), while a small image is ~0.1 s faster decompressed.
+    /// that load), while a small image is ~0.1 s faster decompressed. Where the kernel
+    /// cannot, a `--storage` image packs the modules off the root's known path with lz4
+    /// instead, for the init to unpack (`module_set::root_path_modules` says why).
     Auto,
 }
 
