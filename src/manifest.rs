@@ -28,6 +28,12 @@
 //!   for the root before it reads the rest of the hardware; a root that is not there then
 //!   is searched for with every driver, as without the hint.
 //! - `shell PATH`: the rescue shell.
+//! - `aliases PATH`: the alias lines that are not in the manifest, in a file of the same
+//!   format (`etc/baton/aliases`). The manifest keeps those that can answer the names the
+//!   init looks up at every boot (`fs-TYPE` for the root, the kernel's `crypto-` requests);
+//!   the device patterns only coldplug needs (some 1,400 lines of a generic image's 1,550)
+//!   are read the first time a device is looked up, which a boot whose root is found
+//!   through its hint never does. See [`answered_inline`].
 //!
 //! The first line names the format version; an init refuses a version it does not know
 //! instead of guessing what newer lines mean.
@@ -36,6 +42,12 @@ use std::fmt::Write as _;
 
 /// Where the manifest lives inside the image.
 pub const PATH: &str = "etc/baton/manifest";
+/// Where a manifest's `aliases` line points, in images baton builds.
+pub const ALIASES_PATH: &str = "etc/baton/aliases";
+/// The names looked up by prefix that the manifest's own alias lines answer whole: the root's
+/// filesystem (`fs-ext4`), asked for at every boot, and the kernel's requests for crypto
+/// algorithms (`crypto-crc32c`), each answered by a helper process that reads the manifest.
+const ANSWERED_INLINE: [&str; 2] = ["fs-", "crypto-"];
 /// Default command-line parameters, prepended to /proc/cmdline (dracut's cmdline.d idea).
 pub const DEFAULTS_PATH: &str = "etc/baton/cmdline";
 /// The format this code writes and reads.
@@ -58,6 +70,15 @@ pub struct Manifest {
     pub root_drivers: Vec<String>,
     /// The rescue shell, if the image has one.
     pub shell: Option<String>,
+    /// Where the alias lines not in the manifest are (absolute, as the init sees it).
+    pub alias_file: Option<String>,
+}
+
+/// Whether the manifest's own alias lines answer `query` whole, without the alias file:
+/// the builder keeps there every pattern that can match a name with one of
+/// [`ANSWERED_INLINE`]'s prefixes ([`AliasTable::split_inline`]).
+pub fn answered_inline(query: &str) -> bool {
+    ANSWERED_INLINE.iter().any(|p| query.starts_with(p))
 }
 
 /// The alias lines: (pattern, module name) pairs in one block of text, with where each part
@@ -122,6 +143,24 @@ impl AliasTable {
     /// Each alias as (pattern, module name).
     pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries().map(|(_, pattern, name)| (pattern, name))
+    }
+
+    /// The aliases that can answer a query [`answered_inline`] says the manifest answers,
+    /// and the rest. A pattern matches only names that start with its literal head, so it
+    /// can match a name starting with prefix P only if its head starts with P or is itself
+    /// a start of P (`fs-*`, `f*`, `*`).
+    pub fn split_inline(&self) -> (AliasTable, AliasTable) {
+        let (mut inline, mut rest) = (AliasTable::default(), AliasTable::default());
+        for (head, pattern, name) in self.entries() {
+            let inline_query = ANSWERED_INLINE
+                .iter()
+                .any(|p| head.starts_with(p) || p.starts_with(head));
+            match inline_query {
+                true => inline.push(pattern, name),
+                false => rest.push(pattern, name),
+            }
+        }
+        (inline, rest)
     }
 }
 
@@ -220,6 +259,9 @@ impl Manifest {
         if !self.root_drivers.is_empty() {
             let _ = writeln!(out, "root-drivers {}", self.root_drivers.join(","));
         }
+        if let Some(path) = &self.alias_file {
+            let _ = writeln!(out, "aliases {path}");
+        }
         out
     }
 
@@ -283,6 +325,9 @@ impl Manifest {
                     manifest.root_drivers = names(words.next().ok_or_else(bad)?)
                 }
                 Some("shell") => manifest.shell = Some(words.next().ok_or_else(bad)?.to_owned()),
+                Some("aliases") => {
+                    manifest.alias_file = Some(words.next().ok_or_else(bad)?.to_owned())
+                }
                 _ => return Err(bad()),
             }
         }
@@ -327,6 +372,7 @@ mod tests {
             root_fs: Some("ext4".into()),
             root_drivers: vec!["virtio_blk".into(), "virtio_pci".into()],
             shell: Some("/bin/sh".into()),
+            alias_file: Some(format!("/{ALIASES_PATH}")),
         };
         assert_eq!(Manifest::parse(&m.render()).unwrap(), m);
         assert_eq!(
@@ -360,6 +406,49 @@ mod tests {
             written
         );
         assert_ne!(table, pairs.into_iter().take(4).collect());
+    }
+
+    #[test]
+    fn the_manifest_keeps_every_alias_that_can_answer_what_it_answers() {
+        let table: AliasTable = [
+            ("fs-ext4", "ext4"),
+            ("fs-ext3", "ext4"),
+            ("crypto-crc32c", "crc32c_generic"),
+            ("crypto-*-all", "any_crypto"),
+            ("f*", "eff"),
+            ("*", "anything"),
+            ("pci:v00001AF4d*sv*sd*bc*sc*i*", "virtio_pci"),
+            ("virtio:d00000002v*", "virtio_blk"),
+            ("fs_like", "not_fs"),
+            ("char-major-10-237", "loop"),
+        ]
+        .into_iter()
+        .collect();
+        let (inline, rest) = table.split_inline();
+        let names = |t: &AliasTable| t.pairs().map(|(_, n)| n.to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&inline),
+            [
+                "ext4",
+                "ext4",
+                "crc32c_generic",
+                "any_crypto",
+                "eff",
+                "anything"
+            ]
+        );
+        assert_eq!(names(&rest), ["virtio_pci", "virtio_blk", "not_fs", "loop"]);
+        // Whatever a query answered inline matches, it matches among the inline ones.
+        for query in ["fs-ext4", "fs-", "crypto-xts(aes)-all", "fs-vfat"] {
+            assert!(answered_inline(query));
+            assert!(rest
+                .pairs()
+                .all(|(p, _)| !crate::modules::glob::matches(p, query)));
+        }
+        assert!(!answered_inline(
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
+        assert!(!answered_inline("fs_like"));
     }
 
     #[test]
@@ -406,6 +495,7 @@ mod tests {
             "alias onlypattern",
             "root-drivers",
             "load",
+            "aliases",
         ] {
             let err = Manifest::parse(&format!("baton-manifest 1\n{bad}\n")).unwrap_err();
             assert!(err.contains("line 2"), "{bad}: {err}");

@@ -56,8 +56,10 @@ fn init_is_static_and_small() {
     // run`'s streams, shares and users (issue 22) to 608 KB; reading whether the root's
     // ext4 is clean (the fsck-root stamp, issue 23) to 628 KB, and its walk of the journal's
     // block map and inode checksum to 633 KB; unpacking the modules a generic image packs
-    // with lz4 (our own decoder: lz4_flex's took twice as much) to 637 KB.
-    assert!(size <= 640 * 1000, "the init is {size} bytes, over 640 KB");
+    // with lz4 (our own decoder: lz4_flex's took twice as much) to 637 KB; reading the
+    // device aliases only when a device is looked up to 641 KB (1.7 KB of code: the file
+    // grows by whole 4 KiB pages).
+    assert!(size <= 645 * 1000, "the init is {size} bytes, over 645 KB");
     let bytes = fs::read(&init).unwrap();
     let elf = baton::host::elf::Elf::parse(&bytes).unwrap();
     assert!(

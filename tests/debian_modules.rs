@@ -267,7 +267,7 @@ fn root_drivers_the_image_cannot_hint_are_named_and_left_out() {
 }
 
 #[test]
-fn a_generic_image_packs_the_modules_off_the_roots_path() {
+fn a_generic_image_packs_the_modules_off_the_roots_path_and_keeps_device_aliases_aside() {
     let Some(kernel) = common::kernel_dir() else {
         return;
     };
@@ -319,6 +319,23 @@ fn a_generic_image_packs_the_modules_off_the_roots_path() {
             plain.push(module_of(&entry.path).unwrap());
         }
     }
+    // The manifest keeps the aliases a hinted boot looks up (fs-ext4); the device patterns
+    // coldplug needs are in their own file.
+    let text = |path: &str| {
+        let entry = packed.iter().find(|e| e.path == path).unwrap();
+        String::from_utf8(entry.data.clone()).unwrap()
+    };
+    let manifest = baton::manifest::Manifest::parse(&text("etc/baton/manifest")).unwrap();
+    let device_aliases = baton::manifest::Manifest::parse(&text("etc/baton/aliases"))
+        .unwrap()
+        .aliases;
+    assert_eq!(manifest.alias_file.as_deref(), Some("/etc/baton/aliases"));
+    assert!(manifest.aliases.pairs().any(|a| a == ("fs-ext4", "ext4")));
+    assert!(manifest.aliases.len() < 200, "{}", manifest.aliases.len());
+    assert!(device_aliases
+        .pairs()
+        .any(|(p, m)| p.starts_with("virtio:d00000002v") && m == "virtio_blk"));
+    assert!(device_aliases.len() > 1000, "{}", device_aliases.len());
     plain.sort();
     let mut want = on_path.modules.clone();
     want.sort();

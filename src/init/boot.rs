@@ -249,9 +249,13 @@ fn read_inputs(known: &mut Known) -> Result<(BootParams, Manifest)> {
     let manifest = inputs::parse_manifest(manifest_text?.as_deref())?;
     drop(reading);
     log::info!(
-        "image carries {} modules, {} aliases",
+        "image carries {} modules, {} aliases{}",
         manifest.modules.len(),
         manifest.aliases.len(),
+        match &manifest.alias_file {
+            Some(path) => format!(" (device aliases in {path}, read if needed)"),
+            None => String::new(),
+        }
     );
     Ok((params, manifest))
 }

@@ -22,13 +22,27 @@ pub fn capabilities_of(image: &[u8], modules_dir: &Path) -> Result<Capabilities>
         image,
         &crate::host::image::compress::Limits::DEFAULT,
     )?;
-    let text = listing
-        .iter()
-        .rev()
-        .find(|l| l.path == crate::manifest::PATH)
-        .map(|l| String::from_utf8_lossy(&l.data).into_owned())
+    let file = |path: &str| {
+        listing
+            .iter()
+            .rev()
+            .find(|l| l.path == path)
+            .map(|l| String::from_utf8_lossy(&l.data).into_owned())
+    };
+    let text = file(crate::manifest::PATH)
         .context("the image has no baton manifest (not an image baton built)")?;
-    let manifest = crate::manifest::Manifest::parse(&text).map_err(anyhow::Error::msg)?;
+    let mut manifest = crate::manifest::Manifest::parse(&text).map_err(anyhow::Error::msg)?;
+    // The aliases the manifest leaves to a file of their own, with its own.
+    if let Some(path) = &manifest.alias_file {
+        let rest = file(path.trim_start_matches('/'))
+            .with_context(|| format!("the image's manifest names {path}, which it lacks"))?;
+        let rest = crate::manifest::Manifest::parse(&rest).map_err(anyhow::Error::msg)?;
+        manifest.aliases = manifest
+            .aliases
+            .pairs()
+            .chain(rest.aliases.pairs())
+            .collect();
+    }
     let builtin = std::fs::read_to_string(modules_dir.join("modules.builtin")).unwrap_or_default();
     Ok(Capabilities::new(&manifest, &builtin))
 }

@@ -5,12 +5,12 @@
 //! initramfs page cache: no copy through our memory, and signature checks see the file.
 //! Modules the builder packed with lz4 are unpacked first (`packed`).
 
+use crate::init::modules::aliases::Aliases;
 use crate::init::modules::packed;
 pub use crate::init::modules::schedule::State;
 use crate::init::modules::schedule::{Schedule, Slot};
 use crate::init::timeline as recorder;
-use crate::manifest::{AliasTable, Manifest, ModuleEntry};
-use crate::modules::glob;
+use crate::manifest::{Manifest, ModuleEntry};
 use crate::timeline;
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
@@ -119,7 +119,7 @@ impl<'m> Loader<'m> {
         }
         Loader {
             modules,
-            aliases: Aliases::new(&manifest.aliases),
+            aliases: Aliases::new(&manifest.aliases, manifest.alias_file.as_deref()),
             shared,
             threads: handles,
             blacklist,
@@ -435,32 +435,6 @@ fn init_flags(path: &str) -> ModuleInitFlags {
     }
 }
 
-/// The image's alias patterns, each with its literal head worked out once: a boot matches
-/// every device's modalias against all of them (1,500 in a generic image), and comparing
-/// heads first keeps that to a few microseconds a device.
-pub struct Aliases<'m> {
-    table: &'m AliasTable,
-}
-
-impl<'m> Aliases<'m> {
-    pub fn new(table: &'m AliasTable) -> Aliases<'m> {
-        Aliases { table }
-    }
-
-    /// Module names whose patterns match `alias`, sorted and without repeats.
-    pub fn matching(&self, alias: &str) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .table
-            .entries()
-            .filter(|(head, pattern, _)| alias.starts_with(head) && glob::matches(pattern, alias))
-            .map(|(_, _, name)| name.to_owned())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        names
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,35 +444,5 @@ mod tests {
         assert!(explain_load_error(Errno::ENOEXEC).contains("not a module for this kernel"));
         assert!(explain_load_error(Errno::EKEYREJECTED).contains("signature was refused"));
         assert!(explain_load_error(Errno::ENOENT).starts_with("ENOENT: "));
-    }
-
-    #[test]
-    fn aliases_match_by_pattern() {
-        let table: AliasTable = vec![
-            (
-                "pci:v00001AF4d*sv*sd*bc*sc*i*".to_owned(),
-                "virtio_pci".to_owned(),
-            ),
-            ("virtio:d00000002v*".to_owned(), "virtio_blk".to_owned()),
-            ("fs-ext4".to_owned(), "ext4".to_owned()),
-            ("pci:v*d*sv*sd*bc01sc06i01*".to_owned(), "ahci".to_owned()),
-        ]
-        .into_iter()
-        .collect();
-        let aliases = Aliases::new(&table);
-        assert_eq!(
-            aliases.matching("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"),
-            ["virtio_pci"]
-        );
-        assert_eq!(
-            aliases.matching("virtio:d00000002v00001AF4"),
-            ["virtio_blk"]
-        );
-        assert_eq!(aliases.matching("fs-ext4"), ["ext4"]);
-        assert_eq!(aliases.matching("fs-ext"), Vec::<String>::new());
-        assert_eq!(
-            aliases.matching("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"),
-            ["ahci"]
-        );
     }
 }

@@ -87,6 +87,32 @@ fn root_fs_hint(opts: &BuildOptions, storage: Storage) -> Option<String> {
     }
 }
 
+/// The manifest, and beside it the alias patterns it need not carry (see
+/// `manifest::answered_inline`): the init reads those only to match a device.
+fn add_manifest(
+    image: &mut crate::host::image::entry::Image,
+    mut manifest: Manifest,
+) -> Result<()> {
+    let (inline, rest) = manifest.aliases.split_inline();
+    manifest.aliases = inline;
+    if !rest.is_empty() {
+        let file = Manifest {
+            aliases: rest,
+            ..Manifest::default()
+        };
+        image.insert(
+            manifest::ALIASES_PATH,
+            Entry::file(0o644, file.render().into_bytes()),
+        )?;
+        manifest.alias_file = Some(format!("/{}", manifest::ALIASES_PATH));
+    }
+    image.insert(
+        manifest::PATH,
+        Entry::file(0o644, manifest.render().into_bytes()),
+    )?;
+    Ok(())
+}
+
 /// Where the init reads mdadm.conf (and where Debian keeps it).
 pub const MDADM_CONF: &str = "etc/mdadm/mdadm.conf";
 
@@ -124,11 +150,8 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
         image.insert(crate::keymap::IMAGE_PATH, Entry::file(0o644, keymap))?;
     }
     add_host_storage_config(&mut image, opts, added.storage)?;
-    // Written last so --include cannot replace it by accident.
-    image.insert(
-        manifest::PATH,
-        Entry::file(0o644, manifest.render().into_bytes()),
-    )?;
+    // Written last so --include cannot replace them by accident.
+    add_manifest(&mut image, manifest)?;
 
     // The early microcode archive goes first and uncompressed: the kernel reads it before
     // it can decompress anything.
