@@ -268,30 +268,18 @@ fn root_drivers_the_image_cannot_hint_are_named_and_left_out() {
 
 #[test]
 fn a_generic_image_packs_the_modules_off_the_roots_path_and_keeps_device_aliases_aside() {
-    let Some(kernel) = common::kernel_dir() else {
+    let Some(kernel) = common::kernel() else {
         return;
     };
-    let dir = common::modules_dir(&kernel);
-    let build = |name: &str, extra: &[&str]| {
-        let out = common::work_dir().join(name);
-        let result = std::process::Command::new(env!("CARGO_BIN_EXE_baton"))
-            .args(["build", "--storage", "--firmware-dir", "none", "-o"])
-            .arg(&out)
-            .arg("--modules-dir")
-            .arg(&dir)
-            .args(extra)
-            .env("SOURCE_DATE_EPOCH", "0")
-            .output()
-            .unwrap();
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-        baton::host::image::inspect::read_image(&std::fs::read(&out).unwrap()).unwrap()
+    let dir = kernel.modules.clone();
+    let build = |name: &str, args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--storage", "--firmware-dir", "none"]);
+        let image = common::image(&kernel, name, &args);
+        baton::host::image::inspect::read_image(&std::fs::read(image).unwrap()).unwrap()
     };
     let hinted = &["--root-fs", "ext4", "--root-driver", "virtio_blk"];
-    let packed = build("generic-packed.img", hinted);
+    let packed = build("generic-packed", hinted);
     let mut tree = ModuleTree::open(&dir).unwrap();
     let on_path = resolve(&mut tree, &names(&["virtio_blk", "ext4"])).unwrap();
     let module_of = |path: &str| modinfo::name_from_file(path.rsplit('/').next()?);
@@ -347,7 +335,7 @@ fn a_generic_image_packs_the_modules_off_the_roots_path_and_keeps_device_aliases
 
     // Asked to decompress, every module is plain and the image is compressed as a whole.
     let whole = build(
-        "generic-whole.img",
+        "generic-whole",
         &["--root-fs", "ext4", "--module-compression", "decompress"],
     );
     assert!(whole.iter().all(|e| !e.path.ends_with(".lz4")
