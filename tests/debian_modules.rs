@@ -340,4 +340,9 @@ fn a_generic_image_packs_the_modules_off_the_roots_path_and_keeps_device_aliases
     );
     assert!(whole.iter().all(|e| !e.path.ends_with(".lz4")
         && e.compression != baton::host::image::compress::Compression::None));
+    // A compression asked for is one for the whole image, over plain modules: packing them
+    // first would leave zstd nothing to shrink and the boot two things to unpack.
+    let zstd = build("generic-zstd", &["--root-fs", "ext4", "--compress", "zstd"]);
+    assert!(zstd.iter().all(|e| !e.path.ends_with(".lz4")
+        && e.compression == baton::host::image::compress::Compression::Zstd));
 }

@@ -143,9 +143,10 @@ pub enum ModuleCompressionArg {
     Keep,
     /// Every module plain
     Decompress,
-    /// A --storage image keeps them where the kernel can decompress them; otherwise it packs
-    /// the modules off the root's known path with lz4 (.ko.lz4), unpacked by the init when one
-    /// loads, and the image needs no compression of its own. Other images: plain
+    /// A --storage image keeps them where the kernel can decompress them; otherwise, unless
+    /// --compress names a compression, it packs the modules off the root's known path with
+    /// lz4 (.ko.lz4), unpacked by the init when one loads, and the image needs no
+    /// compression of its own. Other images: plain
     Auto,
 }
 

@@ -235,7 +235,18 @@ pub fn run(opts: &RunOptions) -> Result<u8> {
     }
     let qemu_status = boot(&machine, shell, opts.timeout_secs, &mut sockets, &console);
     drop(daemons);
-    outcome(&machine.status, qemu_status?, &console, &opts.command)
+    let qemu_status = qemu_status.map_err(|e| with_console(e, &console))?;
+    outcome(&machine.status, qemu_status, &console, &opts.command)
+}
+
+/// A failure of the VM's (killed past its timeout) with what its console last showed: a
+/// guest stuck in the kernel says why there (a hung task, an oops), and nowhere else.
+fn with_console(e: anyhow::Error, console: &Console) -> anyhow::Error {
+    let tail = console.tail(CONSOLE_LINES);
+    if tail.trim().is_empty() {
+        return e;
+    }
+    anyhow::anyhow!("{e:#}; the console's last lines:\n{tail}")
 }
 
 /// A virtiofsd for each share, each on its own socket in `work`.
@@ -494,6 +505,26 @@ fn tempdir() -> Result<TempDir> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vm_killed_past_its_timeout_shows_its_console() {
+        let killed = || anyhow::anyhow!("the VM did not end; killed it");
+        let console = Console::default();
+        assert_eq!(
+            with_console(killed(), &console).to_string(),
+            "the VM did not end; killed it"
+        );
+        console.keep(b"[  1.0] boot\r\n[ 243.1] INFO: task baton-init:1 blocked for more than 120 seconds.\r\n");
+        let shown = format!("{:#}", with_console(killed(), &console));
+        assert!(
+            shown.starts_with("the VM did not end; killed it; the console's last lines:\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with("blocked for more than 120 seconds."),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn the_run_directory_is_private_and_goes_away() {

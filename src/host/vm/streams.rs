@@ -110,13 +110,18 @@ fn serve(mut stream: UnixStream, flow: Flow, kept: &Mutex<Vec<u8>>) {
                 if verbose {
                     let _ = std::io::stderr().write_all(bytes);
                 }
-                if let Ok(mut kept) = kept.lock() {
-                    kept.extend_from_slice(bytes);
-                    let excess = kept.len().saturating_sub(CONSOLE_KEPT);
-                    kept.drain(..excess);
-                }
+                keep(kept, bytes);
             }
         }
+    }
+}
+
+/// Adds what the console showed to its last part, of at most [`CONSOLE_KEPT`] bytes.
+fn keep(kept: &Mutex<Vec<u8>>, bytes: &[u8]) {
+    if let Ok(mut kept) = kept.lock() {
+        kept.extend_from_slice(bytes);
+        let excess = kept.len().saturating_sub(CONSOLE_KEPT);
+        kept.drain(..excess);
     }
 }
 
@@ -142,6 +147,11 @@ pub struct Console {
 }
 
 impl Console {
+    /// Adds what the console showed (its thread does, as it reads).
+    pub fn keep(&self, bytes: &[u8]) {
+        keep(&self.kept, bytes);
+    }
+
     /// The last lines the console showed, for a report.
     pub fn tail(&self, lines: usize) -> String {
         let kept = self.kept.lock().map(|k| k.clone()).unwrap_or_default();

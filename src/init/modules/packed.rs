@@ -5,9 +5,9 @@
 //! over with `init_module(2)`. The drivers the root is known to need are stored plain and
 //! go through `finit_module` as before.
 
+use crate::bounded::read_bounded;
 use crate::lz4_legacy;
 use std::ffi::CStr;
-use std::io::Read;
 
 /// What the builder appends to a packed module's file name.
 pub const SUFFIX: &str = ".ko.lz4";
@@ -31,22 +31,8 @@ pub fn insert(path: &str, params: &CStr) -> Result<nix::Result<()>, String> {
 }
 
 fn unpack(path: &str) -> Result<Vec<u8>, String> {
-    let mut file = std::fs::File::open(path).map_err(|e| format!("failed to open {path}: {e}"))?;
-    // The file's size is known: read it in one allocation, not by doubling.
-    let size = file
-        .metadata()
-        .map_err(|e| format!("failed to read {path}: {e}"))?
-        .len();
-    if size > MAX_PACKED {
-        return Err(format!(
-            "{path} is {size} bytes, over the {MAX_PACKED} read"
-        ));
-    }
-    let mut packed = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    (&mut file)
-        .take(MAX_PACKED)
-        .read_to_end(&mut packed)
-        .map_err(|e| format!("failed to read {path}: {e}"))?;
+    let packed =
+        read_bounded(path, MAX_PACKED).map_err(|e| format!("failed to read {path}: {e}"))?;
     match lz4_legacy::decompress(&packed, MAX_UNPACKED) {
         Ok(Some((module, _))) => Ok(module),
         Ok(None) => Err(format!("{path} unpacks to more than {MAX_UNPACKED} bytes")),
@@ -92,7 +78,10 @@ mod tests {
             "{err}"
         );
         let err = unpack(dir.join("missing.ko.lz4").to_str().unwrap()).unwrap_err();
-        assert!(err.contains("failed to open"), "{err}");
+        assert!(
+            err.contains("failed to read") && err.contains("missing.ko.lz4"),
+            "{err}"
+        );
         assert!(is_packed("/lib/modules/6.1/kernel/fs/xfs/xfs.ko.lz4"));
         assert!(!is_packed("/lib/modules/6.1/kernel/fs/xfs/xfs.ko.xz"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -2,6 +2,7 @@
 //! named ones, the host's or the storage set, with everything they need, in load order.
 
 use super::options::{BuildOptions, ModuleCompression, Storage};
+use crate::host::image::compress::Compression;
 use crate::host::image::entry::{Entry, Image};
 use crate::host::image::firmware::{self, Search};
 use crate::host::modules::config::KernelConfig;
@@ -221,8 +222,12 @@ pub(super) fn add_modules(
         ModuleCompression::Decompress => false,
         ModuleCompression::Auto => storage != Storage::None && kernel_decompresses(tree.config()),
     };
+    // Only into an image left uncompressed: a compression asked for (`--compress zstd`)
+    // is the user's choice of how the image is stored, and would gain little over packed
+    // modules while the boot paid for unpacking twice.
     let packing = opts.module_compression == ModuleCompression::Auto
         && matches!(storage, Storage::Common | Storage::All)
+        && matches!(opts.compression, None | Some(Compression::None))
         && !keep;
     let adding = Adding {
         release: &release,

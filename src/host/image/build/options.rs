@@ -112,8 +112,9 @@ pub enum ModuleCompression {
     /// on Debian's 6.12 under TCG: a 7.1 MB storage image shrinks to 5.1 MB and reaches the
     /// real init ~0.3 s sooner (unpacking every module costs more than decompressing the few
     /// that load), while a small image is ~0.1 s faster decompressed. Where the kernel
-    /// cannot, a `--storage` image packs the modules off the root's known path with lz4
-    /// instead, for the init to unpack (`module_set::root_path_modules` says why).
+    /// cannot, a `--storage` image whose compression is left to baton (or none) packs the
+    /// modules off the root's known path with lz4 instead, for the init to unpack
+    /// (`module_set::root_path_modules` says why).
     Auto,
 }
 
