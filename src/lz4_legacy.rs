@@ -130,9 +130,10 @@ pub fn block_unpacked_len(block: &[u8]) -> Option<usize> {
 /// None if a match reaches back before the block's start or `out` is too short.
 ///
 /// The one hot loop of a module's unpacking: most sequences copy a few literals and a
-/// short match, and a copy of a length known only at run time is a call to memcpy each. Where there is room, 16 bytes are copied whatever
-/// the length (a copy of a constant size, which the compiler inlines); what lands past the
-/// sequence's end is written over by the next ones, as lz4's own decoder does.
+/// short match, and a copy of a length known only at run time is a call to memcpy each.
+/// Where there is room, 16 bytes are copied whatever the length (a copy of a constant size,
+/// which the compiler inlines); what lands past the sequence's end is written over by the
+/// next ones, as lz4's own decoder does.
 fn unpack_block(block: &[u8], out: &mut [u8]) -> Option<usize> {
     let mut at = 0usize;
     let mut done = 0usize;
